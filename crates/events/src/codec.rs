@@ -1,0 +1,185 @@
+//! The wire format: a MessagePack map with named fields,
+//! `{"v": <schema version>, "t": <event name>, "e": {<event fields>}}`.
+//!
+//! Decoding first reads only `v` and `t` (skipping the body), so an unknown version
+//! or the wrong event type is reported as such rather than as a field error, then
+//! decodes and validates the body.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::{Event, EventError};
+
+/// Largest payload encoded or decoded, in bytes. Real events are a few hundred bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a, E> {
+    v: u16,
+    t: &'a str,
+    e: &'a E,
+}
+
+#[derive(Deserialize)]
+struct Envelope<E> {
+    e: E,
+}
+
+/// Only the version and type of a payload, the body skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Probe {
+    /// Schema version.
+    pub v: u16,
+    /// Event type name.
+    pub t: String,
+}
+
+/// Encodes a valid event.
+///
+/// ```
+/// use hail_events::{codec, LatLng, RideRequested};
+/// # let e = hail_events::sample::ride_requested("r1", "berlin");
+/// let bytes = codec::encode(&e).unwrap();
+/// let back: RideRequested = codec::decode(&bytes).unwrap();
+/// assert_eq!(back, e);
+/// ```
+pub fn encode<E: Event>(event: &E) -> Result<Bytes, EventError> {
+    event.validate()?;
+    let env = EnvelopeRef {
+        v: E::VERSION,
+        t: E::NAME,
+        e: event,
+    };
+    let bytes = rmp_serde::to_vec_named(&env).map_err(|e| EventError::Encode(e.to_string()))?;
+    check_size(bytes.len())?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Reads the version and type of a payload without decoding its body.
+pub fn probe(bytes: &[u8]) -> Result<Probe, EventError> {
+    check_size(bytes.len())?;
+    if bytes.is_empty() {
+        return Err(EventError::NotAnEvent("empty payload".into()));
+    }
+    rmp_serde::from_slice::<Probe>(bytes).map_err(|e| EventError::NotAnEvent(e.to_string()))
+}
+
+/// Decodes and validates an event of type `E`.
+pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
+    let probe = probe(bytes)?;
+    if probe.t != E::NAME {
+        return Err(EventError::WrongEvent {
+            expected: E::NAME,
+            found: probe.t,
+        });
+    }
+    if probe.v == 0 || probe.v > E::VERSION {
+        return Err(EventError::UnknownVersion {
+            event: probe.t,
+            found: probe.v,
+            supported: E::VERSION,
+        });
+    }
+    let env: Envelope<E> = rmp_serde::from_slice(bytes).map_err(body_error)?;
+    env.e.validate()?;
+    Ok(env.e)
+}
+
+fn check_size(size: usize) -> Result<(), EventError> {
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(EventError::PayloadTooLarge {
+            size,
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Field validation runs inside serde (`try_from`), so its error arrives as text;
+/// recover the named kind from the text our own validators wrote.
+fn body_error(e: rmp_serde::decode::Error) -> EventError {
+    let text = e.to_string();
+    let message = text
+        .strip_prefix("syntax error: ")
+        .unwrap_or(&text)
+        .to_string();
+    let kind =
+        if message.starts_with("invalid latitude") || message.starts_with("invalid longitude") {
+            "invalid_coordinate"
+        } else if message.starts_with("invalid ") && message.contains(" id: ")
+            || message.starts_with("invalid city")
+            || message.starts_with("invalid card")
+        {
+            "invalid_id"
+        } else {
+            return EventError::NotAnEvent(message);
+        };
+    EventError::Invalid { kind, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RideMatched, RideRequested, sample};
+
+    #[test]
+    fn round_trips() {
+        let e = sample::ride_requested("r1", "berlin");
+        let b = encode(&e).unwrap();
+        assert_eq!(decode::<RideRequested>(&b).unwrap(), e);
+        assert_eq!(
+            probe(&b).unwrap(),
+            Probe {
+                v: 1,
+                t: "RideRequested".into()
+            }
+        );
+    }
+
+    #[test]
+    fn names_each_kind_of_bad_input() {
+        assert_eq!(probe(b"").unwrap_err().kind(), "not_an_event");
+        assert_eq!(
+            decode::<RideRequested>(b"\xc1garbage").unwrap_err().kind(),
+            "not_an_event"
+        );
+        let big = vec![0u8; MAX_PAYLOAD_BYTES + 1];
+        assert_eq!(
+            decode::<RideRequested>(&big).unwrap_err().kind(),
+            "payload_too_large"
+        );
+
+        let e = sample::ride_requested("r1", "berlin");
+        let b = encode(&e).unwrap();
+        let err = decode::<RideMatched>(&b).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected a RideMatched event, got RideRequested"
+        );
+
+        let future = rmp_serde::to_vec_named(&EnvelopeRef {
+            v: 9,
+            t: "RideRequested",
+            e: &e,
+        })
+        .unwrap();
+        let err = decode::<RideRequested>(&future).unwrap_err();
+        assert_eq!(err.kind(), "unknown_version");
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn bad_coordinates_are_named_on_decode() {
+        let bytes = sample::ride_requested_raw("r1", "berlin", 123.0, 13.4);
+        let err = decode::<RideRequested>(&bytes).unwrap_err();
+        assert_eq!(err.kind(), "invalid_coordinate");
+        assert!(
+            err.to_string().starts_with("invalid latitude: 123"),
+            "{err}"
+        );
+        let bytes = sample::ride_requested_raw("", "berlin", 52.0, 13.4);
+        let err = decode::<RideRequested>(&bytes).unwrap_err();
+        assert_eq!(err.kind(), "invalid_id");
+        assert_eq!(err.to_string(), "invalid ride id: empty");
+    }
+}

@@ -1,0 +1,287 @@
+//! Every event of hail. Field names are part of the wire format (MessagePack maps
+//! with named fields): add fields with `#[serde(default)]`, never rename one.
+//!
+//! Times are milliseconds since the Unix epoch (`*_ms`), distances metres,
+//! durations seconds, money minor units of the named currency.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{
+    City, DriverId, EventError, LatLng, RideId, RiderId,
+    ids::{CardFingerprint, DeviceId},
+    subjects,
+};
+
+/// What every event type tells the codec, the subject builders and the headers.
+pub trait Event: Serialize + DeserializeOwned {
+    /// The type name, carried in the payload and the `Hail-Event` header.
+    const NAME: &'static str;
+    /// The schema version this build writes and the newest it reads.
+    const VERSION: u16;
+    /// The subject the event is published on.
+    fn subject(&self) -> String;
+    /// The ride it belongs to, if any.
+    fn ride_id(&self) -> Option<&RideId>;
+    /// The deterministic message id: the same logical event always gets the same id,
+    /// so a retried publish is dropped by JetStream's duplicate window.
+    fn msg_id(&self) -> String;
+    /// Checks what serde alone cannot (ranges of plain numbers).
+    fn validate(&self) -> Result<(), EventError> {
+        Ok(())
+    }
+}
+
+/// A rider asks for a ride. Published once by the gateway or the load generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequested {
+    pub ride_id: RideId,
+    pub rider_id: RiderId,
+    pub city: City,
+    pub pickup: LatLng,
+    pub dropoff: LatLng,
+    pub requested_at_ms: u64,
+    pub device_id: DeviceId,
+    pub card: CardFingerprint,
+}
+
+/// A driver's position and availability, last value per driver kept in DRIVERS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverLocationUpdated {
+    pub driver_id: DriverId,
+    pub city: City,
+    pub position: LatLng,
+    pub status: DriverStatus,
+    pub at_ms: u64,
+}
+
+/// Whether a driver can take a ride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverStatus {
+    Available,
+    OnTrip,
+    Offline,
+}
+
+/// matching found a driver for the ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideMatched {
+    pub ride_id: RideId,
+    pub city: City,
+    pub driver_id: DriverId,
+    pub pickup_distance_m: f64,
+    pub eta_s: u32,
+    pub requested_at_ms: u64,
+    pub matched_at_ms: u64,
+}
+
+/// matching found no driver for the ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideUnmatched {
+    pub ride_id: RideId,
+    pub city: City,
+    pub reason: UnmatchedReason,
+    pub requested_at_ms: u64,
+    pub at_ms: u64,
+}
+
+/// Why a ride found no driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmatchedReason {
+    /// No available driver within the search radius.
+    NoDriverInRadius,
+    /// Drivers were in range but all were claimed by other rides.
+    AllNearbyClaimed,
+}
+
+/// pricing quoted a fare for the ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FareQuoted {
+    pub ride_id: RideId,
+    pub city: City,
+    /// Amount in minor units of `currency` (cents, pence).
+    pub amount_minor: u64,
+    /// ISO 4217 code.
+    pub currency: String,
+    pub surge: f64,
+    pub distance_m: f64,
+    pub duration_s: u32,
+    pub requested_at_ms: u64,
+    pub at_ms: u64,
+}
+
+/// fraud's decision on a ride request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Review,
+    Block,
+}
+
+impl Verdict {
+    /// The lowercase name, for labels and text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Review => "review",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+/// fraud screened the ride request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideScreened {
+    pub ride_id: RideId,
+    pub city: City,
+    pub rider_id: RiderId,
+    /// 0.0 (clean) to 1.0 (certain fraud).
+    pub score: f64,
+    pub verdict: Verdict,
+    /// The names of the rules that fired.
+    pub rules: Vec<String>,
+    pub requested_at_ms: u64,
+    pub at_ms: u64,
+}
+
+/// The trip is over; matching releases the driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideCompleted {
+    pub ride_id: RideId,
+    pub city: City,
+    pub driver_id: DriverId,
+    pub at_ms: u64,
+}
+
+fn check_non_negative(field: &'static str, v: f64) -> Result<(), EventError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(EventError::InvalidField {
+            field,
+            reason: format!("{v} is not a finite non-negative number"),
+        })
+    }
+}
+
+macro_rules! ride_event {
+    ($ty:ident, $name:literal, $subject:path, $tag:literal, $check:expr) => {
+        impl Event for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: u16 = 1;
+            fn subject(&self) -> String {
+                $subject(&self.city)
+            }
+            fn ride_id(&self) -> Option<&RideId> {
+                Some(&self.ride_id)
+            }
+            fn msg_id(&self) -> String {
+                format!(concat!($tag, ":{}"), self.ride_id)
+            }
+            fn validate(&self) -> Result<(), EventError> {
+                let check: fn(&$ty) -> Result<(), EventError> = $check;
+                check(self)
+            }
+        }
+    };
+}
+
+fn no_checks<T>(_: &T) -> Result<(), EventError> {
+    Ok(())
+}
+
+fn check_matched(e: &RideMatched) -> Result<(), EventError> {
+    check_non_negative("pickup_distance_m", e.pickup_distance_m)
+}
+
+fn check_fare(e: &FareQuoted) -> Result<(), EventError> {
+    check_non_negative("distance_m", e.distance_m)?;
+    check_non_negative("surge", e.surge)?;
+    if e.currency.len() != 3 || !e.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(EventError::InvalidField {
+            field: "currency",
+            reason: format!("{:?} is not an ISO 4217 code", e.currency),
+        });
+    }
+    Ok(())
+}
+
+fn check_screened(e: &RideScreened) -> Result<(), EventError> {
+    if !(0.0..=1.0).contains(&e.score) {
+        return Err(EventError::InvalidField {
+            field: "score",
+            reason: format!("{} is outside [0, 1]", e.score),
+        });
+    }
+    Ok(())
+}
+
+ride_event!(
+    RideRequested,
+    "RideRequested",
+    subjects::rides_requested,
+    "requested",
+    no_checks
+);
+ride_event!(
+    RideMatched,
+    "RideMatched",
+    subjects::rides_matched,
+    "matched",
+    check_matched
+);
+ride_event!(
+    RideUnmatched,
+    "RideUnmatched",
+    subjects::rides_unmatched,
+    "unmatched",
+    no_checks
+);
+ride_event!(
+    FareQuoted,
+    "FareQuoted",
+    subjects::rides_priced,
+    "priced",
+    check_fare
+);
+ride_event!(
+    RideScreened,
+    "RideScreened",
+    subjects::rides_screened,
+    "screened",
+    check_screened
+);
+ride_event!(
+    RideCompleted,
+    "RideCompleted",
+    subjects::rides_completed,
+    "completed",
+    no_checks
+);
+
+impl Event for DriverLocationUpdated {
+    const NAME: &'static str = "DriverLocationUpdated";
+    const VERSION: u16 = 1;
+    fn subject(&self) -> String {
+        subjects::driver(&self.city, &self.driver_id)
+    }
+    fn ride_id(&self) -> Option<&RideId> {
+        None
+    }
+    fn msg_id(&self) -> String {
+        format!("driver:{}:{}", self.driver_id, self.at_ms)
+    }
+}
+
+/// The names of every event type, for checking a `Hail-Event` header.
+pub const EVENT_NAMES: [&str; 7] = [
+    RideRequested::NAME,
+    DriverLocationUpdated::NAME,
+    RideMatched::NAME,
+    RideUnmatched::NAME,
+    FareQuoted::NAME,
+    RideScreened::NAME,
+    RideCompleted::NAME,
+];

@@ -1,0 +1,79 @@
+//! Stream names and subject builders. Cities and ids are validated tokens, so a
+//! built subject never holds a `.`, `*`, `>` or whitespace it should not.
+
+use crate::{City, DriverId};
+
+/// Requests and every ride outcome.
+pub const RIDES_STREAM: &str = "RIDES";
+/// Last known location and status of every driver.
+pub const DRIVERS_STREAM: &str = "DRIVERS";
+/// Dead letters of every service.
+pub const DLQ_STREAM: &str = "DLQ";
+
+/// Everything the RIDES stream holds.
+pub const RIDES_ALL: &str = "rides.>";
+/// Every ride request, any city.
+pub const RIDES_REQUESTED_ALL: &str = "rides.requested.>";
+/// Every completed ride, any city.
+pub const RIDES_COMPLETED_ALL: &str = "rides.completed.>";
+/// Every driver location.
+pub const DRIVERS_ALL: &str = "drivers.>";
+/// Every dead letter.
+pub const DLQ_ALL: &str = "dlq.>";
+
+/// `rides.requested.<city>`
+pub fn rides_requested(city: &City) -> String {
+    format!("rides.requested.{city}")
+}
+/// `rides.matched.<city>`
+pub fn rides_matched(city: &City) -> String {
+    format!("rides.matched.{city}")
+}
+/// `rides.unmatched.<city>`
+pub fn rides_unmatched(city: &City) -> String {
+    format!("rides.unmatched.{city}")
+}
+/// `rides.priced.<city>`
+pub fn rides_priced(city: &City) -> String {
+    format!("rides.priced.{city}")
+}
+/// `rides.screened.<city>`
+pub fn rides_screened(city: &City) -> String {
+    format!("rides.screened.{city}")
+}
+/// `rides.completed.<city>`
+pub fn rides_completed(city: &City) -> String {
+    format!("rides.completed.{city}")
+}
+/// `drivers.<city>.<driver_id>`
+pub fn driver(city: &City, driver: &DriverId) -> String {
+    format!("drivers.{city}.{driver}")
+}
+/// `dlq.<service>`
+pub fn dlq(service: &str) -> String {
+    format!("dlq.{service}")
+}
+
+/// The city token of a ride subject (`rides.<kind>.<city>`), if it has one.
+pub fn city_of(subject: &str) -> Option<&str> {
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("rides"), Some(_), Some(city), None) => Some(city),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_parses() {
+        let city = City::new("berlin").unwrap();
+        assert_eq!(rides_requested(&city), "rides.requested.berlin");
+        assert_eq!(city_of("rides.priced.berlin"), Some("berlin"));
+        assert_eq!(city_of("drivers.berlin.d1"), None);
+        let d = DriverId::new("d-7").unwrap();
+        assert_eq!(driver(&city, &d), "drivers.berlin.d-7");
+    }
+}
