@@ -1,0 +1,19 @@
+//! `hail-fraud`: screening of every ride request.
+
+use clap::Parser;
+
+/// hail fraud: reads every RideRequested through the durable
+/// consumer `fraud` and publishes RideScreened on rides.screened.<city>.
+#[derive(Parser)]
+#[command(name = "hail-fraud", version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: hail_runtime::RuntimeArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    hail_runtime::telemetry::init(cli.runtime.log_format);
+    hail_runtime::exit_code("hail-fraud", hail_fraud::run(cli.runtime).await)
+}

@@ -1,0 +1,19 @@
+//! `hail-matching`: a driver (or a reason for none) for every ride request.
+
+use clap::Parser;
+
+/// hail matching: reads every RideRequested and RideCompleted through the durable
+/// consumer `matching` and publishes RideMatched or RideUnmatched.
+#[derive(Parser)]
+#[command(name = "hail-matching", version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: hail_runtime::RuntimeArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    hail_runtime::telemetry::init(cli.runtime.log_format);
+    hail_runtime::exit_code("hail-matching", hail_matching::run(cli.runtime).await)
+}

@@ -1,0 +1,148 @@
+//! Settings every service shares, from flags or environment variables, validated
+//! once at start.
+
+use std::{net::SocketAddr, time::Duration};
+
+use crate::duration::parse_duration;
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The runtime's flags; each service flattens them into its own `clap` parser.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// NATS server URL (several may be given, comma-separated).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Address of the /metrics, /healthz and /readyz HTTP server [default: 127.0.0.1:<service port>].
+    #[arg(long, env = "HAIL_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Give up connecting to NATS at start after this long.
+    #[arg(long, env = "HAIL_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Messages requested per pull.
+    #[arg(long, env = "HAIL_BATCH", default_value_t = 256)]
+    pub batch: usize,
+
+    /// Messages handled at once by this process.
+    #[arg(long, env = "HAIL_CONCURRENCY", default_value_t = 256)]
+    pub concurrency: usize,
+
+    /// Unacknowledged messages the server lets the whole consumer group hold.
+    #[arg(long, env = "HAIL_MAX_ACK_PENDING", default_value_t = 4096)]
+    pub max_ack_pending: i64,
+
+    /// Deliveries of one message before it is dead-lettered.
+    #[arg(long, env = "HAIL_MAX_DELIVER", default_value_t = 5)]
+    pub max_deliver: i64,
+
+    /// Redelivery delays after a failed or timed-out delivery (fewer entries than --max-deliver).
+    #[arg(long, env = "HAIL_BACKOFF", default_value = "5s,10s,30s,60s", value_delimiter = ',', value_parser = parse_duration)]
+    pub backoff: Vec<Duration>,
+
+    /// How long RIDES keeps messages; a consumer down longer than this loses them.
+    #[arg(long, env = "HAIL_RIDES_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub rides_max_age: Duration,
+
+    /// Largest size of RIDES in bytes before the oldest messages are discarded.
+    #[arg(long, env = "HAIL_RIDES_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    pub rides_max_bytes: i64,
+
+    /// Replicas of every stream (3 on a cluster).
+    #[arg(long, env = "HAIL_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+
+    /// Time allowed for in-flight messages to finish on SIGTERM.
+    #[arg(long, env = "HAIL_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "HAIL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Name of this instance in logs and the services API [default: <host>-<pid>].
+    #[arg(long, env = "HAIL_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+impl RuntimeArgs {
+    /// Refuses settings that cannot work, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--batch", self.batch as i64),
+            ("--concurrency", self.concurrency as i64),
+            ("--max-ack-pending", self.max_ack_pending),
+            ("--replicas", self.replicas as i64),
+        ];
+        if let Some((flag, v)) = positive.iter().find(|(_, v)| *v < 1) {
+            return Err(format!("{flag} must be at least 1, got {v}"));
+        }
+        if self.max_deliver < 2 {
+            return Err(format!(
+                "--max-deliver must be at least 2, got {}",
+                self.max_deliver
+            ));
+        }
+        if self.backoff.is_empty() || self.backoff.len() as i64 >= self.max_deliver {
+            return Err(format!(
+                "--backoff needs 1 to {} entries (fewer than --max-deliver {}), got {}",
+                self.max_deliver - 1,
+                self.max_deliver,
+                self.backoff.len()
+            ));
+        }
+        if self.backoff.iter().any(|d| d.is_zero()) {
+            return Err("--backoff entries must be longer than 0s".into());
+        }
+        Ok(())
+    }
+
+    /// This instance's name.
+    pub fn instance_name(&self, service: &str) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+            format!("{service}-{host}-{}", std::process::id())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        rt: RuntimeArgs,
+    }
+
+    fn parse(args: &[&str]) -> RuntimeArgs {
+        Cli::parse_from(std::iter::once("svc").chain(args.iter().copied())).rt
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let rt = parse(&[]);
+        assert_eq!(rt.validate(), Ok(()));
+        assert_eq!(rt.backoff.len(), 4);
+    }
+
+    #[test]
+    fn names_the_bad_flag() {
+        let err = parse(&["--max-deliver", "3"]).validate().unwrap_err();
+        assert!(err.starts_with("--backoff"), "{err}");
+        let err = parse(&["--batch", "0"]).validate().unwrap_err();
+        assert!(err.starts_with("--batch"), "{err}");
+    }
+}

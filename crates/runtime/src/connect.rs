@@ -1,0 +1,75 @@
+//! Connecting to NATS: retried for a bounded time at start, then reconnecting
+//! forever once connected (a broker restart must not kill a service).
+
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Event};
+use tokio::time::Instant;
+
+/// NATS could not be reached at start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach NATS at {url} within {waited:?} ({attempts} attempts): {last_error}")]
+pub struct ConnectError {
+    /// The URL tried.
+    pub url: String,
+    /// How long was spent trying.
+    pub waited: Duration,
+    /// Attempts made.
+    pub attempts: u32,
+    /// What the last attempt said.
+    pub last_error: String,
+}
+
+/// Connects as `name`, retrying with a growing delay until `timeout` has passed.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), hail_runtime::connect::ConnectError> {
+/// let client = hail_runtime::connect::connect("nats://127.0.0.1:4222", "pricing", std::time::Duration::from_secs(5)).await?;
+/// # let _ = client; Ok(()) }
+/// ```
+pub async fn connect(url: &str, name: &str, timeout: Duration) -> Result<Client, ConnectError> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0;
+    let mut last_error = String::new();
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = options(name, left.max(Duration::from_millis(200))).connect(url);
+        match tokio::time::timeout(left, attempt).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => last_error = e.to_string(),
+            // Cut short by the deadline: the previous attempt's error says more.
+            Err(_) if !last_error.is_empty() => {}
+            Err(_) => last_error = "timed out".to_string(),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnectError {
+                url: url.to_string(),
+                waited: Duration::from_millis(start.elapsed().as_millis() as u64),
+                attempts,
+                last_error,
+            });
+        }
+        tracing::warn!(url, attempts, error = %last_error, "nats not reachable yet, retrying");
+        tokio::time::sleep(delay.min(left)).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn options(name: &str, connection_timeout: Duration) -> ConnectOptions {
+    ConnectOptions::new()
+        .name(name)
+        .connection_timeout(connection_timeout.min(Duration::from_secs(5)))
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            match event {
+                Event::Connected => tracing::info!("nats connected"),
+                Event::Disconnected => tracing::warn!("nats disconnected, reconnecting"),
+                Event::SlowConsumer(sid) => tracing::warn!(sid, "nats slow consumer"),
+                other => tracing::info!(event = %other, "nats event"),
+            }
+        })
+}

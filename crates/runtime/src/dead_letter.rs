@@ -1,0 +1,95 @@
+//! Building the copy of a message that goes to `dlq.<service>`: the original bytes
+//! and headers plus why, who, where from and how often delivered.
+
+use async_nats::HeaderMap;
+use hail_events::{headers, subjects};
+
+/// Where a dead-lettered message came from.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// The service giving up.
+    pub service: &'a str,
+    /// Its stream.
+    pub stream: &'a str,
+    /// Sequence in the stream.
+    pub stream_seq: u64,
+    /// Subject it was published on.
+    pub subject: &'a str,
+    /// Deliveries so far.
+    pub delivered: i64,
+}
+
+/// The subject and headers of the dead letter. Its `Nats-Msg-Id` is derived from the
+/// service and stream sequence, so a redelivered poison message is stored once.
+pub fn dead_letter_headers(
+    original: Option<&HeaderMap>,
+    origin: &Origin<'_>,
+    kind: &str,
+    reason: &str,
+) -> (String, HeaderMap) {
+    let mut h = original.cloned().unwrap_or_default();
+    h.insert(headers::dlq::REASON, single_line(reason).as_str());
+    h.insert(headers::dlq::REASON_KIND, kind);
+    h.insert(headers::dlq::SERVICE, origin.service);
+    h.insert(headers::dlq::STREAM, origin.stream);
+    h.insert(
+        headers::dlq::STREAM_SEQ,
+        origin.stream_seq.to_string().as_str(),
+    );
+    h.insert(headers::dlq::SUBJECT, origin.subject);
+    h.insert(
+        headers::dlq::DELIVERIES,
+        origin.delivered.to_string().as_str(),
+    );
+    let id = format!(
+        "dlq:{}:{}:{}",
+        origin.service, origin.stream, origin.stream_seq
+    );
+    h.insert(headers::MSG_ID, id.as_str());
+    (subjects::dlq(origin.service), h)
+}
+
+/// Header values cannot hold line breaks; keep the reason readable and bounded.
+fn single_line(s: &str) -> String {
+    let mut line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > 1024 {
+        let cut = (0..=1024)
+            .rev()
+            .find(|i| line.is_char_boundary(*i))
+            .unwrap_or(0);
+        line.truncate(cut);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_original_headers_and_adds_reason() {
+        let mut orig = HeaderMap::new();
+        orig.insert(headers::EVENT, "RideRequested");
+        orig.insert(headers::MSG_ID, "requested:r1");
+        let origin = Origin {
+            service: "pricing",
+            stream: "RIDES",
+            stream_seq: 42,
+            subject: "rides.requested.berlin",
+            delivered: 1,
+        };
+        let (subject, h) =
+            dead_letter_headers(Some(&orig), &origin, "invalid_coordinate", "bad\nlat");
+        assert_eq!(subject, "dlq.pricing");
+        assert_eq!(h.get(headers::EVENT).unwrap().as_str(), "RideRequested");
+        assert_eq!(h.get(headers::dlq::REASON).unwrap().as_str(), "bad lat");
+        assert_eq!(h.get(headers::dlq::STREAM_SEQ).unwrap().as_str(), "42");
+        assert_eq!(
+            h.get(headers::MSG_ID).unwrap().as_str(),
+            "dlq:pricing:RIDES:42"
+        );
+    }
+}

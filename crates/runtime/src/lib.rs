@@ -1,0 +1,266 @@
+//! The consumer-group runtime: a hail service is a [`Handler`]; the runtime owns
+//! everything around it.
+//!
+//! - [`config`]: the flags every service shares, validated at start.
+//! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
+//! - [`provision`]: idempotent create-or-update of streams and durable consumers.
+//! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
+//! - [`dead_letter`]: the copy that goes to `dlq.<service>`.
+//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
+//! - [`shutdown`] and [`telemetry`]: signals and logs.
+//!
+//! A service's `main` parses its flags, then:
+//!
+//! ```no_run
+//! # use hail_runtime::{Delivery, Handler, Outcome, Runtime, RuntimeArgs};
+//! struct Echo;
+//! impl Handler for Echo {
+//!     async fn handle(&self, _d: &Delivery<'_>) -> Outcome { Outcome::done() }
+//! }
+//! # async fn f(args: RuntimeArgs) -> anyhow::Result<()> {
+//! let rt = Runtime::start("echo", 9199, args).await?;
+//! rt.serve(&["rides.requested.>"], Echo).await
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod connect;
+pub mod dead_letter;
+pub mod duration;
+pub mod http;
+pub mod metrics;
+mod outcome;
+pub mod provision;
+pub mod service_api;
+pub mod shutdown;
+pub mod telemetry;
+pub mod worker;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use anyhow::Context as _;
+use async_nats::{Client, jetstream};
+use prometheus::Registry;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use config::{LogFormat, RuntimeArgs};
+pub use metrics::RuntimeMetrics;
+pub use outcome::{Delivery, Handler, Outcome, Output};
+use provision::{ConsumerSpec, StreamSettings};
+
+/// Ends a service's `main`: logs the error chain and maps it to the exit code.
+pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for event timestamps.
+pub fn now_ms() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// A connected service, its streams provisioned, its HTTP endpoints up.
+pub struct Runtime {
+    service: &'static str,
+    args: RuntimeArgs,
+    instance: String,
+    client: Client,
+    js: jetstream::Context,
+    registry: Registry,
+    metrics: RuntimeMetrics,
+    shutdown: CancellationToken,
+    http_stop: CancellationToken,
+    http: tokio::task::JoinHandle<()>,
+    ready: Arc<AtomicBool>,
+    tracker: TaskTracker,
+}
+
+impl Runtime {
+    /// Validates the flags, installs the signal handlers, starts HTTP on
+    /// `--metrics-addr` (default `127.0.0.1:<default_port>`), connects to NATS
+    /// (bounded by `--connect-timeout`) and creates or updates the streams.
+    pub async fn start(
+        service: &'static str,
+        default_port: u16,
+        args: RuntimeArgs,
+    ) -> anyhow::Result<Self> {
+        args.validate().map_err(anyhow::Error::msg)?;
+        let instance = args.instance_name(service);
+        let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
+        let registry = Registry::new();
+        let metrics = RuntimeMetrics::register(&registry, service)?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let client_cell = Arc::new(OnceLock::new());
+        let addr = args
+            .metrics_addr
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], default_port)));
+        let http_stop = CancellationToken::new();
+        let state = http::HttpState {
+            registry: registry.clone(),
+            ready: ready.clone(),
+            client: client_cell.clone(),
+        };
+        let http = http::serve(addr, state, http_stop.clone()).await?;
+        tracing::info!(%addr, instance, "serving /metrics /healthz /readyz");
+        let client = tokio::select! {
+            c = connect::connect(&args.nats_url, &instance, args.connect_timeout) => c?,
+            _ = shutdown.cancelled() => anyhow::bail!("interrupted while connecting to NATS at {}", args.nats_url),
+        };
+        let _ = client_cell.set(client.clone());
+        let js = jetstream::new(client.clone());
+        let settings = StreamSettings {
+            rides_max_age: args.rides_max_age,
+            rides_max_bytes: args.rides_max_bytes,
+            replicas: args.replicas,
+        };
+        provision::ensure_streams(&js, &settings).await?;
+        Ok(Runtime {
+            service,
+            args,
+            instance,
+            client,
+            js,
+            registry,
+            metrics,
+            shutdown,
+            http_stop,
+            http,
+            ready,
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// The NATS client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The registry served on `/metrics`; services register their own metrics here.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Cancelled when the process is asked to stop.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Tracks a service's own background tasks; they must end once the shutdown
+    /// token fires, and are waited for (time-boxed) before the client is drained.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// The flags the runtime was started with.
+    pub fn args(&self) -> &RuntimeArgs {
+        &self.args
+    }
+
+    /// The durable consumer spec of this service for `filter_subjects` on RIDES.
+    pub fn consumer_spec(&self, filter_subjects: &[&str]) -> ConsumerSpec {
+        ConsumerSpec {
+            durable: self.service.to_string(),
+            stream: hail_events::subjects::RIDES_STREAM.to_string(),
+            filter_subjects: filter_subjects.iter().map(|s| s.to_string()).collect(),
+            max_deliver: self.args.max_deliver,
+            backoff: self.args.backoff.clone(),
+            max_ack_pending: self.args.max_ack_pending,
+        }
+    }
+
+    /// Binds the service's durable consumer on RIDES (named after the service: the
+    /// consumer group), registers with the services API and runs `handler` until
+    /// SIGTERM/SIGINT, then shuts down in order: stop pulling, finish in flight
+    /// (time-boxed), stop the service's own tasks, flush acks, drain, stop HTTP.
+    pub async fn serve<H: Handler>(
+        self,
+        filter_subjects: &[&str],
+        handler: H,
+    ) -> anyhow::Result<()> {
+        let spec = self.consumer_spec(filter_subjects);
+        let consumer = provision::ensure_consumer(&self.js, &spec).await?;
+        let lag = service_api::LagSource {
+            durable: spec.durable.clone(),
+            pending: self.metrics.pending.clone(),
+            in_flight: self.metrics.in_flight.clone(),
+        };
+        let svc = service_api::register(
+            &self.client,
+            self.service,
+            &self.instance,
+            lag,
+            &self.tracker,
+            self.shutdown.clone(),
+        )
+        .await?;
+        self.set_ready(true);
+        tracing::info!(durable = spec.durable, filters = ?spec.filter_subjects, "consuming");
+        let settings = worker::WorkerSettings {
+            batch: self.args.batch,
+            concurrency: self.args.concurrency,
+            max_deliver: self.args.max_deliver,
+            backoff: self.args.backoff.clone(),
+            shutdown_timeout: self.args.shutdown_timeout,
+        };
+        let result = worker::run(
+            self.service,
+            self.js.clone(),
+            consumer,
+            handler,
+            self.metrics.clone(),
+            settings,
+            self.shutdown.clone(),
+        )
+        .await;
+        self.set_ready(false);
+        if let Err(e) = svc.stop().await {
+            tracing::debug!(error = %e, "services API stop");
+        }
+        self.stop().await;
+        result
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(ready));
+    }
+
+    /// The tail of the ordered shutdown, after the worker is done.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.args.shutdown_timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!(error = %e, "flushing acks failed; they will be redelivered");
+        }
+        if let Err(e) = self.client.drain().await {
+            tracing::warn!(error = %e, "draining the nats connection failed");
+        }
+        self.http_stop.cancel();
+        let _ = self.http.await;
+        tracing::info!("stopped");
+    }
+}

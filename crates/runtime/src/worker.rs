@@ -1,0 +1,264 @@
+//! The consumer-group worker: pull in batches, handle with bounded concurrency, and
+//! turn each handler outcome into ack, nak-with-delay or dead-letter-then-term.
+//!
+//! Outputs are published and their PubAcks awaited before the input is acked; with
+//! deterministic `Nats-Msg-Id`s a crash between the two cannot duplicate an effect.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, AckKind, Message, consumer::PullConsumer};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    Handler, Outcome, Output,
+    dead_letter::{Origin, dead_letter_headers},
+    metrics::RuntimeMetrics,
+    outcome::{Delivery, event_name},
+};
+
+/// How the worker pulls and retries.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Messages per pull request.
+    pub batch: usize,
+    /// Messages handled at once.
+    pub concurrency: usize,
+    /// The consumer's max_deliver: the last delivery is dead-lettered on failure.
+    pub max_deliver: i64,
+    /// Nak delays by delivery count.
+    pub backoff: Vec<Duration>,
+    /// Time allowed for in-flight messages at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl WorkerSettings {
+    fn delay_after(&self, delivered: i64) -> Duration {
+        let i = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
+        self.backoff[i.min(self.backoff.len().saturating_sub(1))]
+    }
+}
+
+/// Everything one message's task needs.
+struct Shared<H> {
+    service: String,
+    stream: String,
+    js: jetstream::Context,
+    handler: H,
+    metrics: RuntimeMetrics,
+    settings: WorkerSettings,
+}
+
+/// Pulls from `consumer` until `shutdown` fires, then waits (time-boxed) for the
+/// messages in flight. Returns when no task of its own is left running.
+pub async fn run<H: Handler>(
+    service: &str,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    handler: H,
+    metrics: RuntimeMetrics,
+    settings: WorkerSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stream = consumer.cached_info().stream_name.clone();
+    let shared = Arc::new(Shared {
+        service: service.to_string(),
+        stream,
+        js,
+        handler,
+        metrics,
+        settings,
+    });
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(shared.settings.concurrency));
+    let result = pull_loop(&consumer, &shared, &tracker, &permits, &shutdown).await;
+    tracker.close();
+    let timeout = shared.settings.shutdown_timeout;
+    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            left = tracker.len(),
+            ?timeout,
+            "in-flight messages did not finish; they will be redelivered"
+        );
+    }
+    result
+}
+
+async fn pull_loop<H: Handler>(
+    consumer: &PullConsumer,
+    shared: &Arc<Shared<H>>,
+    tracker: &TaskTracker,
+    permits: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    while !shutdown.is_cancelled() {
+        let mut messages = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = consumer.stream().max_messages_per_batch(shared.settings.batch).messages() => m?,
+        };
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                p = permits.clone().acquire_owned() => p?,
+            };
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    let shared = shared.clone();
+                    tracker.spawn(async move {
+                        process(&shared, msg).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    shared.metrics.pull_errors.inc();
+                    tracing::warn!(error = %e, "pull error");
+                }
+                None => {
+                    tracing::warn!("pull subscription ended, subscribing again");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
+    let m = &shared.metrics;
+    m.in_flight.inc();
+    let Ok(info) = msg.info() else {
+        tracing::warn!(subject = %msg.subject, "message without jetstream metadata, ignored");
+        m.in_flight.dec();
+        return;
+    };
+    let (stream_seq, delivered, published, pending) = (
+        info.stream_sequence,
+        info.delivered,
+        info.published,
+        info.pending,
+    );
+    m.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    let delivery = Delivery {
+        subject: msg.subject.as_str(),
+        payload: &msg.payload,
+        headers: msg.headers.as_ref(),
+        stream_seq,
+        delivered,
+        published,
+    };
+    let event = event_name(delivery.headers);
+    let timer = m.handler_seconds.start_timer();
+    let outcome = shared.handler.handle(&delivery).await;
+    timer.observe_duration();
+    let origin = Origin {
+        service: &shared.service,
+        stream: &shared.stream,
+        stream_seq,
+        subject: msg.subject.as_str(),
+        delivered,
+    };
+    match outcome {
+        Outcome::Done(outputs) => match publish_all(shared, outputs).await {
+            Ok(()) => {
+                ack(&msg, AckKind::Ack).await;
+                m.processed.with_label_values(&[event]).inc();
+                let age = (time::OffsetDateTime::now_utc() - published).as_seconds_f64();
+                m.event_age_seconds.observe(age.max(0.0));
+            }
+            Err(e) => {
+                m.publish_errors.inc();
+                let reason = format!("publishing outputs failed: {e}");
+                retry(shared, &msg, &origin, event, &reason).await
+            }
+        },
+        Outcome::Retry { reason } => retry(shared, &msg, &origin, event, &reason).await,
+        Outcome::Poison { kind, reason } => dead_letter(shared, &msg, &origin, kind, &reason).await,
+    }
+    m.in_flight.dec();
+}
+
+/// Publishes every output, then awaits every PubAck.
+async fn publish_all<H>(shared: &Shared<H>, outputs: Vec<Output>) -> anyhow::Result<()> {
+    let mut acks = Vec::with_capacity(outputs.len());
+    let mut events = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        events.push(out.event);
+        acks.push(
+            shared
+                .js
+                .publish_with_headers(out.subject, out.headers, out.payload)
+                .await?,
+        );
+    }
+    for (ack, event) in acks.into_iter().zip(events) {
+        ack.await?;
+        shared.metrics.outputs.with_label_values(&[event]).inc();
+    }
+    Ok(())
+}
+
+async fn retry<H>(
+    shared: &Shared<H>,
+    msg: &Message,
+    origin: &Origin<'_>,
+    event: &str,
+    reason: &str,
+) {
+    if origin.delivered >= shared.settings.max_deliver {
+        let reason = format!("gave up after {} deliveries: {reason}", origin.delivered);
+        return dead_letter(shared, msg, origin, "max_deliveries", &reason).await;
+    }
+    let delay = shared.settings.delay_after(origin.delivered);
+    tracing::warn!(
+        seq = origin.stream_seq,
+        delivered = origin.delivered,
+        ?delay,
+        reason,
+        "retrying later"
+    );
+    shared.metrics.retried.with_label_values(&[event]).inc();
+    ack(msg, AckKind::Nak(Some(delay))).await;
+}
+
+/// Copies the message to `dlq.<service>` with the reason, then terms it. If the copy
+/// cannot be stored, the message is nak'ed instead: never dropped.
+async fn dead_letter<H>(
+    shared: &Shared<H>,
+    msg: &Message,
+    origin: &Origin<'_>,
+    kind: &str,
+    reason: &str,
+) {
+    let (subject, headers) = dead_letter_headers(msg.headers.as_ref(), origin, kind, reason);
+    let stored = async {
+        shared
+            .js
+            .publish_with_headers(subject, headers, msg.payload.clone())
+            .await?
+            .await
+    };
+    match stored.await {
+        Ok(_) => {
+            tracing::warn!(seq = origin.stream_seq, kind, reason, "dead-lettered");
+            shared.metrics.dead_letters.with_label_values(&[kind]).inc();
+            ack(msg, AckKind::Term).await;
+        }
+        Err(e) => {
+            shared.metrics.publish_errors.inc();
+            tracing::error!(seq = origin.stream_seq, error = %e, "cannot store dead letter; will retry");
+            ack(msg, AckKind::Nak(Some(shared.settings.delay_after(1)))).await;
+        }
+    }
+}
+
+async fn ack(msg: &Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        // The server redelivers after the ack wait; the effects are idempotent.
+        tracing::warn!(error = %e, "ack failed");
+    }
+}
