@@ -1,0 +1,266 @@
+//! A real nats-server with JetStream for one test: free ports, temporary store,
+//! killed on drop, and restartable on the same ports to simulate a crash.
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use tempfile::TempDir;
+
+use crate::bins::nats_server_bin;
+use crate::http::http_get_blocking;
+use crate::process::{kill_and_reap, log_tail, open_log, read_log};
+
+const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A JetStream-enabled nats-server listening on 127.0.0.1 only.
+///
+/// Its client and monitor ports are chosen by the server (`-p -1 -m -1`) and
+/// read from the ports file it writes. Its store, log and ports files live in
+/// a temporary directory that is removed on drop, after the server has been
+/// SIGKILLed.
+#[derive(Debug)]
+pub struct NatsServer {
+    launcher: Launcher,
+    child: Child,
+    ports: Ports,
+}
+
+impl NatsServer {
+    /// Starts nats-server and waits (up to 10 s) until it is ready: the ports
+    /// file is written, the client port accepts connections and the monitor's
+    /// `/healthz` answers 200.
+    pub fn start() -> Result<Self> {
+        Self::start_with_args(&[])
+    }
+
+    /// Like [`NatsServer::start`], with `extra` arguments appended to the
+    /// command line (and reused by [`NatsServer::restart`]).
+    pub fn start_with_args(extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("hail-nats-")
+            .tempdir()
+            .context("creating a temp dir for nats-server")?;
+        let launcher = Launcher {
+            bin: nats_server_bin()?,
+            extra: extra.iter().map(OsString::from).collect(),
+            store_dir: dir.path().join("store"),
+            dir,
+        };
+        let (child, ports) = launcher.launch(None)?;
+        Ok(Self {
+            launcher,
+            child,
+            ports,
+        })
+    }
+
+    /// The client URL, `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://{HOST}:{}", self.ports.client)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.ports.client
+    }
+
+    /// The HTTP monitor's base URL, `http://127.0.0.1:<port>`.
+    pub fn monitor_url(&self) -> String {
+        format!("http://{HOST}:{}", self.ports.monitor)
+    }
+
+    /// The directory given to `-sd`; nats-server keeps JetStream data in its
+    /// `jetstream` subdirectory.
+    pub fn store_dir(&self) -> &Path {
+        &self.launcher.store_dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's log (all runs, including restarts), for diagnostics.
+    pub fn log(&self) -> String {
+        read_log(&self.launcher.log_path())
+    }
+
+    /// SIGKILLs the server, as a crash would, and reaps it. Its store stays.
+    pub fn kill(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+
+    /// Starts the server again on the same client and monitor ports with the
+    /// same store, so clients reconnect to the same URL and JetStream state
+    /// is recovered. Kills the running server first, if any; waits until
+    /// ready like [`NatsServer::start`].
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let (child, _) = self.launcher.launch(Some(self.ports))?;
+        self.child = child;
+        Ok(())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ports {
+    client: u16,
+    monitor: u16,
+}
+
+/// Everything needed to (re)start the server; owns the temp dir.
+#[derive(Debug)]
+struct Launcher {
+    bin: PathBuf,
+    extra: Vec<OsString>,
+    store_dir: PathBuf,
+    dir: TempDir,
+}
+
+impl Launcher {
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.log")
+    }
+
+    fn ports_dir(&self) -> PathBuf {
+        self.dir.path().join("ports")
+    }
+
+    /// Spawns the server on `ports` (or server-chosen ports) and waits until it is ready.
+    fn launch(&self, ports: Option<Ports>) -> Result<(Child, Ports)> {
+        let ports_dir = self.ports_dir();
+        // A fresh ports dir: the file of a killed run must not be mistaken for this one's.
+        let _ = fs::remove_dir_all(&ports_dir);
+        fs::create_dir_all(&ports_dir).context("creating the ports file dir")?;
+        // Early failures (bad flags) go to stderr before `-l` takes effect.
+        let (log, log_start) = open_log(&self.log_path())?;
+        let mut child = Command::new(&self.bin)
+            .args(self.args(ports))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("duplicating the log file handle")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.bin.display()))?;
+        match wait_ready(&mut child, &ports_dir, ports) {
+            Ok(ready) => Ok((child, ready)),
+            Err(e) => {
+                kill_and_reap(&mut child);
+                Err(anyhow!(
+                    "nats-server did not start: {e:#}; {}",
+                    log_tail(&self.log_path(), log_start)
+                ))
+            }
+        }
+    }
+
+    fn args(&self, ports: Option<Ports>) -> Vec<OsString> {
+        let port = |p: Option<u16>| p.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        let mut args: Vec<OsString> = vec!["-js".into(), "-a".into(), HOST.to_string().into()];
+        args.extend(["-p".into(), port(ports.map(|p| p.client)).into()]);
+        args.extend(["-m".into(), port(ports.map(|p| p.monitor)).into()]);
+        args.extend(["--ports_file_dir".into(), self.ports_dir().into()]);
+        args.extend(["-sd".into(), self.store_dir.clone().into()]);
+        args.extend(["-l".into(), self.log_path().into()]);
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+}
+
+fn wait_ready(child: &mut Child, ports_dir: &Path, expected: Option<Ports>) -> Result<Ports> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().context("checking on nats-server")? {
+            bail!("it exited during startup with {status}");
+        }
+        let probe = probe(child.id(), ports_dir);
+        if let Ok(ports) = probe {
+            if let Some(expected) = expected.filter(|e| *e != ports) {
+                bail!("it listens on {ports:?} instead of {expected:?}");
+            }
+            return Ok(ports);
+        }
+        if Instant::now() >= deadline {
+            return probe.with_context(|| format!("not ready after {READY_TIMEOUT:?}"));
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Ready means: ports file written, client port accepting, `/healthz` answering 200.
+fn probe(pid: u32, ports_dir: &Path) -> Result<Ports> {
+    let ports = read_ports_file(ports_dir, pid)?;
+    let client = SocketAddr::from((HOST, ports.client));
+    TcpStream::connect_timeout(&client, PROBE_TIMEOUT)
+        .with_context(|| format!("connecting to client port {client}"))?;
+    let healthz = format!("http://{HOST}:{}/healthz", ports.monitor);
+    let (status, body) = http_get_blocking(&healthz)?;
+    ensure!(status == 200, "GET {healthz} answered {status}: {body}");
+    Ok(ports)
+}
+
+/// Reads `<exe name>_<pid>.ports`:
+/// `{"nats":["nats://127.0.0.1:P"],"monitoring":["http://127.0.0.1:M"]}`.
+fn read_ports_file(ports_dir: &Path, pid: u32) -> Result<Ports> {
+    let suffix = format!("_{pid}.ports");
+    let path = fs::read_dir(ports_dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+        })
+        .ok_or_else(|| anyhow!("no ports file *{suffix} in {} yet", ports_dir.display()))?;
+    parse_ports(&fs::read_to_string(&path)?).with_context(|| format!("reading {}", path.display()))
+}
+
+fn parse_ports(json: &str) -> Result<Ports> {
+    let value: serde_json::Value = serde_json::from_str(json)?;
+    let port_of = |key: &str| -> Result<u16> {
+        let url = value[key][0]
+            .as_str()
+            .ok_or_else(|| anyhow!("no {key:?} URL in ports file"))?;
+        let port = url.rsplit_once(':').map(|(_, p)| p.trim_end_matches('/'));
+        port.and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow!("no port in {key:?} URL {url:?}"))
+    };
+    Ok(Ports {
+        client: port_of("nats")?,
+        monitor: port_of("monitoring")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_ports_file() {
+        let json = r#"{"nats":["nats://127.0.0.1:38657"],"monitoring":["http://127.0.0.1:46589"]}"#;
+        assert_eq!(
+            parse_ports(json).unwrap(),
+            Ports {
+                client: 38657,
+                monitor: 46589
+            }
+        );
+    }
+
+    #[test]
+    fn incomplete_ports_file_is_an_error() {
+        assert!(parse_ports(r#"{"nats":["nats://127.0.0.1:1"]}"#).is_err());
+        assert!(parse_ports(r#"{"nats":["nats://127.0.0.1:1"],"monitor"#).is_err());
+    }
+}
