@@ -1,0 +1,26 @@
+//! Helpers for hail's end-to-end tests: start the real service binaries against a
+//! testkit nats-server, publish rides, read consumers, streams and `/metrics`.
+//!
+//! - [`services`]: spawning and reading a service process.
+//! - [`rides`]: publishing requests and reading what the stream holds.
+//!
+//! The tests themselves live in `tests/`; every test takes [`serial`] first, so
+//! the two cores of a CI machine run one pipeline at a time.
+#![forbid(unsafe_code)]
+
+pub mod rides;
+pub mod services;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// The four services, by durable name.
+pub const SERVICES: [&str; 4] = ["matching", "pricing", "fraud", "analytics"];
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs pipeline tests one at a time within a test binary.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

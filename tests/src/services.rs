@@ -1,0 +1,104 @@
+//! A hail service binary running as a child process.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use hail_testkit::{Process, bin_path, free_port, http_get, metric_sum, wait_until};
+
+/// One service process and the port of its `/metrics`.
+pub struct Service {
+    /// Durable name (`matching`, `pricing`…).
+    pub name: &'static str,
+    /// Port of its HTTP server.
+    pub port: u16,
+    /// The process.
+    pub process: Process,
+    nats_url: String,
+}
+
+impl Service {
+    /// Starts `hail-<name>` against `nats_url` with `/metrics` on a free port.
+    pub fn spawn(name: &'static str, nats_url: &str) -> Result<Service> {
+        let port = free_port();
+        let process = spawn_process(name, nats_url, port, &[])?;
+        Ok(Service {
+            name,
+            port,
+            process,
+            nats_url: nats_url.to_string(),
+        })
+    }
+
+    /// Starts `hail-<name>` with extra flags.
+    pub fn spawn_with(name: &'static str, nats_url: &str, extra: &[&str]) -> Result<Service> {
+        let port = free_port();
+        let process = spawn_process(name, nats_url, port, extra)?;
+        Ok(Service {
+            name,
+            port,
+            process,
+            nats_url: nats_url.to_string(),
+        })
+    }
+
+    /// Starts the same service again (after a kill) on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill();
+        self.process = spawn_process(self.name, &self.nats_url, self.port, &[])?;
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let url = self.url("/readyz");
+        let what = format!("{} ready at {url}", self.name);
+        wait_until(timeout, &what, || async {
+            matches!(http_get(&url).await, Ok((200, _)))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n--- {} log ---\n{}", self.name, self.process.log()))
+    }
+
+    /// Sum of a metric's samples with the given labels, from `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
+        let (status, body) = http_get(&self.url("/metrics")).await?;
+        anyhow::ensure!(status == 200, "{} /metrics answered {status}", self.name);
+        Ok(metric_sum(&body, name, labels).unwrap_or(0.0))
+    }
+
+    /// Inputs of `event` type processed and acked by this process.
+    pub async fn processed(&self, event: &str) -> Result<f64> {
+        self.metric(hail_runtime::metrics::names::PROCESSED, &[("event", event)])
+            .await
+    }
+}
+
+fn spawn_process(name: &str, nats_url: &str, port: u16, extra: &[&str]) -> Result<Process> {
+    let bin = bin_path(&format!("hail-{name}"))?;
+    let mut args = vec![
+        "--nats-url".to_string(),
+        nats_url.to_string(),
+        "--metrics-addr".to_string(),
+        format!("127.0.0.1:{port}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let env = vec![("RUST_LOG".to_string(), "info".to_string())];
+    Process::spawn(&bin, &args, &env)
+}
+
+/// Starts all four services and waits until each is ready.
+pub async fn spawn_all(nats_url: &str) -> Result<Vec<Service>> {
+    let mut all = Vec::new();
+    for name in crate::SERVICES {
+        all.push(Service::spawn(name, nats_url)?);
+    }
+    for s in &all {
+        s.wait_ready(Duration::from_secs(30)).await?;
+    }
+    Ok(all)
+}

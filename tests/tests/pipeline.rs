@@ -1,0 +1,190 @@
+//! The pipeline end to end: fan-out to four durables, a consumer group of two,
+//! poison messages and de-duplication, against a real nats-server and the real
+//! service binaries.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use async_nats::jetstream;
+use hail_e2e::{
+    SERVICES, rides, serial,
+    services::{self, Service},
+};
+use hail_events::{codec, headers, sample, subjects};
+use hail_testkit::{NatsServer, wait_until};
+
+const DRAIN: Duration = Duration::from_secs(240);
+
+async fn jetstream_of(server: &NatsServer) -> Result<jetstream::Context> {
+    Ok(jetstream::new(async_nats::connect(server.url()).await?))
+}
+
+async fn wait_drained(js: &jetstream::Context, durable: &str) -> Result<()> {
+    wait_until(DRAIN, &format!("durable {durable} drained"), || {
+        rides::drained(js, durable)
+    })
+    .await
+}
+
+/// Waits until `svc` reports `n` processed requests, then checks it stays exact.
+async fn wait_processed(svc: &Service, event: &str, n: f64) -> Result<()> {
+    let what = format!("{} processed {n} {event}", svc.name);
+    wait_until(Duration::from_secs(10), &what, || async {
+        svc.processed(event).await.is_ok_and(|v| v >= n)
+    })
+    .await?;
+    assert_eq!(
+        svc.processed(event).await?,
+        n,
+        "{} processed count",
+        svc.name
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_processes_every_request_exactly_once() -> Result<()> {
+    const N: usize = 10_000;
+    let _serial = serial();
+    let server = NatsServer::start()?;
+    let svcs = services::spawn_all(&server.url()).await?;
+    let js = jetstream_of(&server).await?;
+
+    rides::publish(&js, "fan", 0, N).await?;
+    for s in SERVICES {
+        wait_drained(&js, s).await?;
+    }
+    for svc in &svcs {
+        wait_processed(svc, "RideRequested", N as f64).await?;
+    }
+    let (unmatched, unmatched_ids) = rides::read_subject(&js, "RIDES", "rides.unmatched.>").await?;
+    let (matched, matched_ids) = rides::read_subject(&js, "RIDES", "rides.matched.>").await?;
+    assert_eq!(matched + unmatched, N, "matching outputs");
+    assert_eq!(
+        matched_ids.len() + unmatched_ids.len(),
+        N,
+        "distinct matching outputs"
+    );
+    for subject in ["rides.priced.>", "rides.screened.>"] {
+        let (count, ids) = rides::read_subject(&js, "RIDES", subject).await?;
+        assert_eq!(count, N, "messages on {subject}");
+        assert_eq!(ids.len(), N, "distinct rides on {subject}");
+    }
+    let analytics = &svcs[3];
+    let counted = analytics
+        .metric("hail_analytics_events_total", &[("event", "RideRequested")])
+        .await?;
+    assert_eq!(counted, N as f64, "analytics' count of requests");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pricing_processes_share_one_durable() -> Result<()> {
+    const N: usize = 10_000;
+    let _serial = serial();
+    let server = NatsServer::start()?;
+    let a = Service::spawn("pricing", &server.url())?;
+    let b = Service::spawn("pricing", &server.url())?;
+    a.wait_ready(Duration::from_secs(30)).await?;
+    b.wait_ready(Duration::from_secs(30)).await?;
+    let js = jetstream_of(&server).await?;
+
+    rides::publish(&js, "group", 0, N).await?;
+    wait_drained(&js, "pricing").await?;
+    let what = "both pricing processes together processed every request";
+    wait_until(Duration::from_secs(10), what, || async {
+        let (x, y) = (
+            a.processed("RideRequested").await,
+            b.processed("RideRequested").await,
+        );
+        matches!((x, y), (Ok(x), Ok(y)) if x + y >= N as f64)
+    })
+    .await?;
+    let (x, y) = (
+        a.processed("RideRequested").await?,
+        b.processed("RideRequested").await?,
+    );
+    assert_eq!(x + y, N as f64, "a={x} b={y}");
+    assert!(
+        x > 0.0 && y > 0.0,
+        "both instances must take work: a={x} b={y}"
+    );
+    let (count, ids) = rides::read_subject(&js, "RIDES", "rides.priced.>").await?;
+    assert_eq!((count, ids.len()), (N, N));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_dead_lettered_by_every_service_and_processing_goes_on() -> Result<()> {
+    const N: usize = 200;
+    let _serial = serial();
+    let server = NatsServer::start()?;
+    let svcs = services::spawn_all(&server.url()).await?;
+    let js = jetstream_of(&server).await?;
+
+    let garbage = b"\xc1 this is not msgpack".to_vec();
+    rides::publish_raw(
+        &js,
+        "rides.requested.berlin",
+        garbage,
+        Some("RideRequested"),
+    )
+    .await?;
+    let bad = sample::ride_requested_raw("bad-lat", "berlin", 95.5, 13.4);
+    rides::publish_raw(&js, "rides.requested.berlin", bad, Some("RideRequested")).await?;
+    rides::publish(&js, "after-poison", 0, N).await?;
+
+    for s in SERVICES {
+        wait_drained(&js, s).await?;
+    }
+    for svc in &svcs {
+        wait_processed(svc, "RideRequested", N as f64).await?;
+        let mut letters = rides::dead_letters(&js, svc.name).await?;
+        letters.sort();
+        assert_eq!(letters.len(), 2, "{}: {letters:?}", svc.name);
+        assert_eq!(letters[0].0, "invalid_coordinate", "{}", svc.name);
+        assert!(
+            letters[0].1.contains("latitude: 95.5"),
+            "{}: {}",
+            svc.name,
+            letters[0].1
+        );
+        assert_eq!(letters[1].0, "not_an_event", "{}", svc.name);
+        let dead = svc.metric("hail_dead_letters_total", &[]).await?;
+        assert_eq!(dead, 2.0, "{} dead-letter counter", svc.name);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_request_published_twice_is_stored_once() -> Result<()> {
+    let _serial = serial();
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    let rt = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    hail_runtime::provision::ensure_streams(&js, &rt).await?;
+
+    let ride = sample::ride_requested("twice", "berlin");
+    let mut acks = Vec::new();
+    for _ in 0..2 {
+        let payload = codec::encode(&ride)?;
+        let subject = subjects::rides_requested(&ride.city);
+        acks.push(
+            js.publish_with_headers(subject, headers::for_event(&ride), payload)
+                .await?
+                .await?,
+        );
+    }
+    assert!(
+        !acks[0].duplicate && acks[1].duplicate,
+        "second publish must be flagged duplicate"
+    );
+    assert_eq!(acks[0].sequence, acks[1].sequence);
+    let (count, _) = rides::read_subject(&js, "RIDES", "rides.requested.>").await?;
+    assert_eq!(count, 1);
+    Ok(())
+}

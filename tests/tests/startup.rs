@@ -1,0 +1,90 @@
+//! Starting and stopping: an unreachable NATS and a bad flag fail fast with a
+//! message that names them; SIGTERM stops a service cleanly.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use async_nats::jetstream;
+use hail_e2e::{rides, serial, services::Service};
+use hail_testkit::{NatsServer, Process, bin_path, free_port, wait_until};
+
+#[tokio::test]
+async fn unreachable_nats_exits_non_zero_naming_the_url() -> Result<()> {
+    let _serial = serial();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let args: Vec<String> = [
+        "--nats-url",
+        &url,
+        "--connect-timeout",
+        "2s",
+        "--metrics-addr",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("127.0.0.1:{}", free_port())])
+    .collect();
+    for name in hail_e2e::SERVICES {
+        let started = Instant::now();
+        let mut p = Process::spawn(&bin_path(&format!("hail-{name}"))?, &args, &[])?;
+        let status = p.wait_timeout(Duration::from_secs(20));
+        let status = status.unwrap_or_else(|| panic!("hail-{name} still running after 20 s"));
+        assert!(!status.success(), "hail-{name} exited {status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        let log = p.log();
+        assert!(
+            log.contains(&format!("cannot reach NATS at {url}")),
+            "hail-{name}: {log}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_flag_fails_at_start_naming_it() -> Result<()> {
+    let _serial = serial();
+    let args = vec!["--max-deliver".to_string(), "1".to_string()];
+    let mut p = Process::spawn(&bin_path("hail-pricing")?, &args, &[])?;
+    let status = p
+        .wait_timeout(Duration::from_secs(10))
+        .expect("exits at once");
+    assert!(!status.success());
+    assert!(
+        p.log().contains("--max-deliver must be at least 2"),
+        "{}",
+        p.log()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_and_exits_zero() -> Result<()> {
+    let _serial = serial();
+    let server = NatsServer::start()?;
+    let mut svc = Service::spawn("fraud", &server.url())?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    rides::publish(&js, "term", 0, 2_000).await?;
+    wait_until(Duration::from_secs(120), "fraud drained", || {
+        rides::drained(&js, "fraud")
+    })
+    .await?;
+
+    let status = svc.process.terminate(Duration::from_secs(20))?;
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        svc.process.log()
+    );
+    assert!(
+        svc.process.log().contains("stopped"),
+        "{}",
+        svc.process.log()
+    );
+    // Nothing was left unacknowledged by the clean stop.
+    assert_eq!(rides::consumer_backlog(&js, "fraud").await?, (0, 0));
+    Ok(())
+}
