@@ -11,16 +11,14 @@
 pub mod rides;
 pub mod services;
 
-use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// The four services, by durable name.
 pub const SERVICES: [&str; 4] = ["matching", "pricing", "fraud", "analytics"];
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// Runs pipeline tests one at a time within a test binary.
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+pub async fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }

@@ -45,7 +45,7 @@ async fn wait_processed(svc: &Service, event: &str, n: f64) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_processes_every_request_exactly_once() -> Result<()> {
     const N: usize = 10_000;
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let svcs = services::spawn_all(&server.url()).await?;
     let js = jetstream_of(&server).await?;
@@ -81,7 +81,7 @@ async fn every_service_processes_every_request_exactly_once() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pricing_processes_share_one_durable() -> Result<()> {
     const N: usize = 10_000;
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let a = Service::spawn("pricing", &server.url())?;
     let b = Service::spawn("pricing", &server.url())?;
@@ -117,7 +117,7 @@ async fn two_pricing_processes_share_one_durable() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_is_dead_lettered_by_every_service_and_processing_goes_on() -> Result<()> {
     const N: usize = 200;
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let svcs = services::spawn_all(&server.url()).await?;
     let js = jetstream_of(&server).await?;
@@ -158,7 +158,7 @@ async fn poison_is_dead_lettered_by_every_service_and_processing_goes_on() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_request_published_twice_is_stored_once() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = jetstream_of(&server).await?;
     let rt = hail_runtime::provision::StreamSettings {
@@ -186,5 +186,84 @@ async fn the_same_request_published_twice_is_stored_once() -> Result<()> {
     assert_eq!(acks[0].sequence, acks[1].sequence);
     let (count, _) = rides::read_subject(&js, "RIDES", "rides.requested.>").await?;
     assert_eq!(count, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_and_the_last_delivery_is_dead_lettered() -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    // Every delivery fails: each request is delivered twice, then dead-lettered.
+    let always = [
+        "--fault-retry-rate",
+        "1",
+        "--max-deliver",
+        "2",
+        "--backoff",
+        "200ms",
+    ];
+    let failing = Service::spawn_with("fraud", &server.url(), &always)?;
+    failing.wait_ready(Duration::from_secs(30)).await?;
+    rides::publish(&js, "doomed", 0, 20).await?;
+    wait_drained(&js, "fraud").await?;
+    let letters = rides::dead_letters(&js, "fraud").await?;
+    assert_eq!(letters.len(), 20);
+    assert!(
+        letters.iter().all(|(kind, reason)| kind == "max_deliveries"
+            && reason.starts_with("gave up after 2 deliveries: injected transient fault")),
+        "{letters:?}"
+    );
+    assert_eq!(
+        failing.metric("hail_messages_retried_total", &[]).await?,
+        20.0
+    );
+    drop(failing);
+
+    // A fifth of deliveries fail: everything still gets through, nothing duplicated.
+    let flaky = [
+        "--fault-retry-rate",
+        "0.2",
+        "--max-deliver",
+        "5",
+        "--backoff",
+        "100ms",
+    ];
+    let svc = Service::spawn_with("pricing", &server.url(), &flaky)?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    rides::publish(&js, "flaky", 0, 1_000).await?;
+    wait_drained(&js, "pricing").await?;
+    let retried = svc.metric("hail_messages_retried_total", &[]).await?;
+    assert!(retried > 50.0, "retried {retried}");
+    let dead = rides::dead_letters(&js, "pricing").await?.len();
+    let (count, ids) = rides::read_subject(&js, "RIDES", "rides.priced.>").await?;
+    assert_eq!(count, ids.len(), "no duplicate quotes");
+    // The 20 doomed requests are priced too: only fraud failed them.
+    assert_eq!(count + dead, 1_020, "every request quoted or dead-lettered");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_api_answers_ping_info_and_stats_with_lag() -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let svc = Service::spawn("matching", &server.url())?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    let client = async_nats::connect(server.url()).await?;
+    for verb in ["PING", "INFO"] {
+        let reply = client
+            .request(format!("$SRV.{verb}.matching"), "".into())
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+        assert_eq!(v["name"], "matching", "{verb}: {v}");
+    }
+    let js = jetstream_of(&server).await?;
+    rides::publish(&js, "srv", 0, 100).await?;
+    wait_drained(&js, "matching").await?;
+    let reply = client.request("$SRV.STATS.matching", "".into()).await?;
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    let data = &v["endpoints"][0]["data"];
+    assert_eq!(data["durable"], "matching", "{v}");
+    assert!(data["lag_messages"].is_u64(), "{v}");
     Ok(())
 }

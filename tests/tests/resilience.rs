@@ -15,7 +15,7 @@ const DRAIN: Duration = Duration::from_secs(240);
 async fn analytics_killed_catches_up_after_restart() -> Result<()> {
     const FIRST: usize = 5_000;
     const MORE: usize = 5_000;
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let mut svcs = services::spawn_all(&server.url()).await?;
     let js = jetstream::new(async_nats::connect(server.url()).await?);

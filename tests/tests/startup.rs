@@ -10,7 +10,7 @@ use hail_testkit::{NatsServer, Process, bin_path, free_port, wait_until};
 
 #[tokio::test]
 async fn unreachable_nats_exits_non_zero_naming_the_url() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let url = format!("nats://127.0.0.1:{}", free_port());
     let args: Vec<String> = [
         "--nats-url",
@@ -45,7 +45,7 @@ async fn unreachable_nats_exits_non_zero_naming_the_url() -> Result<()> {
 
 #[tokio::test]
 async fn a_bad_flag_fails_at_start_naming_it() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let args = vec!["--max-deliver".to_string(), "1".to_string()];
     let mut p = Process::spawn(&bin_path("hail-pricing")?, &args, &[])?;
     let status = p
@@ -62,7 +62,7 @@ async fn a_bad_flag_fails_at_start_naming_it() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_and_exits_zero() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = NatsServer::start()?;
     let mut svc = Service::spawn("fraud", &server.url())?;
     svc.wait_ready(Duration::from_secs(30)).await?;

@@ -1,8 +1,8 @@
 //! hail pricing: quotes a fare for every ride request.
 //!
-//! - [`tariff`]: the fare formula (pure).
-//! - [`handler`]: `RideRequested` → `FareQuoted`.
-//! - [`config`]: flags.
+//! - [`tariff`], the fare formula (pure);
+//! - [`handler`], `RideRequested` → `FareQuoted`;
+//! - [`config`], its flags.
 #![forbid(unsafe_code)]
 
 pub mod config;

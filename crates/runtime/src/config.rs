@@ -69,6 +69,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Testing only: fail this fraction (0 to 1) of deliveries as if the handler had
+    /// hit a transient error, to exercise redelivery and the dead-letter path.
+    #[arg(long, env = "HAIL_FAULT_RETRY_RATE", default_value_t = 0.0)]
+    pub fault_retry_rate: f64,
+
     /// Name of this instance in logs and the services API [default: <host>-<pid>].
     #[arg(long, env = "HAIL_INSTANCE")]
     pub instance: Option<String>,
@@ -98,6 +103,12 @@ impl RuntimeArgs {
                 self.max_deliver - 1,
                 self.max_deliver,
                 self.backoff.len()
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.fault_retry_rate) {
+            return Err(format!(
+                "--fault-retry-rate must be within [0, 1], got {}",
+                self.fault_retry_rate
             ));
         }
         if self.backoff.iter().any(|d| d.is_zero()) {

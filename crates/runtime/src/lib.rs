@@ -219,6 +219,7 @@ impl Runtime {
             max_deliver: self.args.max_deliver,
             backoff: self.args.backoff.clone(),
             shutdown_timeout: self.args.shutdown_timeout,
+            fault_retry_rate: self.args.fault_retry_rate,
         };
         let result = worker::run(
             self.service,

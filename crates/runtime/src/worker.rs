@@ -31,6 +31,8 @@ pub struct WorkerSettings {
     pub backoff: Vec<Duration>,
     /// Time allowed for in-flight messages at shutdown.
     pub shutdown_timeout: Duration,
+    /// Testing only: fraction of deliveries failed as transient before the handler.
+    pub fault_retry_rate: f64,
 }
 
 impl WorkerSettings {
@@ -153,7 +155,13 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     };
     let event = event_name(delivery.headers);
     let timer = m.handler_seconds.start_timer();
-    let outcome = shared.handler.handle(&delivery).await;
+    let outcome = if injected_fault(stream_seq, delivered, shared.settings.fault_retry_rate) {
+        Outcome::Retry {
+            reason: "injected transient fault (--fault-retry-rate)".into(),
+        }
+    } else {
+        shared.handler.handle(&delivery).await
+    };
     timer.observe_duration();
     let origin = Origin {
         service: &shared.service,
@@ -256,9 +264,46 @@ async fn dead_letter<H>(
     }
 }
 
+/// A deterministic pick of `rate` of all deliveries, spread over sequences.
+fn injected_fault(seq: u64, delivered: i64, rate: f64) -> bool {
+    if rate <= 0.0 {
+        return false;
+    }
+    let x = (seq ^ (delivered as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
 async fn ack(msg: &Message, kind: AckKind) {
     if let Err(e) = msg.ack_with(kind).await {
         // The server redelivers after the ack wait; the effects are idempotent.
         tracing::warn!(error = %e, "ack failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_faults_hit_about_the_rate() {
+        assert!(!(1..1000).any(|s| injected_fault(s, 1, 0.0)));
+        assert!((1..1000).all(|s| injected_fault(s, 1, 1.0)));
+        let hits = (1..100_001).filter(|s| injected_fault(*s, 1, 0.1)).count();
+        assert!((9_000..11_000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn backoff_by_delivery() {
+        let s = WorkerSettings {
+            batch: 1,
+            concurrency: 1,
+            max_deliver: 3,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
+            shutdown_timeout: Duration::ZERO,
+            fault_retry_rate: 0.0,
+        };
+        assert_eq!(s.delay_after(1), Duration::from_secs(1));
+        assert_eq!(s.delay_after(2), Duration::from_secs(5));
+        assert_eq!(s.delay_after(9), Duration::from_secs(5));
     }
 }
