@@ -3,6 +3,8 @@
 //! - `status`: every durable consumer on RIDES with its lag.
 //! - `request`: publish one ride request, as a rider's app would.
 
+mod analytics_cmd;
+mod fraud_cmd;
 mod request;
 mod status;
 
@@ -30,6 +32,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Publish one RideRequested.
     Request(request::RequestArgs),
+    /// Fraud screening: the card blocklist.
+    Fraud(fraud_cmd::FraudArgs),
+    /// Per-city totals kept by analytics.
+    Analytics(analytics_cmd::AnalyticsArgs),
 }
 
 #[tokio::main]
@@ -46,6 +52,8 @@ async fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Status(args) => status::run(&js, args).await,
             Command::Request(args) => request::run(&js, args).await,
+            Command::Fraud(args) => fraud_cmd::run(&js, args).await,
+            Command::Analytics(args) => analytics_cmd::run(&js, args).await,
         }
     }
     .await;

@@ -6,6 +6,7 @@
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`.
+//! - [`drivers`]: every driver's last location, loaded at start and kept live.
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
@@ -28,6 +29,7 @@
 pub mod config;
 pub mod connect;
 pub mod dead_letter;
+pub mod drivers;
 pub mod duration;
 pub mod http;
 pub mod metrics;
