@@ -267,3 +267,41 @@ async fn services_api_answers_ping_info_and_stats_with_lag() -> Result<()> {
     assert!(data["lag_messages"].is_u64(), "{v}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_every_delivery_times_out_is_dead_lettered_from_the_advisory() -> Result<()>
+{
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    // The handler never finishes: each delivery's ack wait (200 ms) expires, and after
+    // the second the server gives up and announces it.
+    let hang = [
+        "--fault-hang-rate",
+        "1",
+        "--max-deliver",
+        "2",
+        "--backoff",
+        "200ms",
+        "--shutdown-timeout",
+        "1s",
+    ];
+    let svc = Service::spawn_with("fraud", &server.url(), &hang)?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    rides::publish(&js, "hung", 0, 5).await?;
+    let what = "five dead letters made from max-deliveries advisories";
+    wait_until(Duration::from_secs(30), what, || async {
+        rides::dead_letters(&js, "fraud")
+            .await
+            .is_ok_and(|l| l.len() >= 5)
+    })
+    .await?;
+    let letters = rides::dead_letters(&js, "fraud").await?;
+    assert_eq!(letters.len(), 5, "{letters:?}");
+    assert!(
+        letters.iter().all(|(kind, reason)| kind == "max_deliveries"
+            && reason.starts_with("delivered 2 times without an ack")),
+        "{letters:?}"
+    );
+    Ok(())
+}

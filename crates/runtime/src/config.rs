@@ -74,6 +74,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_FAULT_RETRY_RATE", default_value_t = 0.0)]
     pub fault_retry_rate: f64,
 
+    /// Testing only: never finish this fraction (0 to 1) of deliveries, as if the
+    /// handler hung, so the ack wait expires and the server redelivers.
+    #[arg(long, env = "HAIL_FAULT_HANG_RATE", default_value_t = 0.0)]
+    pub fault_hang_rate: f64,
+
     /// Name of this instance in logs and the services API [default: <host>-<pid>].
     #[arg(long, env = "HAIL_INSTANCE")]
     pub instance: Option<String>,

@@ -5,7 +5,8 @@
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
-//! - [`dead_letter`]: the copy that goes to `dlq.<service>`.
+//! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
+//!   for messages the server gave up on after their last delivery.
 //! - [`drivers`]: every driver's last location, loaded at start and kept live.
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
@@ -26,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod advisory;
 pub mod config;
 pub mod connect;
 pub mod dead_letter;
@@ -213,6 +215,19 @@ impl Runtime {
             self.shutdown.clone(),
         )
         .await?;
+        let watch = advisory::Watch {
+            service: self.service.to_string(),
+            stream: spec.stream.clone(),
+            durable: spec.durable.clone(),
+        };
+        advisory::watch_max_deliveries(
+            self.js.clone(),
+            watch,
+            self.metrics.clone(),
+            &self.tracker,
+            self.shutdown.clone(),
+        )
+        .await?;
         self.set_ready(true);
         tracing::info!(durable = spec.durable, filters = ?spec.filter_subjects, "consuming");
         let settings = worker::WorkerSettings {
@@ -222,6 +237,7 @@ impl Runtime {
             backoff: self.args.backoff.clone(),
             shutdown_timeout: self.args.shutdown_timeout,
             fault_retry_rate: self.args.fault_retry_rate,
+            fault_hang_rate: self.args.fault_hang_rate,
         };
         let result = worker::run(
             self.service,

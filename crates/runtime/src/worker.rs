@@ -33,6 +33,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// Testing only: fraction of deliveries failed as transient before the handler.
     pub fault_retry_rate: f64,
+    /// Testing only: fraction of deliveries that hang until shutdown.
+    pub fault_hang_rate: f64,
 }
 
 impl WorkerSettings {
@@ -50,6 +52,7 @@ struct Shared<H> {
     handler: H,
     metrics: RuntimeMetrics,
     settings: WorkerSettings,
+    shutdown: CancellationToken,
 }
 
 /// Pulls from `consumer` until `shutdown` fires, then waits (time-boxed) for the
@@ -71,6 +74,7 @@ pub async fn run<H: Handler>(
         handler,
         metrics,
         settings,
+        shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(shared.settings.concurrency));
@@ -155,7 +159,13 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     };
     let event = event_name(delivery.headers);
     let timer = m.handler_seconds.start_timer();
-    let outcome = if injected_fault(stream_seq, delivered, shared.settings.fault_retry_rate) {
+    let settings = &shared.settings;
+    let outcome = if injected_fault(stream_seq, delivered, settings.fault_hang_rate) {
+        shared.shutdown.cancelled().await;
+        Outcome::Retry {
+            reason: "injected hang (--fault-hang-rate)".into(),
+        }
+    } else if injected_fault(stream_seq, delivered, settings.fault_retry_rate) {
         Outcome::Retry {
             reason: "injected transient fault (--fault-retry-rate)".into(),
         }
@@ -301,6 +311,7 @@ mod tests {
             backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
             shutdown_timeout: Duration::ZERO,
             fault_retry_rate: 0.0,
+            fault_hang_rate: 0.0,
         };
         assert_eq!(s.delay_after(1), Duration::from_secs(1));
         assert_eq!(s.delay_after(2), Duration::from_secs(5));
