@@ -1,0 +1,150 @@
+//! hail-monitor: the lag of every consumer group, computed from JetStream consumer
+//! info, so the lag of a service that is down keeps rising on the dashboard.
+//!
+//! - [`poll`]: one reading of every stream and durable consumer.
+//! - [`status`]: the Burrow-style status over a window of readings (pure).
+//! - [`metrics`]: prometheus-nats-exporter names plus `hail_consumer_lag_*` and status.
+#![forbid(unsafe_code)]
+
+pub mod metrics;
+pub mod poll;
+pub mod status;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::jetstream;
+use hail_runtime::{LogFormat, duration::parse_duration};
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
+
+/// Default port of /metrics.
+pub const METRICS_PORT: u16 = 9105;
+
+/// The monitor's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MonitorArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "HAIL_METRICS_ADDR", default_value = "127.0.0.1:9105")]
+    pub metrics_addr: SocketAddr,
+    /// Time between polls of the JetStream API.
+    #[arg(long, env = "HAIL_MONITOR_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How far back the status looks (ack floor and deliveries moving or not).
+    #[arg(long, env = "HAIL_MONITOR_WINDOW", default_value = "5s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Streams whose durable consumers are watched (comma-separated).
+    #[arg(
+        long,
+        env = "HAIL_MONITOR_STREAMS",
+        default_value = "RIDES",
+        value_delimiter = ','
+    )]
+    pub streams: Vec<String>,
+    /// Give up connecting to NATS at start after this long.
+    #[arg(long, env = "HAIL_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Log format; the level comes from RUST_LOG.
+    #[arg(long, env = "HAIL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl MonitorArgs {
+    fn window_samples(&self) -> Result<usize, String> {
+        if self.interval.is_zero() {
+            return Err("--interval must be longer than 0s".into());
+        }
+        let n = (self.window.as_secs_f64() / self.interval.as_secs_f64()).round() as usize + 1;
+        if n < 2 {
+            return Err(format!(
+                "--window {:?} must be at least one --interval {:?}",
+                self.window, self.interval
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Serves /metrics and polls until SIGTERM/SIGINT.
+pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
+    let samples = args.window_samples().map_err(anyhow::Error::msg)?;
+    let shutdown = hail_runtime::shutdown::on_signals()?;
+    let registry = Registry::new();
+    let mut metrics = metrics::MonitorMetrics::register(&registry)?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let cell = Arc::new(OnceLock::new());
+    let http_stop = CancellationToken::new();
+    let state = hail_runtime::http::HttpState {
+        registry,
+        ready: ready.clone(),
+        client: cell.clone(),
+    };
+    let http = hail_runtime::http::serve(args.metrics_addr, state, http_stop.clone()).await?;
+    tracing::info!(addr = %args.metrics_addr, "serving /metrics");
+    let client =
+        hail_runtime::connect::connect(&args.nats_url, "hail-monitor", args.connect_timeout)
+            .await?;
+    let _ = cell.set(client.clone());
+    let js = jetstream::new(client.clone());
+    let mut windows: HashMap<(String, String), VecDeque<status::Sample>> = HashMap::new();
+    let mut tick = tokio::time::interval(args.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match poll::read(&js, &args.streams).await {
+            Ok((streams, consumers)) => {
+                let judged = judge(&mut windows, consumers, samples);
+                metrics.update(&streams, &judged);
+                ready.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                metrics.poll_failed();
+                tracing::warn!(error = format!("{e:#}"), "poll failed");
+            }
+        }
+    }
+    let _ = client.drain().await;
+    http_stop.cancel();
+    let _ = http.await;
+    Ok(())
+}
+
+/// Adds each reading to its consumer's window and evaluates the status.
+fn judge(
+    windows: &mut HashMap<(String, String), VecDeque<status::Sample>>,
+    consumers: Vec<poll::ConsumerReading>,
+    samples: usize,
+) -> Vec<(poll::ConsumerReading, status::Status)> {
+    windows.retain(|k, _| {
+        consumers
+            .iter()
+            .any(|c| (&c.stream, &c.consumer) == (&k.0, &k.1))
+    });
+    consumers
+        .into_iter()
+        .map(|c| {
+            let w = windows
+                .entry((c.stream.clone(), c.consumer.clone()))
+                .or_default();
+            w.push_back(c.sample);
+            while w.len() > samples {
+                w.pop_front();
+            }
+            let s = status::evaluate(w.make_contiguous());
+            (c, s)
+        })
+        .collect()
+}

@@ -1,0 +1,20 @@
+//! `hail-monitor`: consumer lag and status of every hail service, on /metrics.
+
+use clap::Parser;
+
+/// hail-monitor: polls JetStream consumer info for every durable and serves
+/// nats_consumer_* (prometheus-nats-exporter names), hail_consumer_lag_messages,
+/// hail_consumer_lag_seconds and hail_consumer_status on /metrics.
+#[derive(Parser)]
+#[command(name = "hail-monitor", version)]
+struct Cli {
+    #[command(flatten)]
+    args: hail_monitor::MonitorArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    hail_runtime::telemetry::init(cli.args.log_format);
+    hail_runtime::exit_code("hail-monitor", hail_monitor::run(cli.args).await)
+}

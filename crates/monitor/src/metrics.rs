@@ -1,0 +1,208 @@
+//! The exported series: the names of the official prometheus-nats-exporter (so
+//! NATS's own dashboards work) plus hail's lag and status.
+
+use std::collections::HashSet;
+
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+
+use crate::{
+    poll::{ConsumerReading, StreamReading},
+    status::Status,
+};
+
+const CONSUMER_LABELS: [&str; 2] = ["stream_name", "consumer_name"];
+
+/// Every gauge the monitor sets.
+pub struct MonitorMetrics {
+    num_pending: IntGaugeVec,
+    num_ack_pending: IntGaugeVec,
+    num_redelivered: IntGaugeVec,
+    num_waiting: IntGaugeVec,
+    ack_floor: IntGaugeVec,
+    delivered: IntGaugeVec,
+    stream_last_seq: IntGaugeVec,
+    stream_messages: IntGaugeVec,
+    lag_messages: IntGaugeVec,
+    lag_seconds: GaugeVec,
+    status: IntGaugeVec,
+    polls_failed: prometheus::IntCounter,
+    known: HashSet<(String, String)>,
+}
+
+fn int_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl MonitorMetrics {
+    /// Creates and registers every series.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let c = &CONSUMER_LABELS;
+        let lag_seconds = GaugeVec::new(
+            Opts::new(
+                "hail_consumer_lag_seconds",
+                "age of the oldest message the consumer group has not acknowledged",
+            ),
+            c,
+        )?;
+        registry.register(Box::new(lag_seconds.clone()))?;
+        let polls_failed = prometheus::IntCounter::new(
+            "hail_monitor_polls_failed_total",
+            "polls of the JetStream API that failed",
+        )?;
+        registry.register(Box::new(polls_failed.clone()))?;
+        Ok(MonitorMetrics {
+            num_pending: int_vec(
+                registry,
+                "nats_consumer_num_pending",
+                "messages not yet delivered",
+                c,
+            )?,
+            num_ack_pending: int_vec(
+                registry,
+                "nats_consumer_num_ack_pending",
+                "messages delivered, not yet acknowledged",
+                c,
+            )?,
+            num_redelivered: int_vec(
+                registry,
+                "nats_consumer_num_redelivered",
+                "messages redelivered and not yet acknowledged",
+                c,
+            )?,
+            num_waiting: int_vec(
+                registry,
+                "nats_consumer_num_waiting",
+                "pull requests waiting",
+                c,
+            )?,
+            ack_floor: int_vec(
+                registry,
+                "nats_consumer_ack_floor_stream_seq",
+                "stream sequence at or below which all is acknowledged",
+                c,
+            )?,
+            delivered: int_vec(
+                registry,
+                "nats_consumer_delivered_stream_seq",
+                "last stream sequence delivered",
+                c,
+            )?,
+            stream_last_seq: int_vec(
+                registry,
+                "nats_stream_last_seq",
+                "last sequence in the stream",
+                &["stream_name"],
+            )?,
+            stream_messages: int_vec(
+                registry,
+                "nats_stream_total_messages",
+                "messages held by the stream",
+                &["stream_name"],
+            )?,
+            lag_messages: int_vec(
+                registry,
+                "hail_consumer_lag_messages",
+                "messages the consumer group still owes: pending plus unacknowledged",
+                c,
+            )?,
+            lag_seconds,
+            status: int_vec(
+                registry,
+                "hail_consumer_status",
+                "1 for the consumer's current Burrow-style status",
+                &["stream_name", "consumer_name", "status"],
+            )?,
+            polls_failed,
+            known: HashSet::new(),
+        })
+    }
+
+    /// A failed poll.
+    pub fn poll_failed(&self) {
+        self.polls_failed.inc();
+    }
+
+    /// Sets every series from one poll; series of consumers that disappeared are removed.
+    pub fn update(&mut self, streams: &[StreamReading], consumers: &[(ConsumerReading, Status)]) {
+        for s in streams {
+            let l = [s.name.as_str()];
+            self.stream_last_seq
+                .with_label_values(&l)
+                .set(clamp(s.last_seq));
+            self.stream_messages
+                .with_label_values(&l)
+                .set(clamp(s.messages));
+        }
+        let mut seen = HashSet::new();
+        for (c, status) in consumers {
+            let l = [c.stream.as_str(), c.consumer.as_str()];
+            let smp = &c.sample;
+            self.num_pending
+                .with_label_values(&l)
+                .set(clamp(smp.pending));
+            self.num_ack_pending
+                .with_label_values(&l)
+                .set(clamp(smp.ack_pending));
+            self.num_redelivered
+                .with_label_values(&l)
+                .set(clamp(c.redelivered));
+            self.num_waiting
+                .with_label_values(&l)
+                .set(clamp(smp.waiting));
+            self.ack_floor
+                .with_label_values(&l)
+                .set(clamp(smp.ack_floor_seq));
+            self.delivered
+                .with_label_values(&l)
+                .set(clamp(smp.delivered_seq));
+            self.lag_messages
+                .with_label_values(&l)
+                .set(clamp(smp.lag()));
+            let age = c.oldest_unacked_age.map_or(0.0, |d| d.as_secs_f64());
+            self.lag_seconds.with_label_values(&l).set(age);
+            for s in Status::ALL {
+                let v = i64::from(s == *status);
+                self.status
+                    .with_label_values(&[l[0], l[1], s.as_str()])
+                    .set(v);
+            }
+            seen.insert((c.stream.clone(), c.consumer.clone()));
+        }
+        for (stream, consumer) in self.known.difference(&seen) {
+            self.forget(stream, consumer);
+        }
+        self.known = seen;
+    }
+
+    fn forget(&self, stream: &str, consumer: &str) {
+        let l = [stream, consumer];
+        for g in [
+            &self.num_pending,
+            &self.num_ack_pending,
+            &self.num_redelivered,
+            &self.num_waiting,
+            &self.ack_floor,
+            &self.delivered,
+            &self.lag_messages,
+        ] {
+            let _ = g.remove_label_values(&l);
+        }
+        let _ = self.lag_seconds.remove_label_values(&l);
+        for s in Status::ALL {
+            let _ = self
+                .status
+                .remove_label_values(&[stream, consumer, s.as_str()]);
+        }
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

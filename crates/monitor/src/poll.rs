@@ -1,0 +1,124 @@
+//! One reading of every stream and durable consumer, from the JetStream API.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{self, consumer};
+use futures::TryStreamExt;
+
+use crate::status::Sample;
+
+/// A stream's state.
+#[derive(Debug, Clone)]
+pub struct StreamReading {
+    /// Stream name.
+    pub name: String,
+    /// Last sequence stored.
+    pub last_seq: u64,
+    /// Messages held.
+    pub messages: u64,
+}
+
+/// A consumer's state.
+#[derive(Debug, Clone)]
+pub struct ConsumerReading {
+    /// Its stream.
+    pub stream: String,
+    /// Durable name.
+    pub consumer: String,
+    /// The numbers the status is computed from.
+    pub sample: Sample,
+    /// Messages redelivered at least once and not yet acked.
+    pub redelivered: u64,
+    /// Age of the oldest message not yet acknowledged (None when there is no lag).
+    pub oldest_unacked_age: Option<Duration>,
+}
+
+/// Reads every stream in `streams` and each of its consumers.
+pub async fn read(
+    js: &jetstream::Context,
+    streams: &[String],
+) -> Result<(Vec<StreamReading>, Vec<ConsumerReading>)> {
+    let mut stream_readings = Vec::new();
+    let mut consumer_readings = Vec::new();
+    for name in streams {
+        let Ok(mut stream) = js.get_stream(name).await else {
+            continue; // not created yet: no service has started
+        };
+        let info = stream
+            .info()
+            .await
+            .with_context(|| format!("stream info of {name}"))?;
+        stream_readings.push(StreamReading {
+            name: name.clone(),
+            last_seq: info.state.last_sequence,
+            messages: info.state.messages,
+        });
+        let consumers: Vec<consumer::Info> = stream
+            .consumers()
+            .try_collect()
+            .await
+            .with_context(|| format!("consumers of {name}"))?;
+        for c in consumers
+            .into_iter()
+            .filter(|c| c.config.durable_name.is_some())
+        {
+            consumer_readings.push(reading(&stream, c).await);
+        }
+    }
+    Ok((stream_readings, consumer_readings))
+}
+
+async fn reading(stream: &jetstream::stream::Stream, c: consumer::Info) -> ConsumerReading {
+    let sample = Sample {
+        pending: c.num_pending,
+        ack_pending: c.num_ack_pending as u64,
+        waiting: c.num_waiting as u64,
+        delivered_seq: c.delivered.stream_sequence,
+        ack_floor_seq: c.ack_floor.stream_sequence,
+        max_ack_pending: u64::try_from(c.config.max_ack_pending).unwrap_or(0),
+    };
+    let oldest_unacked_age = if sample.lag() > 0 {
+        oldest_unacked(stream, &c).await
+    } else {
+        None
+    };
+    ConsumerReading {
+        stream: c.stream_name,
+        consumer: c.name,
+        sample,
+        redelivered: c.num_redelivered as u64,
+        oldest_unacked_age,
+    }
+}
+
+/// The stored time of the first message after the ack floor that the consumer's
+/// filters select: every message before it is acknowledged, so it is the oldest
+/// one the consumer group still owes.
+async fn oldest_unacked(
+    stream: &jetstream::stream::Stream,
+    c: &consumer::Info,
+) -> Option<Duration> {
+    let mut filters = c.config.filter_subjects.clone();
+    if !c.config.filter_subject.is_empty() {
+        filters.push(c.config.filter_subject.clone());
+    }
+    if filters.is_empty() {
+        filters.push(">".into());
+    }
+    let from = c.ack_floor.stream_sequence + 1;
+    let mut oldest: Option<time::OffsetDateTime> = None;
+    for filter in filters {
+        let msg = stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(filter)
+            .send()
+            .await;
+        if let Ok(m) = msg {
+            oldest = Some(oldest.map_or(m.time, |o| o.min(m.time)));
+        }
+    }
+    let age = time::OffsetDateTime::now_utc() - oldest?;
+    Some(Duration::from_secs_f64(age.as_seconds_f64().max(0.0)))
+}

@@ -1,0 +1,125 @@
+//! hail-monitor under load: a killed service's status becomes `stop` and its lag
+//! rises; restarted, it returns to `ok` and its lag drains.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use async_nats::jetstream;
+use hail_e2e::{rides, serial, services::Service};
+use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, metric_sum, wait_until};
+
+struct Monitor {
+    _process: Process,
+    url: String,
+}
+
+impl Monitor {
+    fn spawn(nats_url: &str) -> Result<Monitor> {
+        let port = free_port();
+        let args: Vec<String> = [
+            "--nats-url",
+            nats_url,
+            "--interval",
+            "200ms",
+            "--window",
+            "2s",
+            "--metrics-addr",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("127.0.0.1:{port}")])
+        .collect();
+        let process = Process::spawn(&bin_path("hail-monitor")?, &args, &[])?;
+        Ok(Monitor {
+            _process: process,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        })
+    }
+
+    async fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let (_, body) = http_get(&self.url).await.ok()?;
+        metric_sum(&body, name, labels)
+    }
+
+    async fn status_is(&self, consumer: &str, status: &str) -> bool {
+        let labels = [("consumer_name", consumer), ("status", status)];
+        self.value("hail_consumer_status", &labels).await == Some(1.0)
+    }
+
+    async fn lag(&self, consumer: &str) -> f64 {
+        self.value("hail_consumer_lag_messages", &[("consumer_name", consumer)])
+            .await
+            .unwrap_or(-1.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_service_shows_stop_and_rising_lag_then_recovers() -> Result<()> {
+    const RATE_PER_TICK: usize = 5; // every 20 ms: 250 rides/s
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let mut analytics = Service::spawn("analytics", &server.url())?;
+    let pricing = Service::spawn("pricing", &server.url())?;
+    analytics.wait_ready(Duration::from_secs(30)).await?;
+    pricing.wait_ready(Duration::from_secs(30)).await?;
+    let monitor = Monitor::spawn(&server.url())?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+
+    let load_js = js.clone();
+    let load = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for batch in 0..(90_000 / 20) {
+            tick.tick().await;
+            let from = batch * RATE_PER_TICK;
+            if rides::publish(&load_js, "mon", from, from + RATE_PER_TICK)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let long = Duration::from_secs(30);
+    wait_until(long, "analytics ok under load", || {
+        monitor.status_is("analytics", "ok")
+    })
+    .await?;
+    analytics.process.kill();
+    wait_until(long, "analytics status stop", || {
+        monitor.status_is("analytics", "stop")
+    })
+    .await?;
+    let before = monitor.lag("analytics").await;
+    wait_until(long, "analytics lag rising", || async {
+        monitor.lag("analytics").await > before + 100.0
+    })
+    .await?;
+    let age = monitor
+        .value(
+            "hail_consumer_lag_seconds",
+            &[("consumer_name", "analytics")],
+        )
+        .await;
+    assert!(
+        age.is_some_and(|a| a > 0.0),
+        "lag in seconds while down: {age:?}"
+    );
+    assert!(
+        monitor.status_is("pricing", "ok").await,
+        "pricing keeps going"
+    );
+
+    analytics.restart()?;
+    wait_until(long, "analytics ok again", || {
+        monitor.status_is("analytics", "ok")
+    })
+    .await?;
+    // Drained: under one second's worth of traffic (250 rides) behind.
+    wait_until(long, "analytics lag drained", || async {
+        (0.0..250.0).contains(&monitor.lag("analytics").await)
+    })
+    .await?;
+    load.abort();
+    Ok(())
+}
