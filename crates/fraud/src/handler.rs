@@ -1,26 +1,47 @@
-//! fraud's handler. This first cut has no rules yet: every request is screened
-//! `allow` with score 0 and no rule fired.
+//! fraud's handler: `RideRequested` → `RideScreened`.
 
-use hail_events::{RideRequested, RideScreened, Verdict};
+use std::sync::{Arc, Mutex};
+
+use hail_events::RideRequested;
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
-/// Screens every request.
-#[derive(Debug, Clone, Default)]
-pub struct Fraud;
+use crate::{
+    blocklist::Blocklist,
+    history::Sighting,
+    metrics::Metrics,
+    screener::{Screener, Screening},
+};
+
+/// Screens every request against the shared history and the live blocklist.
+#[derive(Debug, Clone)]
+pub struct Fraud {
+    screener: Arc<Mutex<Screener>>,
+    blocklist: Blocklist,
+    metrics: Metrics,
+}
 
 impl Fraud {
-    /// The screening of a request (pure).
-    pub fn screen(&self, req: &RideRequested, now_ms: u64) -> RideScreened {
-        RideScreened {
-            ride_id: req.ride_id.clone(),
-            city: req.city.clone(),
-            rider_id: req.rider_id.clone(),
-            score: 0.0,
-            verdict: Verdict::Allow,
-            rules: Vec::new(),
-            requested_at_ms: req.requested_at_ms,
-            at_ms: now_ms,
+    /// A handler over `screener` (already holding the replayed history).
+    pub fn new(screener: Arc<Mutex<Screener>>, blocklist: Blocklist, metrics: Metrics) -> Fraud {
+        Fraud {
+            screener,
+            blocklist,
+            metrics,
         }
+    }
+
+    /// Screens one request stored in the stream at `stored_ms`.
+    pub fn screen(&self, req: &RideRequested, stored_ms: u64) -> Screening {
+        let blocked = self.blocklist.contains(&req.card);
+        let sighting = Sighting::of(req, stored_ms);
+        // The lock is held for the pure step only: microseconds, never an await.
+        let screening = self
+            .screener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .screen(&sighting, blocked);
+        self.metrics.screened(req.city.as_str(), &screening);
+        screening
     }
 }
 
@@ -30,9 +51,15 @@ impl Handler for Fraud {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
-        match Output::event(&self.screen(&req, hail_runtime::now_ms())) {
+        let screening = self.screen(&req, unix_ms(d.published));
+        match Output::event(&screening.event(&req, hail_runtime::now_ms())) {
             Ok(out) => Outcome::Done(vec![out]),
             Err(e) => e.into(),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch of a stream timestamp.
+pub fn unix_ms(t: time::OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }

@@ -2,18 +2,22 @@
 
 use clap::Parser;
 
-/// hail fraud: reads every RideRequested through the durable
-/// consumer `fraud` and publishes RideScreened on rides.screened.<city>.
+/// hail fraud: reads every RideRequested through the durable consumer `fraud`,
+/// judges it against the rider's history (velocity, impossible travel, shared
+/// device or card) and the card blocklist (KV bucket hail_fraud_blocklist), and
+/// publishes RideScreened on rides.screened.<city>.
 #[derive(Parser)]
 #[command(name = "hail-fraud", version)]
 struct Cli {
     #[command(flatten)]
     runtime: hail_runtime::RuntimeArgs,
+    #[command(flatten)]
+    fraud: hail_fraud::FraudArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hail_runtime::telemetry::init(cli.runtime.log_format);
-    hail_runtime::exit_code("hail-fraud", hail_fraud::run(cli.runtime).await)
+    hail_runtime::exit_code("hail-fraud", hail_fraud::run(cli.runtime, cli.fraud).await)
 }

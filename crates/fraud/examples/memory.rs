@@ -1,0 +1,206 @@
+//! Resident memory of a real `hail-fraud` process with 100,000 drivers in DRIVERS
+//! and 100,000 riders of history, and how long its history replay takes.
+//!
+//! Starts a testkit nats-server, fills DRIVERS with 100,000 drivers and RIDES with
+//! 150,000 requests of 100,000 riders over the last 50 minutes (10,000 devices and
+//! cards), runs `target/debug|release/hail-fraud` until it has screened them all,
+//! reads VmRSS and VmHWM from /proc, then SIGKILLs it, starts it again and reads
+//! them once more after the replay.
+//!
+//! ```text
+//! cargo build --release -p hail-fraud --bins
+//! cargo run --release -p hail-fraud --example memory
+//! ```
+//! (It runs the `hail-fraud` of the profile it is built with, or `$HAIL_BIN_DIR/hail-fraud`.)
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream;
+use hail_events::{
+    CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng,
+    RideId, RideRequested, RiderId, codec, headers,
+};
+use hail_runtime::provision::{StreamSettings, ensure_streams};
+use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, metric_sum, wait_until};
+
+const DRIVERS: u64 = 100_000;
+const RIDERS: u64 = 100_000;
+const REQUESTS: u64 = 150_000;
+const DEVICES: u64 = 10_000;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let server = NatsServer::start()?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    ensure_streams(
+        &js,
+        &StreamSettings {
+            rides_max_age: Duration::from_secs(86_400),
+            rides_max_bytes: 8 << 30,
+            replicas: 1,
+        },
+    )
+    .await?;
+    let t = Instant::now();
+    publish_all(&js, (0..DRIVERS).map(driver)).await?;
+    let now = hail_runtime::now_ms();
+    publish_all(&js, (0..REQUESTS).map(|i| request(i, now))).await?;
+    println!(
+        "published {DRIVERS} drivers and {REQUESTS} requests in {:?}",
+        t.elapsed()
+    );
+
+    let port = free_port();
+    let mut fraud = spawn(&server, port)?;
+    let t = Instant::now();
+    wait_screened(port, REQUESTS as f64, &fraud).await?;
+    println!("screened {REQUESTS} requests in {:?}", t.elapsed());
+    report("after screening", port, &fraud).await?;
+
+    fraud.kill();
+    let mut fraud = spawn(&server, port)?;
+    let t = Instant::now();
+    wait_until(
+        Duration::from_secs(300),
+        "fraud ready after restart",
+        || async {
+            matches!(
+                http_get(&format!("http://127.0.0.1:{port}/readyz")).await,
+                Ok((200, _))
+            )
+        },
+    )
+    .await?;
+    println!("restart: replay and ready in {:?}", t.elapsed());
+    report("after restart and replay", port, &fraud).await?;
+    fraud.kill();
+    Ok(())
+}
+
+fn spawn(server: &NatsServer, port: u16) -> Result<Process> {
+    let args = [
+        "--nats-url".to_string(),
+        server.url(),
+        "--metrics-addr".to_string(),
+        format!("127.0.0.1:{port}"),
+    ];
+    Process::spawn(&fraud_bin()?, &args, &[])
+}
+
+/// `target/<profile>/hail-fraud` beside `target/<profile>/examples/memory`.
+fn fraud_bin() -> Result<std::path::PathBuf> {
+    if std::env::var_os("HAIL_BIN_DIR").is_some() {
+        return bin_path("hail-fraud");
+    }
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .context("locating the target directory")?;
+    let bin = profile.join("hail-fraud");
+    anyhow::ensure!(bin.is_file(), "{} not found: build it first", bin.display());
+    Ok(bin)
+}
+
+async fn metric(port: u16, name: &str) -> Result<f64> {
+    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).await?;
+    Ok(metric_sum(&body, name, &[]).unwrap_or(0.0))
+}
+
+async fn wait_screened(port: u16, n: f64, fraud: &Process) -> Result<()> {
+    wait_until(
+        Duration::from_secs(600),
+        "fraud screened every request",
+        || async {
+            metric(port, "hail_fraud_verdicts_total")
+                .await
+                .is_ok_and(|v| v >= n)
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", fraud.log()))
+}
+
+async fn report(when: &str, port: u16, fraud: &Process) -> Result<()> {
+    // The history gauges refresh every 10 s.
+    wait_until(Duration::from_secs(30), "history gauges", || async {
+        metric(port, "hail_fraud_history_riders")
+            .await
+            .is_ok_and(|v| v > 0.0)
+    })
+    .await?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fraud.pid()))
+        .context("reading /proc/<pid>/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.trim_start_matches(name).trim().to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "{when}: VmRSS {} (peak VmHWM {}); history: {} riders, {} requests; replayed {}",
+        field("VmRSS:"),
+        field("VmHWM:"),
+        metric(port, "hail_fraud_history_riders").await?,
+        metric(port, "hail_fraud_history_entries").await?,
+        metric(port, "hail_fraud_replayed_requests_total").await?,
+    );
+    Ok(())
+}
+
+async fn publish_all<E: Event>(
+    js: &jetstream::Context,
+    events: impl Iterator<Item = E>,
+) -> Result<()> {
+    let mut acks = Vec::with_capacity(1000);
+    for e in events {
+        acks.push(
+            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
+                .await?,
+        );
+        if acks.len() == 1000 {
+            for a in acks.drain(..) {
+                a.await?;
+            }
+        }
+    }
+    for a in acks {
+        a.await?;
+    }
+    Ok(())
+}
+
+fn driver(i: u64) -> DriverLocationUpdated {
+    DriverLocationUpdated {
+        driver_id: DriverId::new(format!("driver-{i:07}")).unwrap(),
+        city: City::new("berlin").unwrap(),
+        position: LatLng::new(
+            52.4 + (i % 1000) as f64 * 0.0002,
+            13.3 + (i / 1000) as f64 * 0.002,
+        )
+        .unwrap(),
+        status: DriverStatus::Available,
+        at_ms: hail_runtime::now_ms(),
+    }
+}
+
+/// Request `i` of rider `i % RIDERS`, spread over the 50 minutes before `now`.
+fn request(i: u64, now: u64) -> RideRequested {
+    let rider = i % RIDERS;
+    RideRequested {
+        ride_id: RideId::new(format!("ride-{i:010}")).unwrap(),
+        rider_id: RiderId::new(format!("rider-{rider:07}")).unwrap(),
+        city: City::new("berlin").unwrap(),
+        pickup: LatLng::new(
+            52.4 + (i % 997) as f64 * 0.0002,
+            13.3 + (i % 991) as f64 * 0.0002,
+        )
+        .unwrap(),
+        dropoff: LatLng::new(52.5, 13.4).unwrap(),
+        requested_at_ms: now - 3_000_000 + i * 3_000_000 / REQUESTS,
+        device_id: DeviceId::new(format!("dev-{:06}", rider % DEVICES)).unwrap(),
+        card: CardFingerprint::new(format!("card-{:06}", (rider * 7) % DEVICES)).unwrap(),
+    }
+}

@@ -1,0 +1,201 @@
+//! fraud end to end, against a real nats-server, the real `hail-fraud` binary and
+//! the real `hail` CLI: the rider history survives a SIGKILL, and the card
+//! blocklist is changed from the CLI and seen by the running service.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{self, consumer::DeliverPolicy};
+use futures::StreamExt;
+use hail_e2e::{serial, services::Service};
+use hail_events::{
+    CardFingerprint, DeviceId, Event, RideId, RideRequested, RideScreened, RiderId, Verdict, codec,
+    headers, sample, subjects,
+};
+use hail_testkit::{NatsServer, bin_path, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn jetstream_of(server: &NatsServer) -> Result<jetstream::Context> {
+    Ok(jetstream::new(async_nats::connect(server.url()).await?))
+}
+
+/// A request of `rider` paying with `card`, on a device of its own, at `at_ms`.
+fn request(ride: &str, rider: &str, card: &str, at_ms: u64) -> RideRequested {
+    let mut r = sample::ride_requested(ride, "berlin");
+    r.ride_id = RideId::new(ride).unwrap();
+    r.rider_id = RiderId::new(rider).unwrap();
+    r.device_id = DeviceId::new(format!("dev-{ride}")).unwrap();
+    r.card = CardFingerprint::new(card).unwrap();
+    r.requested_at_ms = at_ms;
+    r
+}
+
+async fn publish(js: &jetstream::Context, r: &RideRequested) -> Result<()> {
+    js.publish_with_headers(r.subject(), headers::for_event(r), codec::encode(r)?)
+        .await?
+        .await
+        .context("request not acknowledged")?;
+    Ok(())
+}
+
+/// The RideScreened of `ride`, if fraud has published it.
+async fn screened(js: &jetstream::Context, ride: &str) -> Result<Option<RideScreened>> {
+    let stream = js.get_stream(subjects::RIDES_STREAM).await?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: "rides.screened.>".into(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await?;
+    let total = consumer.cached_info().num_pending;
+    let mut messages = consumer.messages().await?;
+    for _ in 0..total {
+        let msg = messages.next().await.context("ordered consumer ended")??;
+        let event: RideScreened = codec::decode(&msg.payload)?;
+        if event.ride_id.as_str() == ride {
+            return Ok(Some(event));
+        }
+    }
+    Ok(None)
+}
+
+/// Waits for the RideScreened of `ride`.
+async fn wait_screened(js: &jetstream::Context, ride: &str) -> Result<RideScreened> {
+    wait_until(WAIT, &format!("RideScreened of {ride}"), || async {
+        matches!(screened(js, ride).await, Ok(Some(_)))
+    })
+    .await?;
+    Ok(screened(js, ride).await?.expect("seen above"))
+}
+
+/// Runs the real `hail` CLI; its stdout, or an error with its stderr.
+async fn hail(server: &NatsServer, args: &[&str]) -> Result<String> {
+    let out = tokio::process::Command::new(bin_path("hail")?)
+        .arg("--nats-url")
+        .arg(server.url())
+        .args(args)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "hail {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+async fn wait_blocklist_size(fraud: &Service, n: f64) -> Result<()> {
+    wait_until(WAIT, &format!("fraud to see {n} blocked cards"), || async {
+        fraud
+            .metric("hail_fraud_blocklist_cards", &[])
+            .await
+            .is_ok_and(|v| v == n)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn velocity_history_survives_sigkill_and_restart() -> Result<()> {
+    const N: usize = 5; // the default --velocity-max-requests
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    let mut fraud = Service::spawn("fraud", &server.url())?;
+    fraud.wait_ready(WAIT).await?;
+
+    let t0 = hail_runtime::now_ms() - 60_000;
+    for i in 0..N {
+        let r = request(
+            &format!("v-{i}"),
+            "rider-fast",
+            &format!("card-v{i}"),
+            t0 + i as u64 * 1_000,
+        );
+        publish(&js, &r).await?;
+    }
+    wait_until(WAIT, "fraud processed the first requests", || async {
+        fraud
+            .processed("RideRequested")
+            .await
+            .is_ok_and(|v| v >= N as f64)
+    })
+    .await?;
+    let fifth = wait_screened(&js, &format!("v-{}", N - 1)).await?;
+    assert_eq!(
+        fifth.rules,
+        Vec::<String>::new(),
+        "{N} requests are not too many"
+    );
+    assert_eq!(fifth.verdict, Verdict::Allow);
+
+    fraud.process.kill();
+    fraud.restart()?;
+    fraud.wait_ready(WAIT).await?;
+    let replayed = fraud
+        .metric("hail_fraud_replayed_requests_total", &[])
+        .await?;
+    assert_eq!(replayed, N as f64, "requests read back into the history");
+
+    let last = request("v-last", "rider-fast", "card-vlast", t0 + N as u64 * 1_000);
+    publish(&js, &last).await?;
+    let verdict = wait_screened(&js, "v-last").await?;
+    assert_eq!(verdict.rules, vec!["velocity".to_string()], "{verdict:?}");
+    assert_eq!(verdict.verdict, Verdict::Review);
+    assert_eq!(verdict.score, 0.5);
+    let hits = fraud
+        .metric("hail_fraud_rule_hits_total", &[("rule", "velocity")])
+        .await?;
+    assert_eq!(hits, 1.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocklist_from_the_cli_blocks_and_unblocks_cards() -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    let now = hail_runtime::now_ms();
+
+    // Blocked before fraud starts: loaded with the snapshot.
+    let out = hail(
+        &server,
+        &["fraud", "block", "card-stolen", "--reason", "chargeback"],
+    )
+    .await?;
+    assert_eq!(out.trim(), "blocked card card-stolen");
+    let fraud = Service::spawn("fraud", &server.url())?;
+    fraud.wait_ready(WAIT).await?;
+    assert_eq!(fraud.metric("hail_fraud_blocklist_cards", &[]).await?, 1.0);
+    let listed = hail(&server, &["fraud", "blocklist"]).await?;
+    assert!(listed.starts_with("card-stolen\t"), "{listed}");
+    assert!(listed.trim_end().ends_with("\tchargeback"), "{listed}");
+
+    publish(&js, &request("b-1", "rider-a", "card-stolen", now)).await?;
+    publish(&js, &request("b-2", "rider-b", "card-clean", now)).await?;
+    let blocked = wait_screened(&js, "b-1").await?;
+    assert_eq!(blocked.verdict, Verdict::Block);
+    assert_eq!(blocked.score, 1.0);
+    assert_eq!(blocked.rules, vec!["blocklisted_card".to_string()]);
+    let clean = wait_screened(&js, "b-2").await?;
+    assert_eq!((clean.verdict, clean.rules.len()), (Verdict::Allow, 0));
+
+    // Unblocked while fraud runs: the watch takes it off.
+    let out = hail(&server, &["fraud", "unblock", "card-stolen"]).await?;
+    assert_eq!(out.trim(), "unblocked card card-stolen");
+    wait_blocklist_size(&fraud, 0.0).await?;
+    assert_eq!(hail(&server, &["fraud", "blocklist"]).await?, "");
+    publish(&js, &request("b-3", "rider-c", "card-stolen", now + 1_000)).await?;
+    let allowed = wait_screened(&js, "b-3").await?;
+    assert_eq!((allowed.verdict, allowed.rules.len()), (Verdict::Allow, 0));
+
+    // Blocked again while fraud runs.
+    hail(&server, &["fraud", "block", "card-stolen"]).await?;
+    wait_blocklist_size(&fraud, 1.0).await?;
+    publish(&js, &request("b-4", "rider-d", "card-stolen", now + 2_000)).await?;
+    assert_eq!(wait_screened(&js, "b-4").await?.verdict, Verdict::Block);
+    let out = hail(&server, &["fraud", "unblock", "card-unknown"]).await?;
+    assert_eq!(out.trim(), "card card-unknown was not blocked");
+    Ok(())
+}
