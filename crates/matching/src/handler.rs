@@ -1,41 +1,137 @@
-//! matching's handler. This first cut keeps no driver index yet, so every request
-//! is answered `RideUnmatched` (no driver in radius); completions are acknowledged.
+//! matching's handler: decodes a delivery, asks the [`Matcher`], and turns its
+//! answer into the event to publish and the outcome for the runtime.
 
-use hail_events::{RideCompleted, RideRequested, RideUnmatched, UnmatchedReason};
+use hail_events::{RideCompleted, RideMatched, RideRequested, RideUnmatched, subjects};
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
-/// Answers requests and takes note of completions.
-#[derive(Debug, Clone, Default)]
-pub struct Matching;
+use crate::{
+    claims::ClaimsError,
+    matcher::{Answer, Completion, Decided, Matcher},
+    metrics::{Metrics, REPLAYED},
+};
+
+/// Answers requests and releases the drivers of completed rides.
+pub struct Matching {
+    matcher: Matcher,
+    metrics: Metrics,
+}
 
 impl Matching {
-    /// The answer to a request (pure).
-    pub fn answer(&self, req: &RideRequested, now_ms: u64) -> RideUnmatched {
-        RideUnmatched {
-            ride_id: req.ride_id.clone(),
-            city: req.city.clone(),
-            reason: UnmatchedReason::NoDriverInRadius,
-            requested_at_ms: req.requested_at_ms,
-            at_ms: now_ms,
+    /// A handler around `matcher`.
+    pub fn new(matcher: Matcher, metrics: Metrics) -> Self {
+        Self { matcher, metrics }
+    }
+
+    async fn requested(&self, d: &Delivery<'_>) -> Outcome {
+        let req: RideRequested = match d.decode() {
+            Ok(r) => r,
+            Err(e) => return e.into(),
+        };
+        match self.matcher.request(&req, hail_runtime::now_ms()).await {
+            Ok(decided) => {
+                self.count(&req, &decided);
+                answer_event(&req, decided.answer)
+            }
+            Err(e) => claims_failure(e),
         }
+    }
+
+    async fn completed(&self, d: &Delivery<'_>) -> Outcome {
+        let done: RideCompleted = match d.decode() {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        let outcome = match self.matcher.complete(&done).await {
+            Ok(Completion::Released { .. }) => "released",
+            Ok(Completion::NothingHeld) => "nothing_held",
+            Ok(Completion::AlreadyReleased) => "already_released",
+            // Its request may still be in flight: wait for it, up to --max-deliver.
+            Ok(Completion::Unknown) => {
+                return Outcome::Retry {
+                    reason: format!("no claim for ride {} (yet)", done.ride_id),
+                };
+            }
+            Err(e) => return claims_failure(e),
+        };
+        self.metrics.completion(&done.city, outcome);
+        Outcome::done()
+    }
+
+    fn count(&self, req: &RideRequested, decided: &Decided) {
+        let outcome = match &decided.answer {
+            Answer::Matched {
+                replay: false,
+                pickup,
+            } => {
+                self.metrics.pickup(&req.city, pickup.distance_m);
+                "matched"
+            }
+            Answer::Unmatched {
+                replay: false,
+                reason,
+                ..
+            } => reason_label(*reason),
+            _ => REPLAYED,
+        };
+        self.metrics
+            .request(&req.city, outcome, decided.claims_lost);
     }
 }
 
 impl Handler for Matching {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
-        if d.subject.starts_with("rides.completed.") {
-            return match d.decode::<RideCompleted>() {
-                Ok(_) => Outcome::done(),
-                Err(e) => e.into(),
-            };
+        let completed = subjects::RIDES_COMPLETED_ALL.trim_end_matches('>');
+        if d.subject.starts_with(completed) {
+            self.completed(d).await
+        } else {
+            self.requested(d).await
         }
-        let req: RideRequested = match d.decode() {
-            Ok(r) => r,
-            Err(e) => return e.into(),
-        };
-        match Output::event(&self.answer(&req, hail_runtime::now_ms())) {
-            Ok(out) => Outcome::Done(vec![out]),
-            Err(e) => e.into(),
-        }
+    }
+}
+
+/// The event an answer publishes: built from the record, so every delivery of a
+/// request publishes the same bytes.
+fn answer_event(req: &RideRequested, answer: Answer) -> Outcome {
+    let output = match answer {
+        Answer::Matched { pickup, .. } => Output::event(&RideMatched {
+            ride_id: req.ride_id.clone(),
+            city: req.city.clone(),
+            driver_id: pickup.driver_id,
+            pickup_distance_m: pickup.distance_m,
+            eta_s: pickup.eta_s,
+            requested_at_ms: req.requested_at_ms,
+            matched_at_ms: pickup.matched_at_ms,
+        }),
+        Answer::Unmatched { reason, at_ms, .. } => Output::event(&RideUnmatched {
+            ride_id: req.ride_id.clone(),
+            city: req.city.clone(),
+            reason,
+            requested_at_ms: req.requested_at_ms,
+            at_ms,
+        }),
+        Answer::Finished => return Outcome::done(),
+    };
+    match output {
+        Ok(out) => Outcome::Done(vec![out]),
+        Err(e) => e.into(),
+    }
+}
+
+fn reason_label(reason: hail_events::UnmatchedReason) -> &'static str {
+    match reason {
+        hail_events::UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
+        hail_events::UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
+    }
+}
+
+fn claims_failure(e: ClaimsError) -> Outcome {
+    match e {
+        ClaimsError::BadRecord { .. } => Outcome::Poison {
+            kind: "bad_claim_record",
+            reason: e.to_string(),
+        },
+        e => Outcome::Retry {
+            reason: format!("claims bucket: {e}"),
+        },
     }
 }

@@ -1,20 +1,83 @@
-//! hail matching: answers every ride request with a match or a reason for none.
+//! hail matching: the nearest available driver for every ride request, claimed so
+//! that no driver ever serves two rides, whichever instance decides.
 //!
-//! - [`handler`]: `RideRequested` → `RideMatched` / `RideUnmatched`; `RideCompleted`
-//!   releases the driver.
+//! Pure domain logic, tested without NATS:
+//! - [`sphere`]: positions as unit-sphere points, where the R-tree's nearest
+//!   neighbour is the nearest by great-circle distance.
+//! - [`nearest`]: the nearest driver by haversine distance within a radius.
+//! - [`index`]: every known driver, its claim state, and R-trees of free and busy ones.
+//! - [`eta`]: pickup ETA at an urban speed.
+//! - [`record`]: what the claims bucket remembers about a ride.
+//!
+//! Around it, thin layers over NATS:
+//! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver.
+//! - [`claims_feed`]: every instance's claims and releases, applied to the index.
+//! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion).
+//! - [`handler`]: deliveries in, `RideMatched` / `RideUnmatched` out.
+//! - [`config`] and [`metrics`]: flags and Prometheus metrics.
+//!
+//! [`run`] loads the index from DRIVERS and the claims bucket, keeps it live from
+//! both, and serves the durable consumer `matching` until SIGTERM.
 #![forbid(unsafe_code)]
 
+pub mod claims;
+pub mod claims_feed;
+pub mod config;
+pub mod eta;
 pub mod handler;
+pub mod index;
+pub mod matcher;
+pub mod metrics;
+pub mod nearest;
+pub mod record;
+pub mod sphere;
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::Context as _;
 use hail_events::subjects;
 use hail_runtime::{Runtime, RuntimeArgs};
 
+use crate::{claims::Claims, config::MatchingArgs, index::DriverIndex, matcher::Matcher};
+
 /// Default port of /metrics.
 pub const METRICS_PORT: u16 = 9101;
+/// The service's name: its durable consumer, DLQ subject and services API name.
+pub const SERVICE: &str = "matching";
 
 /// Runs matching until SIGTERM/SIGINT.
-pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
-    let rt = Runtime::start("matching", METRICS_PORT, runtime).await?;
+pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()> {
+    let settings = args.validate(&runtime).map_err(anyhow::Error::msg)?;
+    let rt = Runtime::start(SERVICE, METRICS_PORT, runtime).await?;
+    let index = Arc::new(Mutex::new(DriverIndex::new()));
+    let metrics = metrics::Metrics::register(rt.registry(), index.clone())
+        .context("cannot register matching's metrics")?;
+    let claims = Claims::open(rt.js(), rt.args().replicas, settings.forget_after).await?;
+    let feed = index.clone();
+    let drivers =
+        hail_runtime::drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), move |u| {
+            lock(&feed).apply_location(&u)
+        })
+        .await?;
+    let held = claims_feed::follow(
+        rt.js(),
+        &claims,
+        index.clone(),
+        rt.tracker(),
+        rt.shutdown_token(),
+    )
+    .await?;
+    let available = lock(&index).free_count();
+    tracing::info!(drivers, held, available, "driver index loaded");
+    let matcher = Matcher::new(index, claims, settings.policy);
     let filters = [subjects::RIDES_REQUESTED_ALL, subjects::RIDES_COMPLETED_ALL];
-    rt.serve(&filters, handler::Matching).await
+    rt.serve(&filters, handler::Matching::new(matcher, metrics))
+        .await
+}
+
+/// Locks the index. A panic while it was held cannot leave it half-updated in a
+/// way that matters for safety (the claims bucket is the arbiter), so a poisoned
+/// lock is taken over rather than turned into a panic in every later request.
+pub(crate) fn lock(index: &Mutex<DriverIndex>) -> MutexGuard<'_, DriverIndex> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -3,10 +3,13 @@
 use clap::Parser;
 
 /// hail matching: reads every RideRequested and RideCompleted through the durable
-/// consumer `matching` and publishes RideMatched or RideUnmatched.
+/// consumer `matching`, claims the nearest available driver in the KV bucket
+/// `hail_claims` and publishes RideMatched or RideUnmatched.
 #[derive(Parser)]
 #[command(name = "hail-matching", version)]
 struct Cli {
+    #[command(flatten)]
+    matching: hail_matching::config::MatchingArgs,
     #[command(flatten)]
     runtime: hail_runtime::RuntimeArgs,
 }
@@ -15,5 +18,8 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hail_runtime::telemetry::init(cli.runtime.log_format);
-    hail_runtime::exit_code("hail-matching", hail_matching::run(cli.runtime).await)
+    hail_runtime::exit_code(
+        "hail-matching",
+        hail_matching::run(cli.matching, cli.runtime).await,
+    )
 }

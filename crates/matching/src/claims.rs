@@ -1,0 +1,281 @@
+//! The claims bucket (`hail_claims`), the arbiter between matching instances.
+//!
+//! - `driver.<driver id>` holds the id of the ride that has the driver. It is
+//!   created only if absent, so two rides can never hold one driver, whichever
+//!   instance asks; releasing deletes it.
+//! - `ride.<ride id>` holds the ride's [`RideRecord`], so a redelivered request
+//!   gets the answer it got before. It is written with an expected revision, so
+//!   two deliveries of one request handled at once cannot both decide. An
+//!   unmatched record, and the purge marker a completed ride leaves, expire after
+//!   `forget_after`: long enough for any redelivery, short enough that the bucket
+//!   does not grow with every ride ever requested.
+//!
+//! Every write returns the bucket revision (stream sequence) it made, which the
+//! driver index uses to order its own writes against the bucket's feed.
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap, HeaderValue,
+    header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_TTL, NATS_ROLLUP},
+    jetstream::{
+        self,
+        context::PublishErrorKind,
+        kv::{self, CreateErrorKind, Operation},
+        stream::StorageType,
+    },
+};
+use bytes::Bytes;
+use hail_events::{DriverId, RideId};
+
+use crate::record::RideRecord;
+
+/// The bucket's name.
+pub const BUCKET: &str = "hail_claims";
+/// Key prefix of driver claims.
+pub const DRIVER_PREFIX: &str = "driver.";
+/// Key prefix of ride records.
+pub const RIDE_PREFIX: &str = "ride.";
+
+/// A claims bucket operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimsError {
+    /// The key changed since it was read: someone else is working on it.
+    #[error("{key} changed since revision {expected}")]
+    Conflict { key: String, expected: u64 },
+    /// NATS refused or did not answer.
+    #[error("{op} {key} in {BUCKET}: {source}")]
+    Nats {
+        op: &'static str,
+        key: String,
+        source: async_nats::Error,
+    },
+    /// A ride record that is not one this service writes.
+    #[error("{key} in {BUCKET} is not a ride record: {source}")]
+    BadRecord {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+/// What the bucket holds for a ride.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RideEntry {
+    /// Nothing: the request was never handled (or long enough ago to be forgotten).
+    Absent,
+    /// A record, at a revision.
+    Record { record: RideRecord, revision: u64 },
+    /// The ride completed and its claim was released.
+    Finished,
+}
+
+/// The result of trying to claim a driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverClaim {
+    /// The ride now holds the driver, at this revision.
+    Won { revision: u64 },
+    /// Another ride holds the driver.
+    Taken,
+}
+
+/// A handle on the claims bucket.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    js: jetstream::Context,
+    store: kv::Store,
+    forget_after: Duration,
+}
+
+impl Claims {
+    /// Creates or updates the bucket (any number of instances may do so at once).
+    pub async fn open(
+        js: &jetstream::Context,
+        replicas: usize,
+        forget_after: Duration,
+    ) -> anyhow::Result<Self> {
+        let config = kv::Config {
+            bucket: BUCKET.into(),
+            description: "matching: driver claims and ride outcomes".into(),
+            history: 1,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            // Enables per-message TTLs (for forgotten outcomes); the duration is how
+            // long the server keeps the marker it leaves when a TTL expires.
+            limit_markers: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let store = js
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update KV bucket {BUCKET}: {e}"))?;
+        Ok(Self {
+            js: js.clone(),
+            store,
+            forget_after,
+        })
+    }
+
+    /// The name of the stream behind the bucket.
+    pub fn stream_name(&self) -> &str {
+        &self.store.stream_name
+    }
+
+    /// The subject a key is stored under.
+    pub fn subject(&self, key: &str) -> String {
+        format!("{}{key}", self.store.prefix)
+    }
+
+    /// What the bucket holds for `ride`.
+    pub async fn ride(&self, ride: &RideId) -> Result<RideEntry, ClaimsError> {
+        let key = ride_key(ride);
+        let entry = self.store.entry(key.as_str()).await;
+        let entry = entry.map_err(|e| nats_error("read", &key, e))?;
+        let Some(entry) = entry else {
+            return Ok(RideEntry::Absent);
+        };
+        if entry.operation != Operation::Put {
+            return Ok(RideEntry::Finished);
+        }
+        let record = RideRecord::decode(&entry.value)
+            .map_err(|source| ClaimsError::BadRecord { key, source })?;
+        Ok(RideEntry::Record {
+            record,
+            revision: entry.revision,
+        })
+    }
+
+    /// Writes `record` for `ride` if the key is still at revision `expected` (0: if
+    /// nothing was ever written, not even a purge marker). Unmatched records expire.
+    pub async fn write_ride(
+        &self,
+        ride: &RideId,
+        record: &RideRecord,
+        expected: u64,
+    ) -> Result<u64, ClaimsError> {
+        let mut headers = expect(expected);
+        if matches!(record, RideRecord::Unmatched { .. }) {
+            headers.insert(NATS_MESSAGE_TTL, self.ttl());
+        }
+        self.publish("write", &ride_key(ride), headers, record.encode(), expected)
+            .await
+    }
+
+    /// Marks `ride` finished if its record is still at `revision`: the record is
+    /// purged and the marker left in its place expires after `forget_after`.
+    pub async fn finish_ride(&self, ride: &RideId, revision: u64) -> Result<u64, ClaimsError> {
+        let mut headers = expect(revision);
+        headers.insert("KV-Operation", "PURGE");
+        headers.insert(NATS_ROLLUP, "sub");
+        headers.insert(NATS_MESSAGE_TTL, self.ttl());
+        self.publish("purge", &ride_key(ride), headers, Bytes::new(), revision)
+            .await
+    }
+
+    /// Claims `driver` for `ride` if no ride holds it.
+    pub async fn claim_driver(
+        &self,
+        driver: &DriverId,
+        ride: &RideId,
+    ) -> Result<DriverClaim, ClaimsError> {
+        let key = driver_key(driver);
+        let value = Bytes::copy_from_slice(ride.as_str().as_bytes());
+        match self.store.create(key.as_str(), value).await {
+            Ok(revision) => Ok(DriverClaim::Won { revision }),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(DriverClaim::Taken),
+            Err(e) => Err(nats_error("create", &key, e)),
+        }
+    }
+
+    /// The ride holding `driver` and the revision of that claim, if any.
+    pub async fn holder(&self, driver: &DriverId) -> Result<Option<(String, u64)>, ClaimsError> {
+        let key = driver_key(driver);
+        let entry = self.store.entry(key.as_str()).await;
+        let entry = entry.map_err(|e| nats_error("read", &key, e))?;
+        Ok(entry
+            .filter(|e| e.operation == Operation::Put)
+            .map(|e| (String::from_utf8_lossy(&e.value).into_owned(), e.revision)))
+    }
+
+    /// Deletes the claim on `driver` if it is still at `revision`; returns the
+    /// revision of the deletion.
+    pub async fn release_driver(
+        &self,
+        driver: &DriverId,
+        revision: u64,
+    ) -> Result<u64, ClaimsError> {
+        let mut headers = expect(revision);
+        headers.insert("KV-Operation", "DEL");
+        self.publish(
+            "delete",
+            &driver_key(driver),
+            headers,
+            Bytes::new(),
+            revision,
+        )
+        .await
+    }
+
+    fn ttl(&self) -> HeaderValue {
+        HeaderValue::from(self.forget_after.as_secs().max(1))
+    }
+
+    async fn publish(
+        &self,
+        op: &'static str,
+        key: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        expected: u64,
+    ) -> Result<u64, ClaimsError> {
+        let subject = self.subject(key);
+        let sent = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await;
+        let acked = match sent {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match acked {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(ClaimsError::Conflict {
+                    key: key.to_string(),
+                    expected,
+                })
+            }
+            Err(e) => Err(nats_error(op, key, e)),
+        }
+    }
+}
+
+/// `driver.<id>`
+pub fn driver_key(driver: &DriverId) -> String {
+    format!("{DRIVER_PREFIX}{driver}")
+}
+
+/// `ride.<id>`
+pub fn ride_key(ride: &RideId) -> String {
+    format!("{RIDE_PREFIX}{ride}")
+}
+
+fn expect(revision: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        HeaderValue::from(revision),
+    );
+    headers
+}
+
+fn nats_error(
+    op: &'static str,
+    key: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ClaimsError {
+    ClaimsError::Nats {
+        op,
+        key: key.to_string(),
+        source: Box::new(e),
+    }
+}

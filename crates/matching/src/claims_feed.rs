@@ -1,0 +1,111 @@
+//! Following the driver claims in the claims bucket: every claim held at start,
+//! then every claim and release as it happens, whichever instance made it.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{
+    self, Message,
+    consumer::{DeliverPolicy, pull::OrderedConfig},
+};
+use futures::StreamExt;
+use hail_events::DriverId;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    claims::{Claims, DRIVER_PREFIX},
+    index::DriverIndex,
+    lock,
+};
+
+/// Applies every held claim to `index` and returns how many there were; then keeps
+/// applying claims and releases in a task tracked by `tracker` until `shutdown`.
+pub async fn follow(
+    js: &jetstream::Context,
+    claims: &Claims,
+    index: Arc<Mutex<DriverIndex>>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<u64> {
+    let prefix = claims.subject(DRIVER_PREFIX);
+    let stream = js
+        .get_stream(claims.stream_name())
+        .await
+        .with_context(|| format!("cannot open the stream {}", claims.stream_name()))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("{prefix}>"),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .context("cannot follow the driver claims")?;
+    let snapshot = consumer.cached_info().num_pending;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("cannot read the driver claims")?;
+    let mut held = 0;
+    for _ in 0..snapshot {
+        let msg = messages
+            .next()
+            .await
+            .context("the driver claims ended while loading")?
+            .context("reading the driver claims")?;
+        held += u64::from(apply(&msg, &prefix, &index));
+    }
+    tracker.spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    apply(&msg, &prefix, &index);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "reading the driver claims"),
+                None => {
+                    tracing::error!(
+                        "driver claims feed ended; other instances' claims are no longer seen"
+                    );
+                    break;
+                }
+            }
+        }
+    });
+    Ok(held)
+}
+
+/// Applies one claim or release; returns whether the driver is held.
+fn apply(msg: &Message, prefix: &str, index: &Mutex<DriverIndex>) -> bool {
+    let Some(change) = parse(msg, prefix) else {
+        tracing::warn!(subject = %msg.subject, "skipping an unreadable driver claim");
+        return false;
+    };
+    lock(index).apply_claim(&change.driver, change.held, change.revision);
+    change.held
+}
+
+struct Change {
+    driver: DriverId,
+    held: bool,
+    revision: u64,
+}
+
+fn parse(msg: &Message, prefix: &str) -> Option<Change> {
+    let driver = msg.subject.as_str().strip_prefix(prefix)?;
+    let driver = DriverId::new(driver).ok()?;
+    let revision = msg.info().ok()?.stream_sequence;
+    let operation = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("KV-Operation"))
+        .map(|v| v.as_str());
+    let held = matches!(operation, None | Some("PUT"));
+    Some(Change {
+        driver,
+        held,
+        revision,
+    })
+}

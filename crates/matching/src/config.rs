@@ -1,0 +1,130 @@
+//! matching's own flags, validated once at start into [`Settings`].
+
+use std::time::Duration;
+
+use hail_runtime::{RuntimeArgs, duration::parse_duration};
+
+use crate::eta::UrbanSpeed;
+
+/// Largest search radius accepted, in metres.
+pub const MAX_RADIUS_M: f64 = 100_000.0;
+
+/// How matching picks drivers; flattened into the binary's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatchingArgs {
+    /// Search radius around the pickup, in metres (haversine distance).
+    #[arg(long, env = "HAIL_MATCHING_RADIUS_M", default_value_t = 3000.0)]
+    pub radius_m: f64,
+
+    /// Average urban driving speed for the pickup ETA, in km/h.
+    #[arg(long, env = "HAIL_MATCHING_SPEED_KMH", default_value_t = 20.0)]
+    pub speed_kmh: f64,
+
+    /// Drivers a request tries to claim before it gives up as all_nearby_claimed
+    /// (a claim fails when another instance took the driver first).
+    #[arg(long, env = "HAIL_MATCHING_MAX_CLAIM_ATTEMPTS", default_value_t = 32)]
+    pub max_claim_attempts: u32,
+
+    /// How long an unmatched answer, and the fact that a ride completed, are kept in
+    /// the claims bucket so a redelivered request gets the same answer. Must be
+    /// longer than the whole --backoff schedule.
+    #[arg(long, env = "HAIL_MATCHING_FORGET_AFTER", default_value = "1h", value_parser = parse_duration)]
+    pub forget_after: Duration,
+}
+
+/// How a request is matched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Search radius in metres.
+    pub radius_m: f64,
+    /// Speed for the ETA.
+    pub speed: UrbanSpeed,
+    /// Claims tried per request.
+    pub max_claim_attempts: u32,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// How requests are matched.
+    pub policy: Policy,
+    /// Lifetime of forgettable records in the claims bucket.
+    pub forget_after: Duration,
+}
+
+impl MatchingArgs {
+    /// Checks every flag against the others and the runtime's, naming the bad one.
+    pub fn validate(&self, runtime: &RuntimeArgs) -> Result<Settings, String> {
+        if !(self.radius_m.is_finite() && self.radius_m > 0.0 && self.radius_m <= MAX_RADIUS_M) {
+            return Err(format!(
+                "--radius-m must be within (0, {MAX_RADIUS_M}], got {}",
+                self.radius_m
+            ));
+        }
+        let speed =
+            UrbanSpeed::from_kmh(self.speed_kmh).map_err(|e| format!("--speed-kmh: {e}"))?;
+        if self.max_claim_attempts == 0 {
+            return Err("--max-claim-attempts must be at least 1, got 0".into());
+        }
+        let redeliveries: Duration = runtime.backoff.iter().sum();
+        if self.forget_after <= redeliveries || self.forget_after < Duration::from_secs(1) {
+            return Err(format!(
+                "--forget-after ({:?}) must be at least 1s and longer than the whole --backoff schedule ({redeliveries:?})",
+                self.forget_after
+            ));
+        }
+        Ok(Settings {
+            policy: Policy {
+                radius_m: self.radius_m,
+                speed,
+                max_claim_attempts: self.max_claim_attempts,
+            },
+            forget_after: self.forget_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        matching: MatchingArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    }
+
+    fn validate(args: &[&str]) -> Result<Settings, String> {
+        let cli = Cli::parse_from(std::iter::once("hail-matching").chain(args.iter().copied()));
+        cli.matching.validate(&cli.runtime)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = validate(&[]).unwrap();
+        assert_eq!(s.policy.radius_m, 3000.0);
+        assert_eq!(s.policy.max_claim_attempts, 32);
+        assert_eq!(s.forget_after, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn names_the_bad_flag() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--radius-m", "0"], "--radius-m"),
+            (&["--radius-m", "NaN"], "--radius-m"),
+            (&["--speed-kmh=-3"], "--speed-kmh"),
+            (&["--max-claim-attempts", "0"], "--max-claim-attempts"),
+            (&["--forget-after", "90s"], "--forget-after"),
+        ];
+        for (args, flag) in cases {
+            let err = validate(args).unwrap_err();
+            assert!(err.starts_with(flag), "{args:?}: {err}");
+        }
+        let ok = validate(&["--forget-after", "90s", "--backoff", "1s,2s"]);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+}
