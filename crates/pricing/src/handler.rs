@@ -1,49 +1,73 @@
 //! pricing's handler: one `FareQuoted` per `RideRequested`.
 
-use hail_events::{FareQuoted, RideRequested};
+use std::sync::Arc;
+
+use hail_events::RideRequested;
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
-use crate::tariff::{Tariff, duration_s};
+use crate::{
+    metrics::PricingMetrics,
+    pricer::{Pricer, Quote},
+    surge::Surge,
+};
 
-/// Quotes every request with the configured tariff.
+/// Quotes every request and keeps the metrics.
 #[derive(Debug, Clone)]
-pub struct Pricing {
-    tariff: Tariff,
+pub struct PricingHandler {
+    pricer: Arc<Pricer>,
+    metrics: PricingMetrics,
 }
 
-impl Pricing {
-    /// A pricer with one tariff for every city.
-    pub fn new(tariff: Tariff) -> Self {
-        Pricing { tariff }
+impl PricingHandler {
+    /// A handler over a shared pricer.
+    pub fn new(pricer: Arc<Pricer>, metrics: PricingMetrics) -> Self {
+        PricingHandler { pricer, metrics }
     }
 
-    /// The quote for a request (pure).
-    pub fn quote(&self, req: &RideRequested, now_ms: u64) -> FareQuoted {
-        let distance_m = req.pickup.haversine_m(&req.dropoff);
-        let duration_s = duration_s(distance_m);
-        let surge = 1.0;
-        FareQuoted {
-            ride_id: req.ride_id.clone(),
-            city: req.city.clone(),
-            amount_minor: self.tariff.fare_minor(distance_m, duration_s, surge),
-            currency: self.tariff.currency.clone(),
-            surge,
-            distance_m,
-            duration_s,
-            requested_at_ms: req.requested_at_ms,
-            at_ms: now_ms,
+    fn observe(&self, q: &Quote) {
+        let city = q.fare.city.as_str();
+        self.metrics
+            .surge
+            .with_label_values(&[city])
+            .set(q.fare.surge);
+        self.metrics
+            .fare
+            .with_label_values(&[city])
+            .observe(q.fare.amount_minor as f64);
+        if q.surge > Surge::NONE {
+            self.metrics.surged.with_label_values(&[city]).inc();
         }
+        if !q.counted {
+            self.metrics.demand_dropped.with_label_values(&[city]).inc();
+        }
+        self.metrics
+            .demand_cells
+            .set(i64::try_from(q.demand_cells).unwrap_or(i64::MAX));
     }
 }
 
-impl Handler for Pricing {
+/// When the request happened: its own time, but never after the stream stored
+/// it, so a wrong or hostile client clock cannot push the demand window ahead.
+pub fn event_time_ms(req: &RideRequested, d: &Delivery<'_>) -> u64 {
+    let stored = d.published.unix_timestamp_nanos() / 1_000_000;
+    let stored = u64::try_from(stored).unwrap_or(0);
+    req.requested_at_ms.min(stored)
+}
+
+impl Handler for PricingHandler {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
         let req: RideRequested = match d.decode() {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
-        match Output::event(&self.quote(&req, hail_runtime::now_ms())) {
-            Ok(out) => Outcome::Done(vec![out]),
+        let quote = self
+            .pricer
+            .quote(&req, event_time_ms(&req, d), hail_runtime::now_ms());
+        match Output::event(&quote.fare) {
+            Ok(out) => {
+                self.observe(&quote);
+                Outcome::Done(vec![out])
+            }
             Err(e) => e.into(),
         }
     }

@@ -1,27 +1,75 @@
-//! hail pricing: quotes a fare for every ride request.
+//! hail pricing: quotes a fare for every ride request, with a surge multiplier
+//! where recent requests outnumber available drivers.
 //!
-//! - [`tariff`], the fare formula (pure);
-//! - [`handler`], `RideRequested` → `FareQuoted`;
-//! - [`config`], its flags.
+//! The pure domain, each unit-tested without NATS:
+//! - [`cells`]: the H3 grid; a pickup's cell and its first ring;
+//! - [`demand`]: requests per cell over a sliding window of request time;
+//! - [`supply`]: available drivers per cell, from every driver's last update;
+//! - [`surge`]: demand over supply → a multiplier in steps of 0.1, capped;
+//! - [`tariff`]: the fare formula of one city;
+//! - [`tariffs`]: the tariff per city, from a file or built in;
+//! - [`pricer`]: the step that ties them together for one request.
+//!
+//! The service around it:
+//! - [`config`]: flags, validated into [`config::Settings`] before anything connects;
+//! - [`handler`]: `RideRequested` → `FareQuoted` on the runtime;
+//! - [`metrics`]: surge and fares per city, drivers, demand cells.
+//!
+//! [`run`] loads the drivers from DRIVERS (then follows them live), and only then
+//! starts consuming requests through the durable `pricing`.
 #![forbid(unsafe_code)]
 
+pub mod cells;
 pub mod config;
+pub mod demand;
 pub mod handler;
+pub mod metrics;
+pub mod pricer;
+pub mod supply;
+pub mod surge;
 pub mod tariff;
+pub mod tariffs;
+
+use std::sync::Arc;
 
 use hail_events::subjects;
-use hail_runtime::{Runtime, RuntimeArgs};
+use hail_runtime::{Runtime, RuntimeArgs, drivers};
+
+use crate::{metrics::PricingMetrics, pricer::Pricer};
 
 /// Default port of /metrics.
 pub const METRICS_PORT: u16 = 9102;
 
 /// Runs pricing until SIGTERM/SIGINT.
 pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Result<()> {
-    let tariff = args.tariff().map_err(anyhow::Error::msg)?;
+    let settings = args.settings()?;
     let rt = Runtime::start("pricing", METRICS_PORT, runtime).await?;
+    let metrics = PricingMetrics::register(rt.registry())?;
+    let pricer = Arc::new(Pricer::new(settings));
+    let feed = {
+        let (pricer, metrics) = (pricer.clone(), metrics.clone());
+        move |update| {
+            let totals = pricer.apply_driver(&update);
+            metrics.drivers_known.set(gauge(totals.known));
+            metrics.drivers_available.set(gauge(totals.available));
+        }
+    };
+    let loaded = drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), feed).await?;
+    let s = pricer.settings();
+    tracing::info!(
+        drivers = loaded,
+        h3_resolution = s.grid.resolution(),
+        demand_window = ?s.demand_window,
+        tariffs = s.tariffs.cities().count(),
+        "drivers loaded; pricing"
+    );
     rt.serve(
         &[subjects::RIDES_REQUESTED_ALL],
-        handler::Pricing::new(tariff),
+        handler::PricingHandler::new(pricer, metrics),
     )
     .await
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -1,0 +1,189 @@
+//! Resident memory of the real `hail-pricing` process with 100,000 drivers known.
+//!
+//! Starts a testkit nats-server (free ports, temp store), publishes 100,000
+//! `DriverLocationUpdated` to DRIVERS (one per driver, spread over four cities,
+//! three in four available), starts the release `hail-pricing` next to this
+//! example's directory, waits for `/readyz`, checks it loaded every driver, and
+//! reads VmRSS (and VmHWM, the peak) from /proc/<pid>/status. Then it prices
+//! 20,000 requests and reads them again.
+//!
+//! ```text
+//! cargo build --release -p hail-pricing --bins
+//! cargo run --release -p hail-pricing --example rss_100k_drivers
+//! ```
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream;
+use hail_events::{
+    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideId, codec, headers,
+    sample,
+};
+use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
+
+const DRIVERS: usize = 100_000;
+const REQUESTS: usize = 20_000;
+const CITIES: [(&str, f64, f64); 4] = [
+    ("berlin", 52.52, 13.40),
+    ("paris", 48.86, 2.35),
+    ("london", 51.51, -0.13),
+    ("nyc", 40.75, -73.98),
+];
+
+/// A deterministic spot within ~20 km of city `i % 4`.
+fn spot(i: usize) -> (&'static str, LatLng) {
+    let (name, lat, lon) = CITIES[i % CITIES.len()];
+    let a = (i.wrapping_mul(7919) % 1000) as f64 / 1000.0 - 0.5;
+    let b = (i.wrapping_mul(104_729) % 1000) as f64 / 1000.0 - 0.5;
+    (
+        name,
+        LatLng::new(lat + a * 0.18, lon + b * 0.30).expect("spot"),
+    )
+}
+
+fn driver(i: usize) -> DriverLocationUpdated {
+    let (city, position) = spot(i);
+    DriverLocationUpdated {
+        driver_id: DriverId::new(format!("driver-{i}")).expect("driver id"),
+        city: City::new(city).expect("city"),
+        position,
+        status: if i % 4 == 3 {
+            DriverStatus::OnTrip
+        } else {
+            DriverStatus::Available
+        },
+        at_ms: hail_runtime::now_ms(),
+    }
+}
+
+fn request(i: usize) -> hail_events::RideRequested {
+    let (city, pickup) = spot(i * 31 + 5);
+    let mut r = sample::ride_requested("x", city);
+    r.ride_id = RideId::new(format!("rss-{i}")).expect("ride id");
+    r.pickup = pickup;
+    r.requested_at_ms = hail_runtime::now_ms();
+    r
+}
+
+async fn publish_all<E: Event>(
+    js: &jetstream::Context,
+    n: usize,
+    make: impl Fn(usize) -> E,
+) -> Result<()> {
+    let mut acks = Vec::with_capacity(1000);
+    for i in 0..n {
+        let e = make(i);
+        acks.push(
+            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
+                .await?,
+        );
+        if acks.len() == 1000 {
+            for a in acks.drain(..) {
+                a.await.context("publish not acknowledged")?;
+            }
+        }
+    }
+    for a in acks {
+        a.await.context("publish not acknowledged")?;
+    }
+    Ok(())
+}
+
+/// `<target>/release/examples/this` → `<target>/release/hail-pricing`.
+fn pricing_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("no target directory")?;
+    let bin = dir.join("hail-pricing");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} missing: cargo build --release -p hail-pricing --bins",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .context("no such field")?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("no value")?
+            .parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn metric(port: u16, name: &str) -> f64 {
+    match http_get(&format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok((200, body)) => metric_sum(&body, name, &[]).unwrap_or(0.0),
+        _ => -1.0,
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let server = NatsServer::start()?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let settings = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    publish_all(&js, DRIVERS, driver).await?;
+    println!("published {DRIVERS} drivers");
+
+    let port = free_port();
+    let args = [
+        "--nats-url".to_string(),
+        server.url(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let mut pricing = Process::spawn(&pricing_bin()?, &args, &[])?;
+    let started = std::time::Instant::now();
+    wait_until(Duration::from_secs(120), "hail-pricing ready", || async {
+        matches!(
+            http_get(&format!("http://127.0.0.1:{port}/readyz")).await,
+            Ok((200, _))
+        )
+    })
+    .await
+    .with_context(|| pricing.log())?;
+    let ready_after = started.elapsed();
+    let known = metric(port, "hail_pricing_drivers_known").await;
+    anyhow::ensure!(
+        known == DRIVERS as f64,
+        "pricing knows {known} drivers, not {DRIVERS}"
+    );
+    let (rss, hwm) = memory_kib(pricing.pid())?;
+    println!(
+        "ready after {ready_after:?} with {known} drivers: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+
+    publish_all(&js, REQUESTS, request).await?;
+    wait_until(Duration::from_secs(120), "requests priced", || async {
+        metric(port, "hail_messages_processed_total").await >= REQUESTS as f64
+    })
+    .await?;
+    let (rss, hwm) = memory_kib(pricing.pid())?;
+    println!(
+        "after pricing {REQUESTS} requests: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    pricing.terminate(Duration::from_secs(10))?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! pricing's own metrics. The city is the only label: never a ride, rider,
+//! driver or H3 cell id.
+
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Names of pricing's metrics.
+pub mod names {
+    /// Surge multiplier of the last quote in a city.
+    pub const SURGE: &str = "hail_pricing_surge_multiplier";
+    /// Quoted fares, in minor units of the city's currency.
+    pub const FARE: &str = "hail_pricing_fare_minor_units";
+    /// Quotes with a surge above 1.0.
+    pub const SURGED: &str = "hail_pricing_surged_quotes_total";
+    /// Drivers known from DRIVERS, any status.
+    pub const DRIVERS_KNOWN: &str = "hail_pricing_drivers_known";
+    /// Drivers available now.
+    pub const DRIVERS_AVAILABLE: &str = "hail_pricing_drivers_available";
+    /// H3 cells with requests in the demand window.
+    pub const DEMAND_CELLS: &str = "hail_pricing_demand_cells";
+    /// Requests left out of demand because too many cells were tracked.
+    pub const DEMAND_DROPPED: &str = "hail_pricing_demand_dropped_total";
+}
+
+/// pricing's metrics, registered once into the runtime's registry.
+#[derive(Debug, Clone)]
+pub struct PricingMetrics {
+    /// Last quoted surge per city.
+    pub surge: GaugeVec,
+    /// Fares per city.
+    pub fare: HistogramVec,
+    /// Surged quotes per city.
+    pub surged: IntCounterVec,
+    /// Drivers known.
+    pub drivers_known: IntGauge,
+    /// Drivers available.
+    pub drivers_available: IntGauge,
+    /// Cells in the demand window.
+    pub demand_cells: IntGauge,
+    /// Requests left out of demand.
+    pub demand_dropped: IntCounterVec,
+}
+
+impl PricingMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let fare_buckets = prometheus::exponential_buckets(250.0, 1.5, 14)?;
+        let m = PricingMetrics {
+            surge: GaugeVec::new(
+                Opts::new(
+                    names::SURGE,
+                    "surge multiplier of the last fare quoted in the city",
+                ),
+                &["city"],
+            )?,
+            fare: HistogramVec::new(
+                HistogramOpts::new(
+                    names::FARE,
+                    "fares quoted, in minor units of the city's currency",
+                )
+                .buckets(fare_buckets),
+                &["city"],
+            )?,
+            surged: IntCounterVec::new(
+                Opts::new(names::SURGED, "fares quoted with a surge above 1.0"),
+                &["city"],
+            )?,
+            drivers_known: IntGauge::new(names::DRIVERS_KNOWN, "drivers known from DRIVERS")?,
+            drivers_available: IntGauge::new(names::DRIVERS_AVAILABLE, "drivers available now")?,
+            demand_cells: IntGauge::new(
+                names::DEMAND_CELLS,
+                "H3 cells with requests in the demand window",
+            )?,
+            demand_dropped: IntCounterVec::new(
+                Opts::new(
+                    names::DEMAND_DROPPED,
+                    "requests not counted as demand: too many cells tracked",
+                ),
+                &["city"],
+            )?,
+        };
+        registry.register(Box::new(m.surge.clone()))?;
+        registry.register(Box::new(m.fare.clone()))?;
+        registry.register(Box::new(m.surged.clone()))?;
+        registry.register(Box::new(m.drivers_known.clone()))?;
+        registry.register(Box::new(m.drivers_available.clone()))?;
+        registry.register(Box::new(m.demand_cells.clone()))?;
+        registry.register(Box::new(m.demand_dropped.clone()))?;
+        Ok(m)
+    }
+}
