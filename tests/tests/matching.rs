@@ -44,26 +44,30 @@ fn at(dlat: f64, dlon: f64) -> LatLng {
     LatLng::new(CENTRE.0 + dlat, CENTRE.1 + dlon).unwrap()
 }
 
-/// A spread in [-1, 1] for item `i` of `n`, different per `salt`.
-fn spread(i: usize, n: usize, salt: usize) -> f64 {
-    ((i * 7919 + salt * 104_729) % n) as f64 / n as f64 * 2.0 - 1.0
+/// A spread in [-1, 1) for item `i`, different per `salt` (splitmix64).
+fn spread(i: usize, salt: u64) -> f64 {
+    let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
 /// Driver `d-<i>` at about ±`deg` degrees around the centre.
-fn driver(i: usize, n: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
+fn driver(i: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
     DriverLocationUpdated {
         driver_id: DriverId::new(format!("d-{i}")).unwrap(),
         city: City::new(CITY).unwrap(),
-        position: at(spread(i, n, 1) * deg, spread(i, n, 2) * deg),
+        position: at(spread(i, 1) * deg, spread(i, 2) * deg),
         status,
         at_ms: 1_800_000_000_000 + i as u64,
     }
 }
 
 /// Request `<prefix>-<i>` with its pickup about ±`deg` degrees around the centre.
-fn request(prefix: &str, i: usize, n: usize, deg: f64) -> RideRequested {
+fn request(prefix: &str, i: usize, deg: f64) -> RideRequested {
     let mut r = sample::ride_requested(&format!("{prefix}-{i}"), CITY);
-    r.pickup = at(spread(i, n, 3) * deg, spread(i, n, 4) * deg);
+    r.pickup = at(spread(i, 3) * deg, spread(i, 4) * deg);
     r
 }
 
@@ -216,7 +220,7 @@ async fn two_processes_never_give_one_driver_two_rides() -> Result<()> {
     // Drivers within ±0.01°, pickups within ±0.005°: every driver is in range of
     // every pickup (under 2 km), so exactly DRIVERS requests can be matched.
     let drivers: Vec<_> = (0..DRIVERS)
-        .map(|i| driver(i, DRIVERS, 0.01, DriverStatus::Available))
+        .map(|i| driver(i, 0.01, DriverStatus::Available))
         .collect();
     publish(&js, &drivers, None).await?;
     let a = Service::spawn("matching", &server.url())?;
@@ -232,9 +236,7 @@ async fn two_processes_never_give_one_driver_two_rides() -> Result<()> {
 
     // All at once, with 50 of them stored twice (as a publisher retrying after
     // the duplicate window would), so two deliveries of a request race.
-    let requests: Vec<_> = (0..REQUESTS)
-        .map(|i| request("m", i, REQUESTS, 0.005))
-        .collect();
+    let requests: Vec<_> = (0..REQUESTS).map(|i| request("m", i, 0.005)).collect();
     publish(&js, &requests[..500], None).await?;
     publish(&js, &requests[..50], Some("dup")).await?;
     publish(&js, &requests[500..], None).await?;
@@ -349,7 +351,7 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     let svc = Service::spawn("matching", &server.url())?;
     svc.wait_ready(READY).await?;
     // The only driver arrives while matching runs.
-    publish(&js, &[driver(0, 1, 0.001, DriverStatus::Available)], None).await?;
+    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
     wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
     let d0 = DriverId::new("d-0")?;
 
@@ -404,7 +406,7 @@ async fn sigkill_leaks_no_driver_and_a_restart_rebuilds_the_index() -> Result<()
     let server = NatsServer::start()?;
     let js = jetstream_of(&server).await?;
     let all: Vec<_> = (0..DRIVERS)
-        .map(|i| driver(i, DRIVERS, 0.01, DriverStatus::Available))
+        .map(|i| driver(i, 0.01, DriverStatus::Available))
         .collect();
     publish(&js, &all, None).await?;
     let offline: Vec<_> = (0..OFFLINE)
@@ -421,9 +423,7 @@ async fn sigkill_leaks_no_driver_and_a_restart_rebuilds_the_index() -> Result<()
     assert_eq!(svc.metric(AVAILABLE, &[("city", CITY)]).await?, available);
 
     // Killed once a quarter of the requests are done, restarted on the same port.
-    let requests: Vec<_> = (0..REQUESTS)
-        .map(|i| request("k", i, REQUESTS, 0.005))
-        .collect();
+    let requests: Vec<_> = (0..REQUESTS).map(|i| request("k", i, 0.005)).collect();
     publish(&js, &requests, None).await?;
     wait_until(DRAIN, "a quarter processed", || async {
         svc.processed("RideRequested")
@@ -474,7 +474,7 @@ async fn sigkill_leaks_no_driver_and_a_restart_rebuilds_the_index() -> Result<()
     );
 
     // The released drivers, and only they, take the next requests.
-    let next: Vec<_> = (0..30).map(|i| request("n", i, 30, 0.005)).collect();
+    let next: Vec<_> = (0..30).map(|i| request("n", i, 0.005)).collect();
     publish(&js, &next, None).await?;
     wait_answered(&js, REQUESTS + 30).await?;
     let (matched_now, _) = answers(&js).await?;

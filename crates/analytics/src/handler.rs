@@ -1,76 +1,57 @@
-//! analytics' handler: validates every ride event by its subject's kind and counts
-//! it per city. (Checkpointed exact counts come with the domain services.)
+//! analytics' handler: decode, apply to the live state unless already covered,
+//! then wait for the checkpoint that includes it, so the runtime acks only what
+//! a stored checkpoint holds.
 
-use hail_events::{
-    Event, EventError, FareQuoted, RideCompleted, RideMatched, RideRequested, RideScreened,
-    RideUnmatched, codec, subjects,
-};
+use std::{sync::Arc, time::Duration};
+
 use hail_runtime::{Delivery, Handler, Outcome};
 
-use crate::metrics::AnalyticsMetrics;
+use crate::{event::RideEvent, live::Live, metrics::AnalyticsMetrics, state::Applied};
 
-/// Counts ride events.
-#[derive(Debug, Clone)]
+/// Counts ride events exactly once across crashes.
 pub struct Analytics {
+    live: Arc<Live>,
     metrics: AnalyticsMetrics,
-}
-
-/// Decodes `bytes` as the event the subject's kind announces; returns its name.
-pub fn classify(subject: &str, bytes: &[u8]) -> Result<&'static str, EventError> {
-    fn check<E: Event>(bytes: &[u8]) -> Result<&'static str, EventError> {
-        codec::decode::<E>(bytes).map(|_| E::NAME)
-    }
-    match subject.split('.').nth(1) {
-        Some("requested") => check::<RideRequested>(bytes),
-        Some("matched") => check::<RideMatched>(bytes),
-        Some("unmatched") => check::<RideUnmatched>(bytes),
-        Some("priced") => check::<FareQuoted>(bytes),
-        Some("screened") => check::<RideScreened>(bytes),
-        Some("completed") => check::<RideCompleted>(bytes),
-        _ => Err(EventError::InvalidField {
-            field: "subject",
-            reason: format!("{subject:?} is not a ride event subject"),
-        }),
-    }
+    checkpoint_timeout: Duration,
 }
 
 impl Analytics {
-    /// Counts into `metrics`.
-    pub fn new(metrics: AnalyticsMetrics) -> Self {
-        Analytics { metrics }
+    /// Applies to `live`; gives up on a delivery (retry) when no checkpoint
+    /// includes it within `checkpoint_timeout`.
+    pub fn new(live: Arc<Live>, metrics: AnalyticsMetrics, checkpoint_timeout: Duration) -> Self {
+        Analytics {
+            live,
+            metrics,
+            checkpoint_timeout,
+        }
     }
 }
 
 impl Handler for Analytics {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
-        let event = match classify(d.subject, d.payload) {
+        let _in_flight = self.live.enter();
+        let event = match RideEvent::decode(d.subject, d.payload) {
             Ok(e) => e,
-            Err(e) => return e.into(),
+            Err(e) => {
+                // Decoding is deterministic: a redelivery fails the same way, so
+                // the sequence can be settled before the dead letter is stored.
+                self.live.settle(d.stream_seq);
+                return e.into();
+            }
         };
-        let city = subjects::city_of(d.subject).unwrap_or("unknown");
-        self.metrics.events.with_label_values(&[city, event]).inc();
-        Outcome::done()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_by_subject_and_refuses_mismatch() {
-        let req = codec::encode(&hail_events::sample::ride_requested("r1", "berlin")).unwrap();
-        assert_eq!(
-            classify("rides.requested.berlin", &req),
-            Ok("RideRequested")
-        );
-        assert_eq!(
-            classify("rides.priced.berlin", &req).unwrap_err().kind(),
-            "wrong_event"
-        );
-        assert_eq!(
-            classify("rides.bogus.berlin", &req).unwrap_err().kind(),
-            "invalid_field"
-        );
+        let (applied, version) = self.live.apply(d.stream_seq, &event);
+        if applied == Applied::Skipped {
+            self.metrics.skipped.inc();
+        }
+        match self
+            .live
+            .wait_stored(version, self.checkpoint_timeout)
+            .await
+        {
+            Ok(()) => Outcome::done(),
+            Err(e) => Outcome::Retry {
+                reason: e.to_string(),
+            },
+        }
     }
 }

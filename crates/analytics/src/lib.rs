@@ -1,22 +1,96 @@
-//! hail analytics: per-city totals of every ride event.
+//! hail analytics: per-city totals of every ride event (requests, matches and
+//! match rate, fares, surge, fraud verdicts, time to match, completions), exact
+//! across crashes.
 //!
-//! - [`handler`]: validates and counts every event on `rides.>`.
-//! - [`metrics`]: the per-city counters.
+//! Pure domain logic:
+//! - [`event`]: a ride event decoded as its subject's kind.
+//! - [`totals`]: one city's totals and how each event changes them; [`histogram`]
+//!   their fixed-bucket histograms.
+//! - [`coverage`]: the stream sequences already counted (a floor plus runs).
+//! - [`state`]: totals per city plus their coverage; [`checkpoint`] its stored form.
+//! - [`report`]: what `hail analytics` prints.
+//!
+//! Wiring:
+//! - [`live`]: the state shared by handlers and the checkpointer, versioned, with
+//!   a watch of the last stored version.
+//! - [`handler`]: apply unless covered, then wait for the checkpoint.
+//! - [`checkpointer`]: stores the state in KV ([`store`], compare-and-set) and
+//!   releases the handlers it covers; the runtime then acks them.
+//! - [`metrics`] and [`export`]: checkpoint health, and the stored totals as
+//!   Prometheus families.
+//! - [`config`]: its flags.
+//!
+//! Exactness: a message is acked only after a stored checkpoint covers its
+//! sequence, and a covered sequence is never counted again; so after any crash
+//! the stored state plus the redelivered messages count each message once.
+//! analytics runs as one instance: a second one fails its compare-and-set and
+//! exits (see [`store`]).
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
+pub mod checkpointer;
+pub mod config;
+pub mod coverage;
+pub mod event;
+pub mod export;
 pub mod handler;
+pub mod histogram;
+pub mod live;
 pub mod metrics;
+pub mod report;
+pub mod state;
+pub mod store;
+pub mod totals;
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use hail_events::subjects;
 use hail_runtime::{Runtime, RuntimeArgs};
 
+/// Durable consumer and service name.
+pub const SERVICE: &str = "analytics";
 /// Default port of /metrics.
 pub const METRICS_PORT: u16 = 9104;
 
-/// Runs analytics until SIGTERM/SIGINT.
-pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
-    let rt = Runtime::start("analytics", METRICS_PORT, runtime).await?;
-    let metrics = metrics::AnalyticsMetrics::register(rt.registry())?;
-    rt.serve(&[subjects::RIDES_ALL], handler::Analytics::new(metrics))
+/// Loads the checkpoint, then runs analytics until SIGTERM/SIGINT (or until
+/// another instance overwrites its checkpoint, which is an error).
+pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let rt = Runtime::start(SERVICE, METRICS_PORT, runtime).await?;
+    let writer = format!(
+        "{}-{}",
+        rt.args().instance_name(SERVICE),
+        hail_runtime::now_ms()
+    );
+    let (store, loaded) = store::CheckpointStore::open(rt.js(), rt.args().replicas, writer.clone())
         .await
+        .context("cannot load the analytics checkpoint")?;
+    let state = loaded.map(|cp| cp.state).unwrap_or_default();
+    tracing::info!(
+        revision = store.revision(),
+        covered_through = state.coverage.floor(),
+        cities = state.cities.len(),
+        "checkpoint loaded"
+    );
+    let live = Arc::new(live::Live::new(state, args.checkpoint_every));
+    let metrics = metrics::AnalyticsMetrics::register(rt.registry(), live.subscribe())?;
+    checkpointer::Checkpointer {
+        live: live.clone(),
+        store,
+        metrics: metrics.clone(),
+        js: rt.js().clone(),
+        durable: SERVICE.into(),
+        writer,
+        interval: args.checkpoint_interval,
+        ack_floor_refresh: args.ack_floor_refresh,
+        drain_timeout: rt.args().shutdown_timeout,
+    }
+    .spawn(rt.tracker(), rt.shutdown_token());
+    let handler = handler::Analytics::new(live.clone(), metrics, args.checkpoint_timeout);
+    let served = rt.serve(&[subjects::RIDES_ALL], handler).await;
+    if let Some(reason) = live.failure() {
+        anyhow::bail!("{reason}");
+    }
+    served
 }

@@ -1,19 +1,28 @@
-//! `hail-analytics`: per-city totals of every ride event.
+//! `hail-analytics`: per-city totals of every ride event, exact across crashes.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// hail analytics: reads every ride event (rides.>) through the durable
-/// consumer `analytics` and counts it per city.
+/// consumer `analytics`, counts it per city and checkpoints the totals in the
+/// KV bucket hail_analytics (read them with `hail analytics`). Run one instance.
 #[derive(Parser)]
 #[command(name = "hail-analytics", version)]
 struct Cli {
     #[command(flatten)]
     runtime: hail_runtime::RuntimeArgs,
+    #[command(flatten)]
+    analytics: hail_analytics::config::AnalyticsArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let source = matches.value_source("concurrency");
+    hail_analytics::config::default_concurrency(source, &mut cli.runtime);
     hail_runtime::telemetry::init(cli.runtime.log_format);
-    hail_runtime::exit_code("hail-analytics", hail_analytics::run(cli.runtime).await)
+    hail_runtime::exit_code(
+        "hail-analytics",
+        hail_analytics::run(cli.runtime, cli.analytics).await,
+    )
 }

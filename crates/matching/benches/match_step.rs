@@ -1,6 +1,6 @@
 //! The pure matching step, without NATS: per request, find and reserve the nearest
 //! free driver, settle the claim, and release it again (so the index keeps its
-//! size); per location update, move a driver. With 10,000 and 100,000 drivers
+//! size); per location update, move a driver to a new position. With 10,000 and 100,000 drivers
 //! spread over a 33 × 34 km city, search radius 3 km.
 //!
 //! `cargo bench -p hail-matching --bench match_step`
@@ -75,13 +75,15 @@ fn location(c: &mut Criterion) {
     for n in [10_000, 100_000] {
         let mut positions = Positions(0x2545_f491_4f6c_dd1d);
         let mut index = index_of(n, &mut positions);
-        let moves: Vec<DriverLocationUpdated> = (0..4096)
-            .map(|i| update(i * 7 % n, positions.next()))
+        // Two positions per driver, used in turn, so that every update moves one.
+        let moves: Vec<[DriverLocationUpdated; 2]> = (0..4096)
+            .map(|i| [0, 1].map(|_| update(i * 7 % n, positions.next())))
             .collect();
         let mut i = 0;
         group.bench_function(BenchmarkId::new("move_driver", n), |b| {
             b.iter(|| {
-                index.apply_location(black_box(&moves[i % moves.len()]));
+                let (turn, k) = (i / moves.len() % 2, i % moves.len());
+                index.apply_location(black_box(&moves[k][turn]));
                 i += 1;
             })
         });

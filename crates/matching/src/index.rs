@@ -225,10 +225,10 @@ impl DriverIndex {
         let before = (d.place(), d.seen, d.held);
         change(d);
         let after = (d.place(), d.seen, d.held);
-        if before == after {
+        self.held = self.held + usize::from(after.2) - usize::from(before.2);
+        if (before.0, before.1) == (after.0, after.1) {
             return;
         }
-        self.held = self.held + usize::from(after.2) - usize::from(before.2);
         self.leave(slot, before.0, before.1);
         self.enter(slot, after.0, after.1);
     }
