@@ -96,6 +96,22 @@ async fn wait_blocklist_size(fraud: &Service, n: f64) -> Result<()> {
     .await
 }
 
+/// `n` requests of `rider` a second apart from `t0`, each with its own card and device.
+async fn publish_rider(
+    js: &jetstream::Context,
+    rider: &str,
+    from: usize,
+    to: usize,
+    t0: u64,
+) -> Result<()> {
+    for i in from..to {
+        let ride = format!("{rider}-{i}");
+        let r = request(&ride, rider, &format!("card-{ride}"), t0 + i as u64 * 1_000);
+        publish(js, &r).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn velocity_history_survives_sigkill_and_restart() -> Result<()> {
     const N: usize = 5; // the default --velocity-max-requests
@@ -105,30 +121,24 @@ async fn velocity_history_survives_sigkill_and_restart() -> Result<()> {
     let mut fraud = Service::spawn("fraud", &server.url())?;
     fraud.wait_ready(WAIT).await?;
 
+    // Before the kill: N requests of a fast rider, N - 1 of a near-miss rider.
     let t0 = hail_runtime::now_ms() - 60_000;
-    for i in 0..N {
-        let r = request(
-            &format!("v-{i}"),
-            "rider-fast",
-            &format!("card-v{i}"),
-            t0 + i as u64 * 1_000,
-        );
-        publish(&js, &r).await?;
-    }
+    publish_rider(&js, "fast", 0, N, t0).await?;
+    publish_rider(&js, "near", 0, N - 1, t0).await?;
     wait_until(WAIT, "fraud processed the first requests", || async {
         fraud
             .processed("RideRequested")
             .await
-            .is_ok_and(|v| v >= N as f64)
+            .is_ok_and(|v| v >= (2 * N - 1) as f64)
     })
     .await?;
-    let fifth = wait_screened(&js, &format!("v-{}", N - 1)).await?;
+    let nth = wait_screened(&js, &format!("fast-{}", N - 1)).await?;
     assert_eq!(
-        fifth.rules,
+        nth.rules,
         Vec::<String>::new(),
         "{N} requests are not too many"
     );
-    assert_eq!(fifth.verdict, Verdict::Allow);
+    assert_eq!(nth.verdict, Verdict::Allow);
 
     fraud.process.kill();
     fraud.restart()?;
@@ -136,14 +146,25 @@ async fn velocity_history_survives_sigkill_and_restart() -> Result<()> {
     let replayed = fraud
         .metric("hail_fraud_replayed_requests_total", &[])
         .await?;
-    assert_eq!(replayed, N as f64, "requests read back into the history");
+    assert_eq!(
+        replayed,
+        (2 * N - 1) as f64,
+        "requests read back into the history"
+    );
 
-    let last = request("v-last", "rider-fast", "card-vlast", t0 + N as u64 * 1_000);
-    publish(&js, &last).await?;
-    let verdict = wait_screened(&js, "v-last").await?;
-    assert_eq!(verdict.rules, vec!["velocity".to_string()], "{verdict:?}");
-    assert_eq!(verdict.verdict, Verdict::Review);
-    assert_eq!(verdict.score, 0.5);
+    // After the restart: the fast rider's (N+1)th fires, the near-miss rider's Nth does not.
+    publish_rider(&js, "fast", N, N + 1, t0).await?;
+    publish_rider(&js, "near", N - 1, N, t0).await?;
+    let over = wait_screened(&js, &format!("fast-{N}")).await?;
+    assert_eq!(over.rules, vec!["velocity".to_string()], "{over:?}");
+    assert_eq!(over.verdict, Verdict::Review);
+    assert_eq!(over.score, 0.5);
+    let near = wait_screened(&js, &format!("near-{}", N - 1)).await?;
+    assert_eq!(
+        near.rules,
+        Vec::<String>::new(),
+        "{near:?}: counted once each"
+    );
     let hits = fraud
         .metric("hail_fraud_rule_hits_total", &[("rule", "velocity")])
         .await?;
