@@ -16,6 +16,14 @@
 //! - [`replay`]: the history rebuilt from RIDES at start, so it survives restarts.
 //! - [`handler`]: `RideRequested` → `RideScreened`.
 //! - [`metrics`]: verdicts, rule hits, history and blocklist sizes.
+//!
+//! Limits worth knowing: a request is judged against the requests recorded
+//! before it in event time; two requests of one rider handled at the same moment
+//! (the runtime handles up to `--concurrency` at once) may not see each other.
+//! With several instances on the durable, each one's live history holds the
+//! requests it screened (plus everything replayed at its start); an exact
+//! per-rider history across instances needs rider-partitioned subjects, the
+//! scale-out path of DESIGN.md.
 #![forbid(unsafe_code)]
 
 pub mod blocklist;
