@@ -223,7 +223,12 @@ mod tests {
 
     #[tokio::test]
     async fn connection_refused_names_the_url() {
-        let port = crate::free_port();
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("http://127.0.0.1:{port}/metrics");
         let err = http_get(&url).await.unwrap_err();
         assert!(format!("{err:#}").contains(&url), "{err:#}");

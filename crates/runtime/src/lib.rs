@@ -8,7 +8,8 @@
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
 //!   for messages the server gave up on after their last delivery.
 //! - [`drivers`]: every driver's last location, loaded at start and kept live.
-//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`; [`http_get`] and
+//!   [`prom_text`] read them back (CLI, monitor checks, tests).
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
 //!
@@ -34,8 +35,10 @@ pub mod dead_letter;
 pub mod drivers;
 pub mod duration;
 pub mod http;
+pub mod http_get;
 pub mod metrics;
 mod outcome;
+pub mod prom_text;
 pub mod provision;
 pub mod service_api;
 pub mod shutdown;

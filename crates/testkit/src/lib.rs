@@ -13,8 +13,8 @@
 //!   terminate gracefully (SIGTERM) or kill (SIGKILL).
 //! - [`port`]: [`free_port`] for services that need a port chosen up front.
 //! - [`wait`]: [`wait_until`], how a test waits for a condition (never a bare sleep).
-//! - [`http`]: [`http_get`], a tiny HTTP/1.1 GET for `/metrics` and health endpoints.
-//! - [`prom`]: [`metric_sum`], reading one metric out of a Prometheus text exposition.
+//! - [`http_get`] (re-exported from hail-runtime): a tiny HTTP/1.1 GET for `/metrics` and health endpoints.
+//! - [`metric_sum`] (re-exported from hail-runtime): one metric out of a Prometheus text exposition.
 //!
 //! The process handles are synchronous (`std::process`), so they work in plain
 //! and in `#[tokio::test]` tests alike; [`NatsServer::start`] blocks until the
@@ -44,17 +44,15 @@
 #![forbid(unsafe_code)]
 
 pub mod bins;
-pub mod http;
 pub mod nats;
 pub mod port;
 pub mod process;
-pub mod prom;
 pub mod wait;
 
 pub use bins::{bin_path, nats_server_bin};
-pub use http::{http_get, http_get_blocking};
+pub use hail_runtime::http_get::{http_get, http_get_blocking};
+pub use hail_runtime::prom_text::metric_sum;
 pub use nats::NatsServer;
 pub use port::free_port;
 pub use process::Process;
-pub use prom::metric_sum;
 pub use wait::wait_until;

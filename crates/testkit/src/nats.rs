@@ -13,8 +13,8 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use tempfile::TempDir;
 
 use crate::bins::nats_server_bin;
-use crate::http::http_get_blocking;
 use crate::process::{kill_and_reap, log_tail, open_log, read_log};
+use hail_runtime::http_get::http_get_blocking;
 
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
