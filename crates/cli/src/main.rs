@@ -1,12 +1,16 @@
 //! `hail`: the operator's command line.
 //!
-//! - `status`: every durable consumer on RIDES with its lag.
+//! - `up`, `down`, `kill`, `start`: the local stack ([`stack`]).
+//! - `status`: every service's lag, rate, status and instances.
 //! - `request`: publish one ride request, as a rider's app would.
+//! - `fraud`, `analytics`: the fraud blocklist and analytics' totals.
 
 mod analytics_cmd;
 mod fraud_cmd;
 mod request;
+mod stack;
 mod status;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +32,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start nats-server, the four services, the monitor and Prometheus (idempotent).
+    Up,
+    /// Stop everything `hail up` started.
+    Down,
+    /// SIGKILL one service, as a crash would.
+    Kill {
+        /// matching, pricing, fraud, analytics or monitor.
+        service: String,
+    },
+    /// Start one service again and wait until it is ready.
+    Start {
+        /// matching, pricing, fraud, analytics or monitor.
+        service: String,
+    },
     /// Every service's consumer on RIDES: pending, unacknowledged, redelivered.
     Status(status::StatusArgs),
     /// Publish one RideRequested.
@@ -41,21 +59,24 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = async {
-        let client = hail_runtime::connect::connect(
-            &cli.nats_url,
-            "hail-cli",
-            std::time::Duration::from_secs(5),
-        )
-        .await?;
-        let js = async_nats::jetstream::new(client);
-        match cli.command {
-            Command::Status(args) => status::run(&js, args).await,
-            Command::Request(args) => request::run(&js, args).await,
-            Command::Fraud(args) => fraud_cmd::run(&js, args).await,
-            Command::Analytics(args) => analytics_cmd::run(&js, args).await,
-        }
+    hail_runtime::exit_code("hail", run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Up => return up::up(&stack::Layout::discover()?).await,
+        Command::Down => return up::down(&stack::Layout::discover()?),
+        Command::Kill { service } => return up::kill(&stack::Layout::discover()?, service),
+        Command::Start { service } => return up::start(&stack::Layout::discover()?, service).await,
+        _ => {}
     }
-    .await;
-    hail_runtime::exit_code("hail", result)
+    let client = hail_runtime::connect::connect(&cli.nats_url, "hail-cli", std::time::Duration::from_secs(5)).await?;
+    let js = async_nats::jetstream::new(client);
+    match cli.command {
+        Command::Status(args) => status::run(&js, args).await,
+        Command::Request(args) => request::run(&js, args).await,
+        Command::Fraud(args) => fraud_cmd::run(&js, args).await,
+        Command::Analytics(args) => analytics_cmd::run(&js, args).await,
+        Command::Up | Command::Down | Command::Kill { .. } | Command::Start { .. } => unreachable!("handled above"),
+    }
 }

@@ -1,0 +1,13 @@
+//! The local stack: nats-server, the four services, the monitor and Prometheus,
+//! each its own process, all state under one folder (`.hail/` by default).
+//!
+//! - [`layout`]: where binaries, config and state live.
+//! - [`component`]: what each process is and how to tell it is ready.
+//! - [`process`]: starting detached processes, pid files, stopping them.
+
+pub mod component;
+pub mod layout;
+pub mod process;
+
+pub use component::{Component, SERVICES};
+pub use layout::Layout;

@@ -1,0 +1,92 @@
+//! `hail up`, `hail down`, `hail kill <service>`, `hail start <service>`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use nix::sys::signal::Signal;
+
+use crate::stack::{Component, Layout, SERVICES, process};
+
+/// Everything `hail up` starts, in order.
+fn components(layout: &Layout) -> Result<Vec<Component>> {
+    let mut all = vec![Component::nats(layout)?];
+    for s in SERVICES {
+        all.push(Component::hail(layout, s)?);
+    }
+    all.push(Component::hail(layout, "monitor")?);
+    match Component::prometheus(layout) {
+        Ok(p) => all.push(p),
+        Err(e) => eprintln!("warning: {e:#}; starting without Prometheus"),
+    }
+    Ok(all)
+}
+
+/// Starts whatever is not running yet and waits until each is ready.
+pub async fn up(layout: &Layout) -> Result<()> {
+    for c in components(layout)? {
+        ensure_started(layout, &c).await?;
+        println!("  {:<11} {}", c.name, c.url);
+    }
+    println!("state and logs: {}", layout.state.display());
+    Ok(())
+}
+
+/// Starts `c` unless it runs already, then waits for its readiness URL.
+pub async fn ensure_started(layout: &Layout, c: &Component) -> Result<()> {
+    if process::running_pid(layout, &c.name).is_none() {
+        process::start(layout, c)?;
+    }
+    wait_ready(layout, c, Duration::from_secs(60)).await
+}
+
+async fn wait_ready(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if matches!(hail_runtime::http_get::http_get(&c.ready_url).await, Ok((200, _))) {
+            return Ok(());
+        }
+        if process::running_pid(layout, &c.name).is_none() {
+            anyhow::bail!("{} exited at start; its log:\n{}", c.name, log_tail(layout, &c.name));
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!("{} not ready at {} after {timeout:?}; its log:\n{}", c.name, c.ready_url, log_tail(layout, &c.name));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn log_tail(layout: &Layout, name: &str) -> String {
+    let text = std::fs::read_to_string(layout.log_file(name)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Stops everything, last started first.
+pub fn down(layout: &Layout) -> Result<()> {
+    let mut names: Vec<&str> = vec!["nats-server"];
+    names.extend(SERVICES);
+    names.extend(["monitor", "prometheus"]);
+    for name in names.into_iter().rev() {
+        if process::stop(layout, name, Signal::SIGTERM, Duration::from_secs(15))? {
+            println!("  stopped {name}");
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILLs one service: what a crash looks like.
+pub fn kill(layout: &Layout, service: &str) -> Result<()> {
+    Component::hail(layout, service)?; // names the valid services on a typo
+    let was = process::stop(layout, service, Signal::SIGKILL, Duration::from_secs(5))?;
+    anyhow::ensure!(was, "{service} is not running");
+    println!("killed {service} (SIGKILL)");
+    Ok(())
+}
+
+/// Starts one service (or the monitor) and waits until it is ready.
+pub async fn start(layout: &Layout, service: &str) -> Result<()> {
+    let c = Component::hail(layout, service)?;
+    ensure_started(layout, &c).await.with_context(|| format!("starting {service}"))?;
+    println!("{service} ready: {}", c.url);
+    Ok(())
+}
