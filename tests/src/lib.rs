@@ -3,11 +3,14 @@
 //!
 //! - [`services`]: spawning and reading a service process.
 //! - [`rides`]: publishing requests and reading what the stream holds.
+//! - [`prometheus`]: a real Prometheus with hail's rules and consoles, promtool,
+//!   and the queries of the dashboards.
 //!
 //! The tests themselves live in `tests/`; every test takes [`serial`] first, so
 //! the two cores of a CI machine run one pipeline at a time.
 #![forbid(unsafe_code)]
 
+pub mod prometheus;
 pub mod rides;
 pub mod services;
 
