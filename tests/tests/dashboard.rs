@@ -2,7 +2,9 @@
 //! hail-monitor under load, scraped every second by a real Prometheus with
 //! hail's rules and consoles. Every query of the console page and of the
 //! Grafana dashboard returns data, the console page renders every widget, and
-//! headless Chromium takes a screenshot of it (target/dashboard.png).
+//! headless Chromium takes a screenshot of it (target/dashboard.png). Then
+//! analytics is killed: ServiceDown and ConsumerStopped fire and the page shows
+//! it (target/dashboard-analytics-down.png).
 //!
 //! Needs Debian's `prometheus` and `chromium` packages.
 
@@ -17,6 +19,8 @@ use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, wait_unti
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PAGE: &str = "/consoles/hail.html";
+/// Longest wait for Prometheus to see a change (alerts have `for: 30s`).
+const WAIT: Duration = Duration::from_secs(120);
 
 /// hail-monitor on a free port, polling fast so the status follows the load.
 fn spawn_monitor(nats_url: &str) -> Result<(Process, u16)> {
@@ -136,7 +140,7 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     let _serial = serial().await;
     let all = dashboard_queries()?;
     let server = NatsServer::start()?;
-    let svcs = services::spawn_all(&server.url()).await?;
+    let mut svcs = services::spawn_all(&server.url()).await?;
     let (_monitor, monitor_port) = spawn_monitor(&server.url())?;
     let mut targets: Vec<Target> = svcs.iter().map(|s| Target::local(s.name, s.port)).collect();
     targets.push(Target::local("monitor", monitor_port));
@@ -171,31 +175,78 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     }
 
     let result = async {
-        let waited = wait_until(
-            Duration::from_secs(120),
-            "every dashboard query to return data",
-            || async { empty_queries(&prom, &all).await.is_empty() },
-        )
-        .await;
-        if let Err(e) = waited {
-            return Err(anyhow!("{e}; now: {:#?}", empty_queries(&prom, &all).await));
-        }
+        wait_for_data(&prom, &all).await?;
         check_page(&prom).await?;
-        let png = target_dir().join("dashboard.png");
-        screenshot(&prom.url(PAGE), &png)?;
-        let bytes = std::fs::read(&png).with_context(|| format!("reading {}", png.display()))?;
-        assert_eq!(png_size(&bytes)?, (1400, 2000), "{}", png.display());
-        assert!(
-            bytes.len() > 50_000,
-            "{} is only {} bytes",
-            png.display(),
-            bytes.len()
-        );
-        Ok::<_, anyhow::Error>(())
+        checked_screenshot(&prom, "dashboard.png")?;
+        analytics_down_shows(&prom, &mut svcs).await?;
+        checked_screenshot(&prom, "dashboard-analytics-down.png")
     }
     .await;
     load.abort();
     result.map_err(|e| anyhow!("{e:#}\n--- prometheus log ---\n{}", prom.log()))
+}
+
+/// Waits until every query of both dashboards returns data; the error lists the empty ones.
+async fn wait_for_data(prom: &Prometheus, all: &[String]) -> Result<()> {
+    let waited = wait_until(WAIT, "every dashboard query to return data", || async {
+        empty_queries(prom, all).await.is_empty()
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(e) => Err(anyhow!("{e}; now: {:#?}", empty_queries(prom, all).await)),
+    }
+}
+
+/// Screenshots the console page to `target/<name>` and checks the PNG.
+fn checked_screenshot(prom: &Prometheus, name: &str) -> Result<()> {
+    let png = target_dir().join(name);
+    screenshot(&prom.url(PAGE), &png)?;
+    let bytes = std::fs::read(&png).with_context(|| format!("reading {}", png.display()))?;
+    assert_eq!(png_size(&bytes)?, (1400, 2000), "{}", png.display());
+    assert!(
+        bytes.len() > 50_000,
+        "{} is only {} bytes",
+        png.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+/// Kills analytics: ServiceDown and ConsumerStopped fire, and the page shows it.
+async fn analytics_down_shows(prom: &Prometheus, svcs: &mut [services::Service]) -> Result<()> {
+    let analytics = svcs
+        .iter_mut()
+        .find(|s| s.name == "analytics")
+        .context("no analytics")?;
+    analytics.process.kill();
+    let firing = [
+        r#"ALERTS{alertname="ServiceDown", job="analytics", alertstate="firing"}"#,
+        r#"ALERTS{alertname="ConsumerStopped", consumer_name="analytics", alertstate="firing"}"#,
+    ];
+    wait_until(
+        WAIT,
+        "ServiceDown and ConsumerStopped firing for analytics",
+        || async {
+            for q in firing {
+                if !prom.query(q).await.is_ok_and(|r| !r.is_empty()) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    let (_, page) = http_get(&prom.url(PAGE)).await?;
+    ensure!(
+        page.matches(">DOWN<").count() == 1,
+        "analytics not DOWN:\n{page}"
+    );
+    ensure!(
+        page.contains("st-stop\">stop<"),
+        "no consumer in stop:\n{page}"
+    );
+    Ok(())
 }
 
 /// The console page as Prometheus renders it: every widget has rows, every
