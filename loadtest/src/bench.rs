@@ -1,0 +1,210 @@
+//! The Foundation benchmark: rides per second the pipeline sustains with all four
+//! services co-located, beside the broker's own ceiling for the same message
+//! pattern (the null pipeline), measured in one invocation and alternated
+//! (null, services, null, services…) so machine noise hits both alike.
+//!
+//! Each run starts a fresh nats-server (file storage in a temp dir), provisions the
+//! streams with the defaults, starts the pipeline, publishes N rides (t0 = first
+//! publish) and stops the clock (t1) when all four durables show nothing pending
+//! and nothing awaiting an ack. Pipeline rides/s = N / (t1 - t0).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+use async_nats::jetstream;
+use hail_events::subjects;
+use hail_testkit::NatsServer;
+
+use crate::{
+    city::CITIES,
+    drain,
+    null_pipeline::NullPipeline,
+    publisher::{self, PublishSettings},
+    report::{BenchReport, Pipeline, RunResult},
+    rides::RideFactory,
+    roles::Role,
+    services::{self, Services},
+};
+
+/// Which pipelines to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Only the null pipeline.
+    Null,
+    /// Only the real services.
+    Services,
+    /// Both, alternating.
+    Both,
+}
+
+/// The benchmark's parameters.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    /// Rides per run.
+    pub rides: u64,
+    pub mode: Mode,
+    /// Runs per pipeline.
+    pub repeat: usize,
+    /// PubAcks in flight while publishing.
+    pub window: usize,
+    /// How often the durables are polled.
+    pub poll: Duration,
+    /// Longest wait for the durables to drain after the last publish.
+    pub drain_timeout: Duration,
+}
+
+/// Outputs per ride: matching, pricing and fraud each publish one.
+const OUTPUTS_PER_RIDE: u64 = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the plan and prints each run's row to stderr as it completes.
+pub async fn run(s: &BenchSettings) -> Result<BenchReport> {
+    // Check the binaries before any run, so a missing one fails at once.
+    let binaries = match s.mode {
+        Mode::Null => Vec::new(),
+        Mode::Services | Mode::Both => services::binaries()?,
+    };
+    let mut runs = Vec::new();
+    for (i, pipeline) in plan(s.mode, s.repeat).into_iter().enumerate() {
+        let result = run_once(i + 1, pipeline, s, &binaries)
+            .await
+            .with_context(|| format!("run {} ({})", i + 1, pipeline.as_str()))?;
+        eprintln!(
+            "run {} {}: {} rides, publish {:.0} rides/s, pipeline {:.0} rides/s ({:.2} s)",
+            result.run,
+            pipeline.as_str(),
+            result.rides,
+            result.publish_rides_per_s,
+            result.pipeline_rides_per_s,
+            result.pipeline_seconds
+        );
+        runs.push(result);
+    }
+    Ok(BenchReport::new(s.rides, runs))
+}
+
+/// The order of the runs: alternating when both are measured.
+pub fn plan(mode: Mode, repeat: usize) -> Vec<Pipeline> {
+    let each: &[Pipeline] = match mode {
+        Mode::Null => &[Pipeline::Null],
+        Mode::Services => &[Pipeline::Services],
+        Mode::Both => &[Pipeline::Null, Pipeline::Services],
+    };
+    (0..repeat).flat_map(|_| each.iter().copied()).collect()
+}
+
+async fn run_once(
+    run: usize,
+    pipeline: Pipeline,
+    s: &BenchSettings,
+    binaries: &[(Role, PathBuf)],
+) -> Result<RunResult> {
+    let nats = tokio::task::spawn_blocking(NatsServer::start).await??;
+    let result = measure(run, pipeline, &nats.url(), s, binaries).await;
+    // Dropping the server kills and reaps it and removes its store: blocking work.
+    tokio::task::spawn_blocking(move || drop(nats)).await?;
+    result
+}
+
+async fn measure(
+    run: usize,
+    pipeline: Pipeline,
+    url: &str,
+    s: &BenchSettings,
+    binaries: &[(Role, PathBuf)],
+) -> Result<RunResult> {
+    let client = hail_runtime::connect::connect(url, "hail-loadgen-bench", CONNECT_TIMEOUT).await?;
+    let js = publisher::context(client.clone(), s.window);
+    hail_runtime::provision::ensure_streams(&js, &crate::default_stream_settings()).await?;
+    let running = match pipeline {
+        Pipeline::Null => Running::Null(NullPipeline::start(url).await?),
+        Pipeline::Services => Running::Services(Services::start(binaries, url).await?),
+    };
+    let result = drive(run, pipeline, &js, s).await;
+    running.stop().await;
+    if let Err(e) = client.drain().await {
+        tracing::warn!(error = %e, "draining the bench connection failed");
+    }
+    result
+}
+
+/// Publishes, waits for the drain and counts what the stream holds.
+async fn drive(
+    run: usize,
+    pipeline: Pipeline,
+    js: &jetstream::Context,
+    s: &BenchSettings,
+) -> Result<RunResult> {
+    let factory = RideFactory::new(&format!("bench{run}"), &CITIES)?;
+    let settings = PublishSettings {
+        rides: s.rides,
+        window: s.window,
+        progress: false,
+    };
+    let published = publisher::publish(js, &factory, &settings).await?;
+    if published.failed > 0 || published.duplicates > 0 {
+        bail!(
+            "publishing was not clean, the run is void: {}; errors: {:?}",
+            published.summary(),
+            published.errors
+        );
+    }
+    let durables = Role::ALL.map(Role::durable);
+    let t1 = drain::wait_drained(js, &durables, s.poll, s.drain_timeout).await?;
+    let seconds = (t1 - published.started).as_secs_f64();
+    let stream_messages = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await?
+        .cached_info()
+        .state
+        .messages;
+    let expected = s.rides * (1 + OUTPUTS_PER_RIDE);
+    if stream_messages != expected {
+        tracing::warn!(
+            stream_messages,
+            expected,
+            "RIDES does not hold one request and three outputs per ride"
+        );
+    }
+    Ok(RunResult {
+        run,
+        pipeline,
+        rides: s.rides,
+        publish_rides_per_s: published.rate(),
+        pipeline_seconds: seconds,
+        pipeline_rides_per_s: s.rides as f64 / seconds,
+        stream_messages,
+    })
+}
+
+enum Running {
+    Null(NullPipeline),
+    Services(Services),
+}
+
+impl Running {
+    async fn stop(self) {
+        match self {
+            Running::Null(p) => {
+                let stats = p.stop().await;
+                if stats.errors > 0 {
+                    tracing::warn!(errors = stats.errors, "the null pipeline saw errors");
+                }
+            }
+            Running::Services(s) => s.stop().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_alternates() {
+        use Pipeline::{Null, Services};
+        assert_eq!(plan(Mode::Both, 2), [Null, Services, Null, Services]);
+        assert_eq!(plan(Mode::Null, 3), [Null, Null, Null]);
+        assert_eq!(plan(Mode::Services, 1), [Services]);
+    }
+}

@@ -1,0 +1,174 @@
+//! The cities rides are requested in, and where in a city a ride starts and ends.
+//!
+//! Positions are a deterministic function of a seed and the ride's index, so a run
+//! can be reproduced exactly and no random-number crate is needed.
+
+use anyhow::{Result, bail};
+use hail_events::{EventError, LatLng};
+
+/// A city the load generator knows: its subject token and its centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CityModel {
+    /// Subject token (`rides.requested.<name>`).
+    pub name: &'static str,
+    /// Latitude of the centre, degrees.
+    pub lat: f64,
+    /// Longitude of the centre, degrees.
+    pub lon: f64,
+}
+
+/// Every city the load generator can request rides in.
+pub const CITIES: [CityModel; 4] = [
+    CityModel {
+        name: "berlin",
+        lat: 52.5200,
+        lon: 13.4050,
+    },
+    CityModel {
+        name: "paris",
+        lat: 48.8566,
+        lon: 2.3522,
+    },
+    CityModel {
+        name: "london",
+        lat: 51.5074,
+        lon: -0.1278,
+    },
+    CityModel {
+        name: "nyc",
+        lat: 40.7128,
+        lon: -74.0060,
+    },
+];
+
+/// Pickups fall within this distance of the centre, in metres.
+const PICKUP_RADIUS_M: f64 = 8_000.0;
+/// Trips are between these lengths (straight line), in metres.
+const TRIP_M: (f64, f64) = (500.0, 12_000.0);
+/// Metres per degree of latitude (and of longitude at the equator).
+const M_PER_DEG: f64 = 111_320.0;
+
+/// Parses one city name; an unknown name is an error that lists the known ones.
+pub fn parse_city(name: &str) -> Result<CityModel> {
+    let name = name.trim();
+    match CITIES.iter().find(|c| c.name == name) {
+        Some(city) => Ok(*city),
+        None => {
+            let known: Vec<&str> = CITIES.iter().map(|c| c.name).collect();
+            bail!("unknown city {name:?}; known cities: {}", known.join(","))
+        }
+    }
+}
+
+/// Parses a comma-separated list such as `berlin,paris`.
+pub fn parse_cities(list: &str) -> Result<Vec<CityModel>> {
+    let cities = list
+        .split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(parse_city)
+        .collect::<Result<Vec<_>>>()?;
+    if cities.is_empty() {
+        bail!("no city named");
+    }
+    Ok(distinct(cities))
+}
+
+/// `cities` with repeats dropped, in first-seen order.
+pub fn distinct(cities: Vec<CityModel>) -> Vec<CityModel> {
+    let mut out: Vec<CityModel> = Vec::with_capacity(cities.len());
+    for c in cities {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl CityModel {
+    /// Pickup and drop-off of ride number `i`: the pickup uniformly spread over a
+    /// disc around the centre, the drop-off 0.5 to 12 km away in any direction.
+    pub fn trip(&self, seed: u64, i: u64) -> Result<(LatLng, LatLng), EventError> {
+        let mut rng = SplitMix64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let r = PICKUP_RADIUS_M * rng.unit().sqrt();
+        let pickup = offset(self.lat, self.lon, r, rng.angle())?;
+        let len = TRIP_M.0 + (TRIP_M.1 - TRIP_M.0) * rng.unit();
+        let dropoff = offset(pickup.lat(), pickup.lon(), len, rng.angle())?;
+        Ok((pickup, dropoff))
+    }
+}
+
+/// The point `dist_m` metres from (lat, lon) in direction `angle` (radians), on a
+/// local flat approximation: good to well under 1 % at city scale.
+fn offset(lat: f64, lon: f64, dist_m: f64, angle: f64) -> Result<LatLng, EventError> {
+    let dlat = dist_m * angle.sin() / M_PER_DEG;
+    let dlon = dist_m * angle.cos() / (M_PER_DEG * lat.to_radians().cos());
+    LatLng::new(lat + dlat, lon + dlon)
+}
+
+/// A tiny, fast, well-mixed generator (Steele et al., SplitMix64).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [0, 2π).
+    fn angle(&mut self) -> f64 {
+        self.unit() * std::f64::consts::TAU
+    }
+}
+
+/// Seed from a text (the run id), so the same run id gives the same trips.
+pub fn seed_of(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_cities_and_names_unknown_ones() {
+        let c = parse_cities("berlin, nyc,berlin").unwrap();
+        assert_eq!(
+            c.iter().map(|c| c.name).collect::<Vec<_>>(),
+            ["berlin", "nyc"]
+        );
+        let err = parse_cities("berlin,tokyo").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown city \"tokyo\"; known cities: berlin,paris,london,nyc"
+        );
+        assert!(parse_cities(" , ").is_err());
+    }
+
+    #[test]
+    fn trips_stay_in_the_city_and_are_reproducible() {
+        for city in CITIES {
+            let centre = LatLng::new(city.lat, city.lon).unwrap();
+            for i in 0..2_000 {
+                let (p, d) = city.trip(42, i).unwrap();
+                assert!(centre.haversine_m(&p) <= PICKUP_RADIUS_M * 1.01);
+                let trip = p.haversine_m(&d);
+                assert!(
+                    (TRIP_M.0 * 0.99..=TRIP_M.1 * 1.01).contains(&trip),
+                    "{trip}"
+                );
+            }
+            assert_eq!(city.trip(42, 7).unwrap(), city.trip(42, 7).unwrap());
+            assert_ne!(city.trip(42, 7).unwrap(), city.trip(43, 7).unwrap());
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `hail-loadgen`: publish rides into hail, or benchmark the pipeline.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use hail_loadgen::{
+    bench::{self, BenchSettings, Mode},
+    city::{CityModel, distinct, parse_city},
+    publish_cmd::{self, PublishCommand},
+    rides::random_run_id,
+};
+use hail_runtime::duration::parse_duration;
+use tracing_subscriber::EnvFilter;
+
+/// hail's load generator and the Foundation benchmark.
+#[derive(Parser)]
+#[command(name = "hail-loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish N valid RideRequested events as fast as the broker stores them.
+    Publish(PublishArgs),
+    /// Pipeline rides/s with the four services beside the null pipeline (the broker's ceiling).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Rides to publish.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rides: u64,
+    /// Cities to request rides in, taking turns (known: berlin, paris, london, nyc).
+    #[arg(long, default_value = "berlin,paris,london,nyc", value_delimiter = ',', value_parser = parse_city)]
+    cities: Vec<CityModel>,
+    /// Most PubAcks awaited at once.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    window: u64,
+    /// Prefix of the ride ids (`<run-id>-<i>`) [default: 8 random hex digits].
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Give up reaching NATS after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Rides per run.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rides: u64,
+    /// Pipelines to measure; `both` alternates null and services.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+    /// Runs of each pipeline.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    repeat: u64,
+    /// Most PubAcks awaited at once while publishing.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    window: u64,
+    /// Longest wait, after the last publish, for every durable to drain.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Also print the results as one JSON object (last line of stdout).
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logs();
+    let result = match Cli::parse().command {
+        Command::Publish(a) => publish(a).await,
+        Command::Bench(a) => bench(a).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hail-loadgen: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings and errors on stderr (RUST_LOG overrides): stderr is for the progress
+/// and the results, not for every connection event.
+fn init_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
+    let cmd = PublishCommand {
+        nats_url: a.nats_url,
+        rides: a.rides,
+        cities: distinct(a.cities),
+        window: a.window as usize,
+        run_id: a.run_id.unwrap_or_else(random_run_id),
+        connect_timeout: a.connect_timeout,
+    };
+    let report = publish_cmd::run(&cmd).await?;
+    Ok(if report.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let settings = BenchSettings {
+        rides: a.rides,
+        mode: a.mode,
+        repeat: a.repeat as usize,
+        window: a.window as usize,
+        poll: Duration::from_millis(100),
+        drain_timeout: a.drain_timeout,
+    };
+    let report = bench::run(&settings).await?;
+    print!("{}", report.table());
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

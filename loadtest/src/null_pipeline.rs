@@ -1,0 +1,228 @@
+//! The null pipeline: the broker's own ceiling for hail's message pattern.
+//!
+//! Four consumers in this process, one connection each, bound to the same durables
+//! as the real services (matching, pricing, fraud, analytics). Each pulls in batches,
+//! handles with bounded concurrency, and for each request publishes what its
+//! service would (real codec, real headers, PubAck awaited) and then acks, doing
+//! no work in between. Analytics only acks. The gap between this and the real
+//! services is what the services themselves cost.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Result;
+use async_nats::{
+    Client,
+    jetstream::{self, AckKind, Message, consumer::PullConsumer},
+};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{outputs, roles::Role};
+
+/// Messages requested per pull, as the services' default `--batch`.
+pub const BATCH: usize = 256;
+/// Messages handled at once per consumer, as the services' default `--concurrency`.
+pub const CONCURRENCY: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delay before a message whose output could not be stored is redelivered.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// What the null consumers did, summed over the four.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NullStats {
+    /// Messages acked.
+    pub acked: u64,
+    /// Outputs stored (PubAck received).
+    pub published: u64,
+    /// Messages naked or termed (publish failed, no ride id) and pull errors.
+    pub errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    acked: AtomicU64,
+    published: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// The four running null consumers.
+pub struct NullPipeline {
+    clients: Vec<Client>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    counters: Arc<Counters>,
+}
+
+impl NullPipeline {
+    /// Connects four clients, creates or updates the four durables (RIDES must exist)
+    /// and starts consuming.
+    pub async fn start(nats_url: &str) -> Result<Self> {
+        let mut pipeline = NullPipeline {
+            clients: Vec::new(),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            counters: Arc::default(),
+        };
+        for role in Role::ALL {
+            if let Err(e) = pipeline.add(role, nats_url).await {
+                pipeline.stop().await;
+                return Err(e);
+            }
+        }
+        Ok(pipeline)
+    }
+
+    async fn add(&mut self, role: Role, nats_url: &str) -> Result<()> {
+        let name = format!("hail-loadgen-null-{}", role.durable());
+        let client = hail_runtime::connect::connect(nats_url, &name, CONNECT_TIMEOUT).await?;
+        self.clients.push(client.clone());
+        let js = jetstream::new(client);
+        let consumer = hail_runtime::provision::ensure_consumer(&js, &role.spec()).await?;
+        let worker = Worker {
+            role,
+            js,
+            tracker: self.tracker.clone(),
+            counters: self.counters.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        self.tracker.spawn(worker.run(consumer));
+        Ok(())
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> NullStats {
+        let c = &self.counters;
+        NullStats {
+            acked: c.acked.load(Ordering::Relaxed),
+            published: c.published.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops pulling, lets in-flight messages finish (time-boxed), flushes the
+    /// buffered acks and drains the connections.
+    pub async fn stop(self) -> NullStats {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(STOP_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tracker.len(),
+                "null consumers did not stop in time"
+            );
+        }
+        for client in &self.clients {
+            if let Err(e) = client.flush().await {
+                tracing::warn!(error = %e, "flushing acks failed");
+            }
+            if let Err(e) = client.drain().await {
+                tracing::warn!(error = %e, "draining a connection failed");
+            }
+        }
+        self.stats()
+    }
+}
+
+/// One null consumer.
+#[derive(Clone)]
+struct Worker {
+    role: Role,
+    js: jetstream::Context,
+    tracker: TaskTracker,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, consumer: PullConsumer) {
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        while !self.shutdown.is_cancelled() {
+            let pulled = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                m = consumer.stream().max_messages_per_batch(BATCH).messages() => m,
+            };
+            let mut messages = match pulled {
+                Ok(m) => m,
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(durable = self.role.durable(), error = %e, "cannot pull, retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            loop {
+                let permit = tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+                };
+                let next = tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    m = messages.next() => m,
+                };
+                match next {
+                    Some(Ok(msg)) => {
+                        let worker = self.clone();
+                        self.tracker.spawn(async move {
+                            worker.handle(msg).await;
+                            drop(permit);
+                        });
+                    }
+                    Some(Err(e)) => {
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(durable = self.role.durable(), error = %e, "pull error");
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Publishes the role's output (PubAck awaited), then acks.
+    async fn handle(&self, msg: Message) {
+        let output = match outputs::for_message(self.role, &msg.subject, msg.headers.as_ref()) {
+            Ok(o) => o,
+            Err(reason) => {
+                tracing::warn!(durable = self.role.durable(), subject = %msg.subject, reason, "unusable message, terminated");
+                return self.settle(&msg, AckKind::Term, false).await;
+            }
+        };
+        if let Some(out) = output {
+            let stored = async {
+                self.js
+                    .publish_with_headers(out.subject, out.headers, out.payload)
+                    .await?
+                    .await
+            };
+            if let Err(e) = stored.await {
+                tracing::warn!(durable = self.role.durable(), error = %e, "publishing the output failed, retrying");
+                return self
+                    .settle(&msg, AckKind::Nak(Some(RETRY_DELAY)), false)
+                    .await;
+            }
+            self.counters.published.fetch_add(1, Ordering::Relaxed);
+        }
+        self.settle(&msg, AckKind::Ack, true).await;
+    }
+
+    async fn settle(&self, msg: &Message, kind: AckKind, ok: bool) {
+        let counter = match (msg.ack_with(kind).await, ok) {
+            (Ok(()), true) => &self.counters.acked,
+            (Ok(()), false) => &self.counters.errors,
+            (Err(e), _) => {
+                tracing::warn!(durable = self.role.durable(), error = %e, "ack failed");
+                &self.counters.errors
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,200 @@
+//! The benchmark's results: one row per run, the median of each pipeline, and
+//! the ratio services/null; as a table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Which pipeline a run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pipeline {
+    /// In-process null consumers: the broker's ceiling.
+    Null,
+    /// The four real service binaries.
+    Services,
+}
+
+impl Pipeline {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pipeline::Null => "null",
+            Pipeline::Services => "services",
+        }
+    }
+}
+
+/// One run: a fresh server, N rides, until every durable drained.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// 1-based, in the order run.
+    pub run: usize,
+    pub pipeline: Pipeline,
+    pub rides: u64,
+    /// Rides stored per second, from the first publish to the last PubAck.
+    pub publish_rides_per_s: f64,
+    /// From the first publish until all four durables were drained, seconds.
+    pub pipeline_seconds: f64,
+    /// `rides / pipeline_seconds`.
+    pub pipeline_rides_per_s: f64,
+    /// Messages in RIDES at the end (4 per ride: the request and three outputs).
+    pub stream_messages: u64,
+}
+
+/// The medians of one pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Median {
+    pub runs: usize,
+    pub publish_rides_per_s: f64,
+    pub pipeline_rides_per_s: f64,
+}
+
+/// All runs and what they add up to.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub rides: u64,
+    pub runs: Vec<RunResult>,
+    pub null: Option<Median>,
+    pub services: Option<Median>,
+    /// Median pipeline rides/s of services over that of null.
+    pub services_over_null: Option<f64>,
+}
+
+impl BenchReport {
+    /// Summarises `runs`.
+    pub fn new(rides: u64, runs: Vec<RunResult>) -> Self {
+        let null = median_of(&runs, Pipeline::Null);
+        let services = median_of(&runs, Pipeline::Services);
+        let services_over_null = match (&null, &services) {
+            (Some(n), Some(s)) => Some(s.pipeline_rides_per_s / n.pipeline_rides_per_s),
+            _ => None,
+        };
+        BenchReport {
+            rides,
+            runs,
+            null,
+            services,
+            services_over_null,
+        }
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{:>3}  {:<8}  {:>8}  {:>15}  {:>16}  {:>9}  {:>8}",
+            "run",
+            "pipeline",
+            "rides",
+            "publish rides/s",
+            "pipeline rides/s",
+            "seconds",
+            "messages"
+        );
+        for r in &self.runs {
+            let _ = writeln!(
+                t,
+                "{:>3}  {:<8}  {:>8}  {:>15.0}  {:>16.0}  {:>9.2}  {:>8}",
+                r.run,
+                r.pipeline.as_str(),
+                r.rides,
+                r.publish_rides_per_s,
+                r.pipeline_rides_per_s,
+                r.pipeline_seconds,
+                r.stream_messages
+            );
+        }
+        for (name, m) in [("null", &self.null), ("services", &self.services)] {
+            if let Some(m) = m {
+                let _ = writeln!(
+                    t,
+                    "median {name:<8} pipeline {:>8.0} rides/s  (publish {:.0} rides/s, {} runs)",
+                    m.pipeline_rides_per_s, m.publish_rides_per_s, m.runs
+                );
+            }
+        }
+        if let Some(ratio) = self.services_over_null {
+            let _ = writeln!(t, "services/null  {ratio:.3}");
+        }
+        t
+    }
+}
+
+fn median_of(runs: &[RunResult], pipeline: Pipeline) -> Option<Median> {
+    let of = |f: fn(&RunResult) -> f64| {
+        median(
+            runs.iter()
+                .filter(|r| r.pipeline == pipeline)
+                .map(f)
+                .collect(),
+        )
+    };
+    Some(Median {
+        runs: runs.iter().filter(|r| r.pipeline == pipeline).count(),
+        publish_rides_per_s: of(|r| r.publish_rides_per_s)?,
+        pipeline_rides_per_s: of(|r| r.pipeline_rides_per_s)?,
+    })
+}
+
+/// The median; the mean of the middle two for an even count.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let mid = xs.len() / 2;
+    Some(if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(run: usize, pipeline: Pipeline, rate: f64) -> RunResult {
+        RunResult {
+            run,
+            pipeline,
+            rides: 1000,
+            publish_rides_per_s: 2.0 * rate,
+            pipeline_seconds: 1000.0 / rate,
+            pipeline_rides_per_s: rate,
+            stream_messages: 4000,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn ratio_of_medians() {
+        let runs = vec![
+            run(1, Pipeline::Null, 100.0),
+            run(2, Pipeline::Services, 40.0),
+            run(3, Pipeline::Null, 120.0),
+            run(4, Pipeline::Services, 60.0),
+        ];
+        let r = BenchReport::new(1000, runs);
+        assert_eq!(r.null.as_ref().unwrap().pipeline_rides_per_s, 110.0);
+        assert_eq!(r.services.as_ref().unwrap().pipeline_rides_per_s, 50.0);
+        assert!((r.services_over_null.unwrap() - 50.0 / 110.0).abs() < 1e-12);
+        assert!(r.table().contains("services/null  0.455"), "{}", r.table());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["runs"][1]["pipeline"], "services");
+    }
+
+    #[test]
+    fn one_pipeline_only_has_no_ratio() {
+        let r = BenchReport::new(1000, vec![run(1, Pipeline::Null, 100.0)]);
+        assert!(r.services.is_none() && r.services_over_null.is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The four real service binaries, started as their own processes against one
+//! nats-server, each with its `/metrics` and `/readyz` on a free port.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Result, bail};
+use hail_testkit::{Process, bin_path, free_port, http_get};
+use tokio::time::Instant;
+
+use crate::roles::Role;
+
+/// How long the services get to bind their consumers.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long each gets to stop on SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where each service binary is; the error is the testkit's, which says how to build them.
+pub fn binaries() -> Result<Vec<(Role, PathBuf)>> {
+    Role::ALL
+        .iter()
+        .map(|role| Ok((*role, bin_path(&role.binary())?)))
+        .collect()
+}
+
+/// The running services.
+pub struct Services {
+    running: Vec<Running>,
+}
+
+struct Running {
+    role: Role,
+    process: Process,
+    port: u16,
+}
+
+impl Services {
+    /// Spawns each binary with `--nats-url` and `--metrics-addr 127.0.0.1:<free
+    /// port>` and waits until every `/readyz` answers 200 (its consumer is bound).
+    pub async fn start(binaries: &[(Role, PathBuf)], nats_url: &str) -> Result<Self> {
+        let mut services = Services {
+            running: Vec::new(),
+        };
+        for (role, path) in binaries {
+            let port = free_port();
+            let args = [
+                "--nats-url".to_string(),
+                nats_url.to_string(),
+                "--metrics-addr".to_string(),
+                format!("127.0.0.1:{port}"),
+            ];
+            let process = Process::spawn(path, &args, &[])?;
+            services.running.push(Running {
+                role: *role,
+                process,
+                port,
+            });
+        }
+        if let Err(e) = services.wait_ready().await {
+            services.stop().await;
+            return Err(e);
+        }
+        Ok(services)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for s in &mut self.running {
+            let url = format!("http://127.0.0.1:{}/readyz", s.port);
+            loop {
+                if matches!(http_get(&url).await, Ok((200, _))) {
+                    break;
+                }
+                if !s.process.is_running() {
+                    bail!(
+                        "{} exited before it was ready; its log:\n{}",
+                        s.role.binary(),
+                        s.process.log()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "{} not ready ({url} not 200) within {READY_TIMEOUT:?}; its log:\n{}",
+                        s.role.binary(),
+                        s.process.log()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERMs every service (they stop in order: finish in flight, flush, drain)
+    /// and waits; one that does not stop in time is killed and reported.
+    pub async fn stop(self) {
+        let stops = self.running.into_iter().map(|mut s| {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = s.process.terminate(STOP_TIMEOUT) {
+                    tracing::warn!(service = s.role.binary(), error = %e, "did not stop cleanly");
+                }
+            })
+        });
+        for stop in futures::future::join_all(stops).await {
+            if let Err(e) = stop {
+                tracing::warn!(error = %e, "stopping a service panicked");
+            }
+        }
+    }
+}
