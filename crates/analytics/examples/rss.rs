@@ -1,0 +1,195 @@
+//! Resident memory of the hail-analytics process after it has counted 100,000
+//! ride events, with 100,000 drivers in DRIVERS (analytics does not read
+//! DRIVERS; they are there because a real deployment has them).
+//!
+//! Starts its own nats-server (hail-testkit), publishes the drivers and 25,000
+//! rides × 4 events, starts the hail-analytics binary built next to this
+//! example, waits until its consumer is drained and its checkpoint covers the
+//! whole stream, then prints VmRSS and VmHWM from /proc.
+//!
+//! ```text
+//! cargo build --release -p hail-analytics
+//! cargo run --release -p hail-analytics --example rss
+//! ```
+//! (`HAIL_BIN_DIR` overrides where hail-analytics is looked for.)
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use hail_analytics::checkpoint;
+use hail_events::{
+    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, codec, headers, sample,
+    subjects,
+};
+use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
+
+const DRIVERS: usize = 100_000;
+const RIDES: usize = 25_000;
+const CITIES: [&str; 5] = ["berlin", "paris", "lisbon", "madrid", "rome"];
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let server = NatsServer::start()?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let settings = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    publish_drivers(&js).await?;
+    let events = publish_rides(&js).await?;
+    println!("published {DRIVERS} drivers and {events} ride events");
+
+    let port = free_port();
+    let args = [
+        "--nats-url".to_string(),
+        server.url(),
+        "--metrics-addr".to_string(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let bin = analytics_bin()?;
+    let started = std::time::Instant::now();
+    let mut analytics = Process::spawn(&bin, &args, &[])?;
+    let last = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await?
+        .get_info()
+        .await?
+        .state
+        .last_sequence;
+    wait_until(
+        Duration::from_secs(600),
+        "checkpoint covers RIDES",
+        || async { covered(&js).await >= last },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", analytics.log()))?;
+    let took = started.elapsed();
+    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).await?;
+    let counted = metric_sum(&body, "hail_analytics_events_total", &[]).unwrap_or(0.0);
+    let (rss, hwm) = memory_kib(analytics.pid())?;
+    println!(
+        "hail-analytics ({}) counted {counted} events in {took:.1?} from start ({:.0} events/s)",
+        bin.display(),
+        counted / took.as_secs_f64()
+    );
+    println!(
+        "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    analytics.terminate(Duration::from_secs(15))?;
+    Ok(())
+}
+
+/// hail-analytics next to this example (`target/<profile>/examples/..`).
+fn analytics_bin() -> Result<PathBuf> {
+    let dir = match std::env::var_os("HAIL_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe()?;
+            let examples = exe.parent().context("example has no directory")?;
+            examples.parent().context("no profile directory")?.into()
+        }
+    };
+    let bin = dir.join("hail-analytics");
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} not found: cargo build --release -p hail-analytics",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+async fn covered(js: &jetstream::Context) -> u64 {
+    let read = async {
+        let kv = js.get_key_value(checkpoint::BUCKET).await.ok()?;
+        let entry = kv.get(checkpoint::KEY).await.ok()??;
+        let cp = checkpoint::Checkpoint::decode(&entry).ok()?;
+        Some(cp.state.coverage.floor())
+    };
+    read.await.unwrap_or(0)
+}
+
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn send<E: Event>(js: &jetstream::Context, e: &E) -> Result<PublishAckFuture> {
+    Ok(js
+        .publish_with_headers(e.subject(), headers::for_event(e), codec::encode(e)?)
+        .await?)
+}
+
+async fn flush(acks: &mut Vec<PublishAckFuture>) -> Result<()> {
+    for a in acks.drain(..) {
+        a.await?;
+    }
+    Ok(())
+}
+
+async fn publish_drivers(js: &jetstream::Context) -> Result<()> {
+    let mut acks = Vec::with_capacity(1000);
+    for i in 0..DRIVERS {
+        let d = DriverLocationUpdated {
+            driver_id: DriverId::new(format!("d{i}"))?,
+            city: City::new(CITIES[i % CITIES.len()])?,
+            position: LatLng::new(52.4 + (i % 1000) as f64 * 1e-4, 13.3)?,
+            status: DriverStatus::Available,
+            at_ms: 1_800_000_000_000,
+        };
+        acks.push(send(js, &d).await?);
+        if acks.len() == 1000 {
+            flush(&mut acks).await?;
+        }
+    }
+    flush(&mut acks).await
+}
+
+/// Request, quote, match and completion of each ride: 4 events per ride.
+async fn publish_rides(js: &jetstream::Context) -> Result<usize> {
+    let mut acks = Vec::with_capacity(1000);
+    let mut n = 0;
+    for i in 0..RIDES {
+        let city = CITIES[i % CITIES.len()];
+        let req = sample::ride_requested(&format!("r{i}"), city);
+        acks.push(send(js, &req).await?);
+        let mut fare = sample::fare_quoted(&format!("r{i}"), city);
+        fare.amount_minor += (i % 100) as u64 * 37;
+        acks.push(send(js, &fare).await?);
+        let matched = hail_events::RideMatched {
+            ride_id: req.ride_id.clone(),
+            city: req.city.clone(),
+            driver_id: DriverId::new(format!("d{i}"))?,
+            pickup_distance_m: 300.0,
+            eta_s: 60,
+            requested_at_ms: req.requested_at_ms,
+            matched_at_ms: req.requested_at_ms + (i % 500) as u64,
+        };
+        acks.push(send(js, &matched).await?);
+        let completed = hail_events::RideCompleted {
+            ride_id: req.ride_id.clone(),
+            city: req.city.clone(),
+            driver_id: matched.driver_id.clone(),
+            at_ms: req.requested_at_ms + 900_000,
+        };
+        acks.push(send(js, &completed).await?);
+        n += 4;
+        if acks.len() >= 1000 {
+            flush(&mut acks).await?;
+        }
+    }
+    flush(&mut acks).await?;
+    Ok(n)
+}
