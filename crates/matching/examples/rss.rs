@@ -45,6 +45,7 @@ async fn main() -> Result<()> {
         format!("127.0.0.1:{port}"),
     ];
     let bin = matching_bin()?;
+    let started = std::time::Instant::now();
     let process = Process::spawn(&bin, &args, &[])?;
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     wait_until(
@@ -64,7 +65,10 @@ async fn main() -> Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}\n{}", process.log()))?;
     let status = std::fs::read_to_string(format!("/proc/{}/status", process.pid()))?;
     println!("binary: {}", bin.display());
-    println!("drivers indexed: {drivers}");
+    println!(
+        "drivers indexed: {drivers} in {:?} from start",
+        started.elapsed()
+    );
     for line in status
         .lines()
         .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))

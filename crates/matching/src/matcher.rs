@@ -115,8 +115,12 @@ impl Matcher {
             },
         };
         if pickup.driver_id != done.driver_id {
-            tracing::warn!(ride = %done.ride_id, completed_by = %done.driver_id, matched = %pickup.driver_id,
-                "completion names another driver than the match; releasing the matched one");
+            tracing::warn!(
+                ride = %done.ride_id,
+                completed_by = %done.driver_id,
+                matched = %pickup.driver_id,
+                "completion names another driver than the match; releasing the matched one"
+            );
         }
         let holder = self.claims.holder(&pickup.driver_id).await?;
         if let Some((_, held_at)) = holder.filter(|(ride, _)| ride == done.ride_id.as_str()) {
