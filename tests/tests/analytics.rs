@@ -367,16 +367,34 @@ async fn a_second_instance_fails_its_compare_and_set_and_exits() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hail_analytics_reads_the_checkpoint_while_analytics_is_down() -> Result<()> {
+async fn the_floor_passes_what_is_never_counted_and_the_cli_reads_it_while_down() -> Result<()> {
     let _serial = serial().await;
     let server = NatsServer::start()?;
-    let mut svc = Service::spawn("analytics", &server.url())?;
-    svc.wait_ready(Duration::from_secs(30)).await?;
     let js = js_of(&server).await?;
+    let settings = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    hail_runtime::provision::ensure_streams(&js, &settings).await?;
     let mut expected = BTreeMap::new();
-    publish_rides(&js, 0, 300, &mut expected).await?;
-    // A poison message is dead-lettered, and not counted.
+    publish_rides(&js, 0, 150, &mut expected).await?;
+    // A poison message: dead-lettered, settled without counting.
     rides::publish_raw(&js, "rides.requested.berlin", b"\xc1".to_vec(), None).await?;
+    // A request deleted before analytics sees it: only the consumer's ack
+    // floor tells analytics that this hole is settled.
+    let gone = sample::ride_requested("gone", "berlin");
+    let payload = codec::encode(&gone)?.to_vec();
+    let seq = rides::publish_raw(&js, &gone.subject(), payload, Some("RideRequested")).await?;
+    js.get_stream(subjects::RIDES_STREAM)
+        .await?
+        .delete_message(seq)
+        .await?;
+    publish_rides(&js, 150, 300, &mut expected).await?;
+
+    let fast_refresh = ["--ack-floor-refresh", "200ms"];
+    let mut svc = Service::spawn_with("analytics", &server.url(), &fast_refresh)?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
     wait_until(DRAIN, "analytics drained", || {
         rides::drained(&js, "analytics")
     })
@@ -388,16 +406,22 @@ async fn hail_analytics_reads_the_checkpoint_while_analytics_is_down() -> Result
         .await?
         .state
         .last_sequence;
-    // The dead letter is settled without counting, so the floor moves past it.
     wait_until(DRAIN, "the checkpoint covers every sequence", || async {
         hail_analytics_json(&server)
             .await
             .is_ok_and(|r| r["checkpoint"]["covered_through_seq"] == last)
     })
     .await?;
-    svc.process.kill();
+    let status = svc.process.terminate(Duration::from_secs(15))?;
+    assert!(
+        status.success(),
+        "clean stop: {status}\n{}",
+        svc.process.log()
+    );
+
     let report = hail_analytics_json(&server).await?;
     assert_city("all", &report["all"], &sum(&expected));
+    assert_eq!(report["checkpoint"]["covered_runs_above"], 0, "{report}");
     let table = tokio::process::Command::new(bin_path("hail")?)
         .args(["--nats-url", &server.url(), "analytics"])
         .output()
