@@ -417,7 +417,10 @@ async fn sigkill_leaks_no_driver_and_a_restart_rebuilds_the_index() -> Result<()
         })
         .collect();
     publish(&js, &offline, None).await?;
-    let mut svc = Service::spawn("matching", &server.url())?;
+    // Few requests at a time, so that the kill below lands mid-run, with claims
+    // half made; the restarted process runs with the default flags.
+    let slow = ["--concurrency", "4", "--batch", "8"];
+    let mut svc = Service::spawn_with("matching", &server.url(), &slow)?;
     svc.wait_ready(READY).await?;
     let available = (DRIVERS - OFFLINE) as f64;
     assert_eq!(svc.metric(AVAILABLE, &[("city", CITY)]).await?, available);
@@ -432,6 +435,11 @@ async fn sigkill_leaks_no_driver_and_a_restart_rebuilds_the_index() -> Result<()
     })
     .await?;
     svc.process.kill();
+    let (pending, unacked) = rides::consumer_backlog(&js, "matching").await?;
+    assert!(
+        pending + unacked as u64 > 0,
+        "killed after the run, not during it"
+    );
     svc.restart()?;
     svc.wait_ready(READY).await?;
     wait_answered(&js, REQUESTS).await?;
