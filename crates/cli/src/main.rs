@@ -2,10 +2,14 @@
 //!
 //! - `up`, `down`, `kill`, `start`: the local stack ([`stack`]).
 //! - `status`: every service's lag, rate, status and instances.
+//! - `audit`: every request accounted for once per service; `demo`: load, crash, catch up, audit.
 //! - `request`: publish one ride request, as a rider's app would.
 //! - `fraud`, `analytics`: the fraud blocklist and analytics' totals.
 
 mod analytics_cmd;
+mod audit;
+mod audit_check;
+mod demo;
 mod fraud_cmd;
 mod request;
 mod stack;
@@ -46,6 +50,10 @@ enum Command {
         /// matching, pricing, fraud, analytics or monitor.
         service: String,
     },
+    /// Check every published request is accounted for once per service (exit 1 if not).
+    Audit(audit::AuditArgs),
+    /// Run load, kill analytics, restart it, narrate, audit (exit 0 only if the audit holds).
+    Demo(demo::DemoArgs),
     /// Every service's consumer on RIDES: pending, unacknowledged, redelivered.
     Status(status::StatusArgs),
     /// Publish one RideRequested.
@@ -54,6 +62,11 @@ enum Command {
     Fraud(fraud_cmd::FraudArgs),
     /// Per-city totals kept by analytics.
     Analytics(analytics_cmd::AnalyticsArgs),
+}
+
+fn holds(ok: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(ok, "the audit does not hold");
+    Ok(())
 }
 
 #[tokio::main]
@@ -70,13 +83,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start { service } => return up::start(&stack::Layout::discover()?, service).await,
         _ => {}
     }
-    let client = hail_runtime::connect::connect(&cli.nats_url, "hail-cli", std::time::Duration::from_secs(5)).await?;
+    let client = hail_runtime::connect::connect(
+        &cli.nats_url,
+        "hail-cli",
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
     let js = async_nats::jetstream::new(client);
     match cli.command {
         Command::Status(args) => status::run(&js, args).await,
         Command::Request(args) => request::run(&js, args).await,
         Command::Fraud(args) => fraud_cmd::run(&js, args).await,
         Command::Analytics(args) => analytics_cmd::run(&js, args).await,
-        Command::Up | Command::Down | Command::Kill { .. } | Command::Start { .. } => unreachable!("handled above"),
+        Command::Audit(args) => holds(audit::run(&js, args).await?),
+        Command::Demo(args) => holds(demo::run(&js, &stack::Layout::discover()?, args).await?),
+        Command::Up | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -48,7 +48,12 @@ pub async fn read(js: &jetstream::Context) -> Result<Vec<ServiceStatus>> {
             instances: instances(js.client(), s).await,
         });
     }
-    if let Ok((200, body)) = http_get(&format!("http://127.0.0.1:{}/metrics", metrics_port("monitor").unwrap_or(9105))).await {
+    if let Ok((200, body)) = http_get(&format!(
+        "http://127.0.0.1:{}/metrics",
+        metrics_port("monitor").unwrap_or(9105)
+    ))
+    .await
+    {
         for r in &mut rows {
             let c = [("consumer_name", r.service.as_str())];
             r.lag_seconds = metric_sum(&body, "hail_consumer_lag_seconds", &c);
@@ -71,7 +76,10 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<10} {:>12} {:>10} {:>10} {:<24} {:>9}", "service", "lag (msgs)", "lag (s)", "rate/s", "status", "instances");
+    println!(
+        "{:<10} {:>12} {:>10} {:>10} {:<24} {:>9}",
+        "service", "lag (msgs)", "lag (s)", "rate/s", "status", "instances"
+    );
     let dash = || "-".to_string();
     for r in rows {
         println!(
@@ -80,7 +88,11 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
             r.lag_messages.map_or_else(dash, |v| v.to_string()),
             r.lag_seconds.map_or_else(dash, |v| format!("{v:.1}")),
             r.rate_per_second.map_or_else(dash, |v| format!("{v:.0}")),
-            r.status.unwrap_or_else(|| if r.instances == 0 { "down".into() } else { dash() }),
+            r.status.unwrap_or_else(|| if r.instances == 0 {
+                "down".into()
+            } else {
+                dash()
+            }),
             r.instances
         );
     }
@@ -94,10 +106,23 @@ async fn lag(js: &jetstream::Context, durable: &str) -> Option<u64> {
 }
 
 fn status_of(body: &str, consumer: &str) -> Option<String> {
-    ["ok", "warn", "stall", "stop", "stalled_max_ack_pending", "not_pulling"]
-        .into_iter()
-        .find(|s| metric_sum(body, "hail_consumer_status", &[("consumer_name", consumer), ("status", s)]) == Some(1.0))
-        .map(str::to_string)
+    [
+        "ok",
+        "warn",
+        "stall",
+        "stop",
+        "stalled_max_ack_pending",
+        "not_pulling",
+    ]
+    .into_iter()
+    .find(|s| {
+        metric_sum(
+            body,
+            "hail_consumer_status",
+            &[("consumer_name", consumer), ("status", s)],
+        ) == Some(1.0)
+    })
+    .map(str::to_string)
 }
 
 /// Each service's processed counter, None when its /metrics does not answer.
@@ -106,7 +131,9 @@ async fn processed_all() -> Vec<Option<f64>> {
     for s in SERVICES {
         let url = format!("http://127.0.0.1:{}/metrics", metrics_port(s).unwrap_or(0));
         out.push(match http_get(&url).await {
-            Ok((200, body)) => Some(metric_sum(&body, hail_runtime::metrics::names::PROCESSED, &[]).unwrap_or(0.0)),
+            Ok((200, body)) => {
+                Some(metric_sum(&body, hail_runtime::metrics::names::PROCESSED, &[]).unwrap_or(0.0))
+            }
             _ => None,
         });
     }
@@ -116,8 +143,14 @@ async fn processed_all() -> Vec<Option<f64>> {
 /// How many instances answer `$SRV.PING.<service>` within 300 ms.
 async fn instances(client: async_nats::Client, service: &str) -> usize {
     let inbox = client.new_inbox();
-    let Ok(mut sub) = client.subscribe(inbox.clone()).await else { return 0 };
-    if client.publish_with_reply(format!("$SRV.PING.{service}"), inbox, "".into()).await.is_err() {
+    let Ok(mut sub) = client.subscribe(inbox.clone()).await else {
+        return 0;
+    };
+    if client
+        .publish_with_reply(format!("$SRV.PING.{service}"), inbox, "".into())
+        .await
+        .is_err()
+    {
         return 0;
     }
     let mut n = 0;

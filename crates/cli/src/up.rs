@@ -42,14 +42,26 @@ pub async fn ensure_started(layout: &Layout, c: &Component) -> Result<()> {
 async fn wait_ready(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
-        if matches!(hail_runtime::http_get::http_get(&c.ready_url).await, Ok((200, _))) {
+        if matches!(
+            hail_runtime::http_get::http_get(&c.ready_url).await,
+            Ok((200, _))
+        ) {
             return Ok(());
         }
         if process::running_pid(layout, &c.name).is_none() {
-            anyhow::bail!("{} exited at start; its log:\n{}", c.name, log_tail(layout, &c.name));
+            anyhow::bail!(
+                "{} exited at start; its log:\n{}",
+                c.name,
+                log_tail(layout, &c.name)
+            );
         }
         if start.elapsed() > timeout {
-            anyhow::bail!("{} not ready at {} after {timeout:?}; its log:\n{}", c.name, c.ready_url, log_tail(layout, &c.name));
+            anyhow::bail!(
+                "{} not ready at {} after {timeout:?}; its log:\n{}",
+                c.name,
+                c.ready_url,
+                log_tail(layout, &c.name)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -86,7 +98,9 @@ pub fn kill(layout: &Layout, service: &str) -> Result<()> {
 /// Starts one service (or the monitor) and waits until it is ready.
 pub async fn start(layout: &Layout, service: &str) -> Result<()> {
     let c = Component::hail(layout, service)?;
-    ensure_started(layout, &c).await.with_context(|| format!("starting {service}"))?;
+    ensure_started(layout, &c)
+        .await
+        .with_context(|| format!("starting {service}"))?;
     println!("{service} ready: {}", c.url);
     Ok(())
 }

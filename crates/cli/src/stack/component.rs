@@ -57,9 +57,17 @@ impl Component {
 
     /// A service (`matching`…) or the monitor.
     pub fn hail(layout: &Layout, name: &str) -> Result<Component> {
-        let port = metrics_port(name).ok_or_else(|| anyhow::anyhow!("unknown service {name:?}; one of matching, pricing, fraud, analytics, monitor"))?;
+        let port = metrics_port(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown service {name:?}; one of matching, pricing, fraud, analytics, monitor"
+            )
+        })?;
         let program = layout.hail_bin(&format!("hail-{name}"))?;
-        let ready = if name == "monitor" { "healthz" } else { "readyz" };
+        let ready = if name == "monitor" {
+            "healthz"
+        } else {
+            "readyz"
+        };
         Ok(Component {
             name: name.into(),
             program,
@@ -75,17 +83,24 @@ impl Component {
         let dir = layout.deploy("prometheus");
         let args = vec![
             format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", layout.state.join("prometheus").display()),
+            format!(
+                "--storage.tsdb.path={}",
+                layout.state.join("prometheus").display()
+            ),
             "--web.listen-address=127.0.0.1:9090".into(),
             format!("--web.console.templates={}", dir.join("consoles").display()),
-            format!("--web.console.libraries={}", dir.join("console_libraries").display()),
+            format!(
+                "--web.console.libraries={}",
+                dir.join("console_libraries").display()
+            ),
         ];
         Ok(Component {
             name: "prometheus".into(),
             program,
             args,
             ready_url: "http://127.0.0.1:9090/-/ready".into(),
-            url: "http://127.0.0.1:9090 (dashboard http://127.0.0.1:9090/consoles/hail.html)".into(),
+            url: "http://127.0.0.1:9090 (dashboard http://127.0.0.1:9090/consoles/hail.html)"
+                .into(),
         })
     }
 }

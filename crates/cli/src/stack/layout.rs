@@ -20,18 +20,32 @@ impl Layout {
     /// two folders above the binary as in `target/release/hail`) and the binaries.
     pub fn discover() -> Result<Layout> {
         let exe = std::env::current_exe().context("cannot locate the hail binary")?;
-        let bin_dir = exe.parent().context("hail binary has no folder")?.to_path_buf();
+        let bin_dir = exe
+            .parent()
+            .context("hail binary has no folder")?
+            .to_path_buf();
         let candidates = std::env::var_os("HAIL_ROOT")
             .map(PathBuf::from)
             .into_iter()
-            .chain(std::env::current_dir().ok().into_iter().flat_map(|d| d.ancestors().map(Path::to_path_buf).collect::<Vec<_>>()))
+            .chain(
+                std::env::current_dir()
+                    .ok()
+                    .into_iter()
+                    .flat_map(|d| d.ancestors().map(Path::to_path_buf).collect::<Vec<_>>()),
+            )
             .chain(bin_dir.ancestors().map(Path::to_path_buf));
         let root = candidates
             .into_iter()
             .find(|d| d.join("deploy/local/nats.conf").is_file())
             .context("cannot find the hail checkout (a folder with deploy/local/nats.conf); run from it or set HAIL_ROOT")?;
-        let state = std::env::var_os("HAIL_STATE").map(PathBuf::from).unwrap_or_else(|| root.join(".hail"));
-        Ok(Layout { root, bin_dir, state })
+        let state = std::env::var_os("HAIL_STATE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".hail"));
+        Ok(Layout {
+            root,
+            bin_dir,
+            state,
+        })
     }
 
     /// `deploy/local/<name>`.
@@ -52,7 +66,11 @@ impl Layout {
     /// A hail binary next to this one.
     pub fn hail_bin(&self, name: &str) -> Result<PathBuf> {
         let p = self.bin_dir.join(name);
-        anyhow::ensure!(p.is_file(), "{} not found; build it with `cargo build --release --workspace --bins`", p.display());
+        anyhow::ensure!(
+            p.is_file(),
+            "{} not found; build it with `cargo build --release --workspace --bins`",
+            p.display()
+        );
         Ok(p)
     }
 

@@ -17,7 +17,11 @@ use super::{Component, Layout};
 
 /// The pid of a running component, if its pid file names a live process.
 pub fn running_pid(layout: &Layout, name: &str) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(layout.pid_file(name)).ok()?.trim().parse().ok()?;
+    let pid: i32 = fs::read_to_string(layout.pid_file(name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     alive(pid).then_some(pid)
 }
 
@@ -27,7 +31,11 @@ fn alive(pid: i32) -> bool {
 
 fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -37,7 +45,11 @@ pub fn start(layout: &Layout, c: &Component) -> Result<i32> {
     fs::create_dir_all(layout.state.join("run"))?;
     fs::create_dir_all(layout.state.join("logs"))?;
     let log_path = layout.log_file(&c.name);
-    let log = fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
     let child = {
         use std::os::unix::process::CommandExt;
         Command::new(&c.program)

@@ -1,0 +1,191 @@
+//! `hail audit [--json]`: reads RIDES, DLQ and each consumer, and checks that
+//! every published request is accounted for exactly once per service. Exit 1
+//! when that does not hold.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
+use futures::StreamExt;
+use hail_events::{headers, subjects};
+
+use crate::{
+    audit_check::{Inputs, Report, check},
+    stack::SERVICES,
+};
+
+/// Flags of `hail audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The subjects holding each service's outputs (analytics keeps counts instead).
+fn output_filters(service: &str) -> &'static [&'static str] {
+    match service {
+        "matching" => &["rides.matched.>", "rides.unmatched.>"],
+        "pricing" => &["rides.priced.>"],
+        "fraud" => &["rides.screened.>"],
+        _ => &[],
+    }
+}
+
+/// Audits every service; `Ok(false)` when the audit does not hold.
+pub async fn run(js: &jetstream::Context, args: AuditArgs) -> Result<bool> {
+    let reports = audit(js).await?;
+    let holds = reports.iter().all(|r| r.holds);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "holds": holds, "services": reports })
+            )?
+        );
+    } else {
+        print_table(&reports, holds);
+    }
+    Ok(holds)
+}
+
+/// One report per service.
+pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
+    let requests = read(js, subjects::RIDES_STREAM, subjects::RIDES_REQUESTED_ALL).await?;
+    let requests: HashMap<u64, Option<String>> = requests
+        .into_iter()
+        .map(|(seq, h)| (seq, h.get(headers::RIDE_ID).map(|v| v.to_string())))
+        .collect();
+    let mut reports = Vec::new();
+    for service in SERVICES {
+        let mut inp = Inputs {
+            requests: requests.clone(),
+            ..Default::default()
+        };
+        for filter in output_filters(service) {
+            let outputs = read(js, subjects::RIDES_STREAM, filter).await?;
+            inp.output_rides.extend(
+                outputs
+                    .into_iter()
+                    .filter_map(|(_, h)| h.get(headers::RIDE_ID).map(|v| v.to_string())),
+            );
+        }
+        if service == "analytics" {
+            inp.counted = Some(analytics_counted(js).await?);
+        }
+        inp.dead_lettered = dead_lettered_requests(js, service).await?;
+        let consumer = js
+            .get_stream(subjects::RIDES_STREAM)
+            .await?
+            .consumer_info(service)
+            .await;
+        if let Ok(c) = consumer {
+            inp.ack_floor = c.ack_floor.stream_sequence;
+            inp.idle = c.num_pending == 0 && c.num_ack_pending == 0;
+        }
+        reports.push(check(service, &inp));
+    }
+    Ok(reports)
+}
+
+/// Requests counted in analytics' last checkpoint (0 before its first one).
+async fn analytics_counted(js: &jetstream::Context) -> Result<u64> {
+    if js
+        .get_key_value(hail_analytics::checkpoint::BUCKET)
+        .await
+        .is_err()
+    {
+        return Ok(0); // analytics never ran
+    }
+    let stored = hail_analytics::store::read(js, std::time::Duration::from_secs(5)).await?;
+    Ok(stored.map_or(0, |(cp, _)| cp.state.all_cities().requests))
+}
+
+/// Stream sequences of the requests `service` dead-lettered.
+async fn dead_lettered_requests(js: &jetstream::Context, service: &str) -> Result<Vec<u64>> {
+    let letters = read(js, subjects::DLQ_STREAM, &subjects::dlq(service)).await?;
+    Ok(letters
+        .into_iter()
+        .filter(|(_, h)| {
+            h.get(headers::dlq::SUBJECT)
+                .is_some_and(|s| s.as_str().starts_with("rides.requested."))
+        })
+        .filter_map(|(_, h)| {
+            h.get(headers::dlq::STREAM_SEQ)
+                .and_then(|v| v.as_str().parse().ok())
+        })
+        .collect())
+}
+
+/// (stream sequence, headers) of every message on `filter`.
+async fn read(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Result<Vec<(u64, async_nats::HeaderMap)>> {
+    let Ok(s) = js.get_stream(stream).await else {
+        return Ok(Vec::new());
+    };
+    let consumer = s
+        .create_consumer(OrderedConfig {
+            filter_subject: filter.to_string(),
+            headers_only: true,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot read {filter} from {stream}"))?;
+    let total = consumer.cached_info().num_pending as usize;
+    let mut out = Vec::with_capacity(total);
+    let mut messages = consumer.messages().await?;
+    while out.len() < total {
+        let msg = messages.next().await.context("reading ended early")??;
+        let seq = msg
+            .info()
+            .map(|i| i.stream_sequence)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.push((seq, msg.headers.clone().unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+/// The table, on stderr (for `hail demo`, whose stdout may be JSON).
+pub fn print_table_to_stderr(reports: &[Report], holds: bool) {
+    eprint!("{}", table(reports, holds));
+}
+
+fn print_table(reports: &[Report], holds: bool) {
+    print!("{}", table(reports, holds));
+}
+
+fn table(reports: &[Report], holds: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11}  holds",
+        "service", "published", "effects", "dlq", "pending", "duplicates", "unaccounted"
+    );
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{:<10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11}  {}",
+            r.service,
+            r.published,
+            r.effects,
+            r.dead_lettered,
+            r.pending,
+            r.duplicates,
+            r.unaccounted,
+            if r.holds { "yes" } else { "NO" }
+        );
+        for e in &r.examples {
+            let _ = writeln!(out, "    {e}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "audit {}",
+        if holds { "holds" } else { "DOES NOT HOLD" }
+    );
+    out
+}

@@ -1,0 +1,268 @@
+//! `hail demo`: the experience hail exists for. Brings the stack up, runs the
+//! load generator, kills analytics while rides continue, restarts it, narrates
+//! what happens and ends with the audit. Exit 0 only when the audit holds.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream;
+use hail_events::subjects;
+use serde::Serialize;
+
+use crate::{audit, stack::Layout, up};
+
+/// Flags of `hail demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Ride requests per second (open loop).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Second of the run at which analytics is killed (SIGKILL).
+    #[arg(long, default_value_t = 20)]
+    kill_at: u64,
+    /// Seconds analytics stays down.
+    #[arg(long, default_value_t = 20)]
+    down_for: u64,
+    /// Print the summary as JSON on stdout (the narration goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// One second of the run, as the demo saw it.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Tick {
+    second: u64,
+    answered: u64,
+    matched: u64,
+    analytics_lag: u64,
+    analytics_up: bool,
+}
+
+/// What the demo measured.
+#[derive(Debug, Serialize)]
+struct Summary {
+    rate: u32,
+    duration_s: u64,
+    kill_at_s: u64,
+    restart_at_s: u64,
+    answered_per_s_before: f64,
+    answered_per_s_during_outage: f64,
+    matched_per_s_before: f64,
+    matched_per_s_during_outage: f64,
+    analytics_lag_peak: u64,
+    analytics_caught_up_after_s: Option<f64>,
+    audit_holds: bool,
+    dashboard: String,
+    ticks: Vec<Tick>,
+}
+
+/// Runs the demo; `Ok(false)` when the audit does not hold.
+pub async fn run(js: &jetstream::Context, layout: &Layout, args: DemoArgs) -> Result<bool> {
+    anyhow::ensure!(
+        args.kill_at + args.down_for < args.duration,
+        "--kill-at + --down-for must end before --duration"
+    );
+    say("bringing the stack up (idempotent)");
+    up::up(layout).await?;
+    let mut loadgen = start_loadgen(layout, &args)?;
+    say(&format!(
+        "load: {} rides/s for {} s; analytics will be killed at {} s and restarted at {} s",
+        args.rate,
+        args.duration,
+        args.kill_at,
+        args.kill_at + args.down_for
+    ));
+    let start = Instant::now();
+    let mut ticks: Vec<Tick> = Vec::new();
+    let mut killed = false;
+    let mut restarted_at: Option<Instant> = None;
+    let mut caught_up: Option<f64> = None;
+    let end = Duration::from_secs(args.duration + 30);
+    loop {
+        let second = start.elapsed().as_secs();
+        if !killed && second >= args.kill_at {
+            up::kill(layout, "analytics")?;
+            say("analytics killed (SIGKILL); rides continue, analytics' events wait in RIDES");
+            killed = true;
+        }
+        if killed && restarted_at.is_none() && second >= args.kill_at + args.down_for {
+            say("restarting analytics");
+            up::start(layout, "analytics").await?;
+            restarted_at = Some(Instant::now());
+        }
+        let tick = sample(js, second, killed && restarted_at.is_none()).await?;
+        let rate_now = ticks
+            .last()
+            .map_or(0, |p: &Tick| tick.answered.saturating_sub(p.answered));
+        narrate(&tick, rate_now);
+        if let (Some(at), None) = (restarted_at, caught_up)
+            && tick.analytics_lag < u64::from(args.rate)
+        {
+            let s = at.elapsed().as_secs_f64();
+            caught_up = Some(s);
+            say(&format!(
+                "analytics caught up {s:.1} s after its restart: lag {} < one second of traffic",
+                tick.analytics_lag
+            ));
+        }
+        ticks.push(tick);
+        let load_done = loadgen.try_wait()?.is_some();
+        if (load_done && caught_up.is_some() && drained(js).await) || start.elapsed() > end {
+            break;
+        }
+        tokio::time::sleep(
+            Duration::from_secs(1).saturating_sub(start.elapsed() - Duration::from_secs(second)),
+        )
+        .await;
+    }
+    let _ = loadgen.kill();
+    let _ = loadgen.wait();
+    say("auditing: every request accounted for once per service");
+    let reports = audit::audit(js).await?;
+    let audit_holds = reports.iter().all(|r| r.holds);
+    audit::print_table_to_stderr(&reports, audit_holds);
+    let summary = summarize(&args, ticks, caught_up, audit_holds);
+    report(&summary, &args)?;
+    Ok(audit_holds)
+}
+
+fn start_loadgen(layout: &Layout, args: &DemoArgs) -> Result<std::process::Child> {
+    let bin = layout.hail_bin("hail-loadgen")?;
+    let log = std::fs::File::create(layout.state.join("logs/loadgen.log"))?;
+    std::process::Command::new(&bin)
+        .args([
+            "run",
+            "--rate",
+            &args.rate.to_string(),
+            "--duration",
+            &format!("{}s", args.duration),
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))
+}
+
+async fn sample(js: &jetstream::Context, second: u64, analytics_down: bool) -> Result<Tick> {
+    let stream = js.get_stream(subjects::RIDES_STREAM).await?;
+    let matched = subject_count(&stream, "rides.matched.>").await?;
+    let unmatched = subject_count(&stream, "rides.unmatched.>").await?;
+    let c = stream.consumer_info("analytics").await?;
+    Ok(Tick {
+        second,
+        answered: matched + unmatched,
+        matched,
+        analytics_lag: c.num_pending + c.num_ack_pending as u64,
+        analytics_up: !analytics_down,
+    })
+}
+
+async fn subject_count(stream: &jetstream::stream::Stream, filter: &str) -> Result<u64> {
+    let info = stream.info_with_subjects(filter).await?;
+    let mut total = 0;
+    let mut subjects = info;
+    use futures::TryStreamExt;
+    while let Some((_, n)) = subjects.try_next().await? {
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+async fn drained(js: &jetstream::Context) -> bool {
+    let Ok(stream) = js.get_stream(subjects::RIDES_STREAM).await else {
+        return false;
+    };
+    for s in crate::stack::SERVICES {
+        match stream.consumer_info(s).await {
+            Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn narrate(t: &Tick, answered_last_s: u64) {
+    let state = if t.analytics_up { "up  " } else { "DOWN" };
+    eprintln!(
+        "  t={:>3}s  matching answered {:>5}/s  analytics {state} lag {:>7}",
+        t.second, answered_last_s, t.analytics_lag
+    );
+}
+
+fn say(s: &str) {
+    eprintln!("==> {s}");
+}
+
+/// Mean per-second increase of `f` over ticks with `range` seconds.
+fn mean_rate(ticks: &[Tick], from: u64, to: u64, f: fn(&Tick) -> u64) -> f64 {
+    let w: Vec<&Tick> = ticks
+        .iter()
+        .filter(|t| t.second >= from && t.second <= to)
+        .collect();
+    match (w.first(), w.last()) {
+        (Some(a), Some(b)) if b.second > a.second => {
+            (f(b) - f(a)) as f64 / (b.second - a.second) as f64
+        }
+        _ => 0.0,
+    }
+}
+
+fn summarize(
+    args: &DemoArgs,
+    ticks: Vec<Tick>,
+    caught_up: Option<f64>,
+    audit_holds: bool,
+) -> Summary {
+    let (k, r) = (args.kill_at, args.kill_at + args.down_for);
+    let before_from = k.saturating_sub(10).max(3);
+    Summary {
+        rate: args.rate,
+        duration_s: args.duration,
+        kill_at_s: k,
+        restart_at_s: r,
+        answered_per_s_before: mean_rate(&ticks, before_from, k, |t| t.answered),
+        answered_per_s_during_outage: mean_rate(&ticks, k + 1, r, |t| t.answered),
+        matched_per_s_before: mean_rate(&ticks, before_from, k, |t| t.matched),
+        matched_per_s_during_outage: mean_rate(&ticks, k + 1, r, |t| t.matched),
+        analytics_lag_peak: ticks.iter().map(|t| t.analytics_lag).max().unwrap_or(0),
+        analytics_caught_up_after_s: caught_up,
+        audit_holds,
+        dashboard: "http://127.0.0.1:9090/consoles/hail.html".into(),
+        ticks,
+    }
+}
+
+fn report(s: &Summary, args: &DemoArgs) -> Result<()> {
+    say(&format!(
+        "matching answered {:.0}/s before the outage and {:.0}/s while analytics was down ({:+.1}%)",
+        s.answered_per_s_before,
+        s.answered_per_s_during_outage,
+        100.0 * (s.answered_per_s_during_outage / s.answered_per_s_before.max(1.0) - 1.0)
+    ));
+    say(&format!(
+        "analytics lag peaked at {} messages; caught up {}",
+        s.analytics_lag_peak,
+        s.analytics_caught_up_after_s
+            .map_or("never".into(), |v| format!("{v:.1} s after restart"))
+    ));
+    say(&format!(
+        "audit {}; dashboard: {}",
+        if s.audit_holds {
+            "holds"
+        } else {
+            "DOES NOT HOLD"
+        },
+        s.dashboard
+    ));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+    }
+    Ok(())
+}
