@@ -51,8 +51,12 @@ pub async fn run(js: &jetstream::Context, args: AuditArgs) -> Result<bool> {
 
 /// One report per service.
 pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
-    let requests = read(js, subjects::RIDES_STREAM, subjects::RIDES_REQUESTED_ALL).await?;
-    let requests: HashMap<u64, Option<String>> = requests
+    let all = read(js, subjects::RIDES_STREAM, subjects::RIDES_REQUESTED_ALL).await?;
+    // Replays stand for their original; they are not new requests.
+    let (replays, originals): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|(_, h)| h.get(headers::REPLAY_FOR).is_some());
+    let requests: HashMap<u64, Option<String>> = originals
         .into_iter()
         .map(|(seq, h)| (seq, h.get(headers::RIDE_ID).map(|v| v.to_string())))
         .collect();
@@ -74,6 +78,17 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
             inp.counted = Some(analytics_counted(js).await?);
         }
         inp.dead_lettered = dead_lettered_requests(js, service).await?;
+        inp.replayed = replays
+            .iter()
+            .filter(|(_, h)| {
+                h.get(headers::REPLAY_FOR)
+                    .is_some_and(|f| f.as_str() == service)
+            })
+            .filter_map(|(_, h)| {
+                h.get(headers::REPLAY_OF)
+                    .and_then(|v| v.as_str().parse().ok())
+            })
+            .collect();
         let consumer = js
             .get_stream(subjects::RIDES_STREAM)
             .await?

@@ -20,6 +20,9 @@ pub struct Inputs {
     pub ack_floor: u64,
     /// The service's consumer has nothing pending or unacknowledged.
     pub idle: bool,
+    /// Dead-lettered requests replayed for this service (`hail dlq replay`): an
+    /// effect for one of them is its recovery, not a duplicate.
+    pub replayed: HashSet<u64>,
 }
 
 /// The verdict for one service.
@@ -58,7 +61,11 @@ pub fn check(service: &str, inp: &Inputs) -> Report {
         }
     }
     let mut dead = HashSet::new();
-    for seq in &inp.dead_lettered {
+    for seq in inp
+        .dead_lettered
+        .iter()
+        .filter(|s| !inp.replayed.contains(s))
+    {
         if !dead.insert(*seq) || effect_seqs.contains(seq) {
             duplicates += 1;
             examples.push(format!(
@@ -72,7 +79,7 @@ pub fn check(service: &str, inp: &Inputs) -> Report {
         if effect_seqs.contains(seq) || dead.contains(seq) {
             continue;
         }
-        if *seq > inp.ack_floor || inp.counted.is_some() {
+        if *seq > inp.ack_floor || inp.counted.is_some() || inp.replayed.contains(seq) {
             pending += 1;
         } else {
             unaccounted += 1;
@@ -161,6 +168,21 @@ mod tests {
         let r = check("fraud", &lost);
         assert_eq!(r.unaccounted, 1);
         assert!(!r.holds);
+    }
+
+    #[test]
+    fn a_replayed_dead_letter_is_recovered_by_its_effect() {
+        let inp = Inputs {
+            requests: requests(3),
+            output_rides: vec!["r1".into(), "r2".into(), "r3".into()],
+            dead_lettered: vec![3],
+            replayed: HashSet::from([3]),
+            ack_floor: 3,
+            ..Default::default()
+        };
+        let r = check("fraud", &inp);
+        assert_eq!((r.effects, r.dead_lettered, r.duplicates), (3, 0, 0));
+        assert!(r.holds, "{r:?}");
     }
 
     #[test]

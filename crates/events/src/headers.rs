@@ -18,6 +18,12 @@ pub const CONTENT_TYPE: &str = "Content-Type";
 /// The payload encoding.
 pub const MSGPACK: &str = "application/msgpack";
 
+/// On a message replayed from the DLQ: the one service it is for. The other
+/// services acknowledge it without handling it (they processed the original).
+pub const REPLAY_FOR: &str = "Hail-Replay-For";
+/// On a replayed message: the stream sequence of the original it stands for.
+pub const REPLAY_OF: &str = "Hail-Replay-Of";
+
 /// Dead-letter headers, added to the original headers by the runtime.
 pub mod dlq {
     /// Why the message was dead-lettered (human readable).

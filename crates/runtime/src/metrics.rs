@@ -7,6 +7,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 pub mod names {
     pub const PROCESSED: &str = "hail_messages_processed_total";
     pub const RETRIED: &str = "hail_messages_retried_total";
+    pub const SKIPPED: &str = "hail_messages_skipped_total";
     pub const DEAD_LETTERS: &str = "hail_dead_letters_total";
     pub const OUTPUTS: &str = "hail_outputs_published_total";
     pub const PUBLISH_ERRORS: &str = "hail_publish_errors_total";
@@ -25,6 +26,8 @@ pub struct RuntimeMetrics {
     pub processed: IntCounterVec,
     /// Inputs nak'ed for redelivery, by event type.
     pub retried: IntCounterVec,
+    /// Inputs acked without handling, by why (a replay meant for another service).
+    pub skipped: IntCounterVec,
     /// Inputs copied to the DLQ, by reason kind.
     pub dead_letters: IntCounterVec,
     /// Outputs published and PubAcked, by event type.
@@ -69,6 +72,10 @@ impl RuntimeMetrics {
                 opts(names::RETRIED, "inputs nak'ed for redelivery"),
                 &["event"],
             )?,
+            skipped: IntCounterVec::new(
+                opts(names::SKIPPED, "inputs acked without handling"),
+                &["why"],
+            )?,
             dead_letters: IntCounterVec::new(
                 opts(names::DEAD_LETTERS, "inputs dead-lettered"),
                 &["reason"],
@@ -110,6 +117,7 @@ impl RuntimeMetrics {
         };
         registry.register(Box::new(m.processed.clone()))?;
         registry.register(Box::new(m.retried.clone()))?;
+        registry.register(Box::new(m.skipped.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.outputs.clone()))?;
         registry.register(Box::new(m.publish_errors.clone()))?;
