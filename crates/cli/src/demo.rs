@@ -69,7 +69,7 @@ pub async fn run(js: &jetstream::Context, layout: &Layout, args: DemoArgs) -> Re
         "--kill-at + --down-for must end before --duration"
     );
     say("bringing the stack up (idempotent)");
-    up::up(layout).await?;
+    up::up(layout, &up::UpArgs::default()).await?;
     let mut loadgen = start_loadgen(layout, &args)?;
     say(&format!(
         "load: {} rides/s for {} s; analytics will be killed at {} s and restarted at {} s",

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start nats-server, the four services, the monitor and Prometheus (idempotent).
-    Up,
+    Up(up::UpArgs),
     /// Stop everything `hail up` started.
     Down,
     /// SIGKILL one service, as a crash would.
@@ -77,7 +77,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Up => return up::up(&stack::Layout::discover()?).await,
+        Command::Up(args) => return up::up(&stack::Layout::discover()?, args).await,
         Command::Down => return up::down(&stack::Layout::discover()?),
         Command::Kill { service } => return up::kill(&stack::Layout::discover()?, service),
         Command::Start { service } => return up::start(&stack::Layout::discover()?, service).await,
@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analytics(args) => analytics_cmd::run(&js, args).await,
         Command::Audit(args) => holds(audit::run(&js, args).await?),
         Command::Demo(args) => holds(demo::run(&js, &stack::Layout::discover()?, args).await?),
-        Command::Up | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
+        Command::Up(_) | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
             unreachable!("handled above")
         }
     }

@@ -7,9 +7,25 @@ use nix::sys::signal::Signal;
 
 use crate::stack::{Component, Layout, SERVICES, process};
 
+/// Flags of `hail up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// JetStream's disk sync policy: `always` (fsync before every PubAck: survives
+    /// a power cut, much slower) or an interval (the default 2m: survives a killed
+    /// process, a power cut can lose the last interval). Applies when nats-server starts.
+    #[arg(long, env = "HAIL_NATS_SYNC", default_value = "2m")]
+    pub sync: String,
+}
+
+impl Default for UpArgs {
+    fn default() -> Self {
+        UpArgs { sync: "2m".into() }
+    }
+}
+
 /// Everything `hail up` starts, in order.
-fn components(layout: &Layout) -> Result<Vec<Component>> {
-    let mut all = vec![Component::nats(layout)?];
+fn components(layout: &Layout, args: &UpArgs) -> Result<Vec<Component>> {
+    let mut all = vec![Component::nats(layout, &args.sync)?];
     for s in SERVICES {
         all.push(Component::hail(layout, s)?);
     }
@@ -22,8 +38,8 @@ fn components(layout: &Layout) -> Result<Vec<Component>> {
 }
 
 /// Starts whatever is not running yet and waits until each is ready.
-pub async fn up(layout: &Layout) -> Result<()> {
-    for c in components(layout)? {
+pub async fn up(layout: &Layout, args: &UpArgs) -> Result<()> {
+    for c in components(layout, args)? {
         ensure_started(layout, &c).await?;
         println!("  {:<11} {}", c.name, c.url);
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::Layout;
 
@@ -37,12 +37,15 @@ pub struct Component {
 }
 
 impl Component {
-    /// nats-server with deploy/local/nats.conf and its store under the state folder.
-    pub fn nats(layout: &Layout) -> Result<Component> {
+    /// nats-server with deploy/local/nats.conf, its store under the state folder
+    /// and the sync policy `sync` (`always`, or an interval like `2m`) written into
+    /// the copy of the config it runs with.
+    pub fn nats(layout: &Layout, sync: &str) -> Result<Component> {
         let program = layout.tool("nats-server", "NATS_SERVER_BIN", "run ./dev install")?;
+        let config = render_nats_conf(layout, sync)?;
         let args = vec![
             "-c".into(),
-            layout.deploy("nats.conf").display().to_string(),
+            config.display().to_string(),
             "-sd".into(),
             layout.state.join("nats").display().to_string(),
         ];
@@ -51,7 +54,7 @@ impl Component {
             program,
             args,
             ready_url: "http://127.0.0.1:8222/healthz".into(),
-            url: "nats://127.0.0.1:4222 (monitor http://127.0.0.1:8222)".into(),
+            url: format!("nats://127.0.0.1:4222 (monitor http://127.0.0.1:8222, sync {sync})"),
         })
     }
 
@@ -103,4 +106,35 @@ impl Component {
                 .into(),
         })
     }
+}
+
+/// The line of deploy/local/nats.conf that sets the sync policy.
+const SYNC_LINE: &str = "  sync_interval: \"2m\"";
+
+/// Writes `<state>/nats.conf`: deploy/local/nats.conf with `sync` as its sync policy.
+fn render_nats_conf(layout: &Layout, sync: &str) -> Result<PathBuf> {
+    let valid = sync == "always" || hail_runtime::duration::parse_duration(sync).is_ok();
+    anyhow::ensure!(
+        valid,
+        "--sync {sync:?}: use `always` or an interval like 2m or 10s"
+    );
+    let template = layout.deploy("nats.conf");
+    let text = std::fs::read_to_string(&template)
+        .with_context(|| format!("cannot read {}", template.display()))?;
+    anyhow::ensure!(
+        text.contains(SYNC_LINE),
+        "{} has no line `{}`",
+        template.display(),
+        SYNC_LINE.trim()
+    );
+    let value = if sync == "always" {
+        "always".to_string()
+    } else {
+        format!("\"{sync}\"")
+    };
+    let rendered = text.replace(SYNC_LINE, &format!("  sync_interval: {value}"));
+    std::fs::create_dir_all(&layout.state)?;
+    let out = layout.state.join("nats.conf");
+    std::fs::write(&out, rendered)?;
+    Ok(out)
 }
