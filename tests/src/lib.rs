@@ -10,6 +10,7 @@
 //! the two cores of a CI machine run one pipeline at a time.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod prometheus;
 pub mod rides;
 pub mod services;
