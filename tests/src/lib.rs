@@ -3,6 +3,8 @@
 //!
 //! - [`services`]: spawning and reading a service process.
 //! - [`rides`]: publishing requests and reading what the stream holds.
+//! - [`chaos`]: the fault suite's seeded randomness, background load, and the
+//!   checks after each scenario (drain, `hail audit --json`, nothing acknowledged lost).
 //! - [`prometheus`]: a real Prometheus with hail's rules and consoles, promtool,
 //!   and the queries of the dashboards.
 //!
