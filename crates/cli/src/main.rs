@@ -10,6 +10,7 @@ mod analytics_cmd;
 mod audit;
 mod audit_check;
 mod demo;
+mod dlq_cmd;
 mod fraud_cmd;
 mod request;
 mod stack;
@@ -62,6 +63,8 @@ enum Command {
     Fraud(fraud_cmd::FraudArgs),
     /// Per-city totals kept by analytics.
     Analytics(analytics_cmd::AnalyticsArgs),
+    /// Inspect, replay and purge dead letters.
+    Dlq(dlq_cmd::DlqArgs),
 }
 
 fn holds(ok: bool) -> anyhow::Result<()> {
@@ -95,6 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Request(args) => request::run(&js, args).await,
         Command::Fraud(args) => fraud_cmd::run(&js, args).await,
         Command::Analytics(args) => analytics_cmd::run(&js, args).await,
+        Command::Dlq(args) => dlq_cmd::run(&js, args).await,
         Command::Audit(args) => holds(audit::run(&js, args).await?),
         Command::Demo(args) => holds(demo::run(&js, &stack::Layout::discover()?, args).await?),
         Command::Up(_) | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
