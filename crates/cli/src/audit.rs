@@ -116,9 +116,13 @@ async fn analytics_counted(js: &jetstream::Context) -> Result<u64> {
     Ok(stored.map_or(0, |(cp, _)| cp.state.all_cities().requests))
 }
 
-/// Stream sequences of the requests `service` dead-lettered.
+/// Stream sequences of the requests `service` dead-lettered; a dead-lettered
+/// replay stands for its original request.
 async fn dead_lettered_requests(js: &jetstream::Context, service: &str) -> Result<Vec<u64>> {
     let letters = read(js, subjects::DLQ_STREAM, &subjects::dlq(service)).await?;
+    let seq = |h: &async_nats::HeaderMap, name: &str| {
+        h.get(name).and_then(|v| v.as_str().parse::<u64>().ok())
+    };
     Ok(letters
         .into_iter()
         .filter(|(_, h)| {
@@ -126,8 +130,7 @@ async fn dead_lettered_requests(js: &jetstream::Context, service: &str) -> Resul
                 .is_some_and(|s| s.as_str().starts_with("rides.requested."))
         })
         .filter_map(|(_, h)| {
-            h.get(headers::dlq::STREAM_SEQ)
-                .and_then(|v| v.as_str().parse().ok())
+            seq(&h, headers::REPLAY_OF).or_else(|| seq(&h, headers::dlq::STREAM_SEQ))
         })
         .collect())
 }

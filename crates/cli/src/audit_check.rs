@@ -61,25 +61,26 @@ pub fn check(service: &str, inp: &Inputs) -> Report {
         }
     }
     let mut dead = HashSet::new();
-    for seq in inp
-        .dead_lettered
-        .iter()
-        .filter(|s| !inp.replayed.contains(s))
-    {
-        if !dead.insert(*seq) || effect_seqs.contains(seq) {
+    for seq in &inp.dead_lettered {
+        // A replayed request may be dead-lettered again, and its replay may succeed:
+        // neither is a duplicate.
+        let replayed = inp.replayed.contains(seq);
+        if (!dead.insert(*seq) || effect_seqs.contains(seq)) && !replayed {
             duplicates += 1;
             examples.push(format!(
                 "request {seq} dead-lettered twice or also processed"
             ));
         }
     }
+    // A replay that produced its effect recovered the dead letter.
+    dead.retain(|seq| !(inp.replayed.contains(seq) && effect_seqs.contains(seq)));
     let mut pending = 0u64;
     let mut unaccounted = 0u64;
     for seq in inp.requests.keys() {
         if effect_seqs.contains(seq) || dead.contains(seq) {
             continue;
         }
-        if *seq > inp.ack_floor || inp.counted.is_some() || inp.replayed.contains(seq) {
+        if *seq > inp.ack_floor || inp.counted.is_some() {
             pending += 1;
         } else {
             unaccounted += 1;
@@ -182,6 +183,24 @@ mod tests {
         };
         let r = check("fraud", &inp);
         assert_eq!((r.effects, r.dead_lettered, r.duplicates), (3, 0, 0));
+        assert!(r.holds, "{r:?}");
+    }
+
+    #[test]
+    fn a_replay_dead_lettered_again_is_still_one_dead_letter() {
+        let inp = Inputs {
+            requests: requests(2),
+            output_rides: vec!["r1".into()],
+            dead_lettered: vec![2, 2],
+            replayed: HashSet::from([2]),
+            ack_floor: 2,
+            ..Default::default()
+        };
+        let r = check("pricing", &inp);
+        assert_eq!(
+            (r.effects, r.dead_lettered, r.pending, r.duplicates),
+            (1, 1, 0, 0)
+        );
         assert!(r.holds, "{r:?}");
     }
 
