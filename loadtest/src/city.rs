@@ -6,6 +6,8 @@
 use anyhow::{Result, bail};
 use hail_events::{EventError, LatLng};
 
+use crate::rng::{SplitMix64, mix};
+
 /// A city the load generator knows: its subject token and its centre.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CityModel {
@@ -42,11 +44,11 @@ pub const CITIES: [CityModel; 4] = [
 ];
 
 /// Pickups fall within this distance of the centre, in metres.
-const PICKUP_RADIUS_M: f64 = 8_000.0;
+pub const PICKUP_RADIUS_M: f64 = 8_000.0;
 /// Trips are between these lengths (straight line), in metres.
-const TRIP_M: (f64, f64) = (500.0, 12_000.0);
+pub const TRIP_M: (f64, f64) = (500.0, 12_000.0);
 /// Metres per degree of latitude (and of longitude at the equator).
-const M_PER_DEG: f64 = 111_320.0;
+pub const M_PER_DEG: f64 = 111_320.0;
 
 /// Parses one city name; an unknown name is an error that lists the known ones.
 pub fn parse_city(name: &str) -> Result<CityModel> {
@@ -88,44 +90,31 @@ impl CityModel {
     /// Pickup and drop-off of ride number `i`: the pickup uniformly spread over a
     /// disc around the centre, the drop-off 0.5 to 12 km away in any direction.
     pub fn trip(&self, seed: u64, i: u64) -> Result<(LatLng, LatLng), EventError> {
-        let mut rng = SplitMix64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = SplitMix64::new(mix(seed, i));
         let r = PICKUP_RADIUS_M * rng.unit().sqrt();
         let pickup = offset(self.lat, self.lon, r, rng.angle())?;
-        let len = TRIP_M.0 + (TRIP_M.1 - TRIP_M.0) * rng.unit();
-        let dropoff = offset(pickup.lat(), pickup.lon(), len, rng.angle())?;
-        Ok((pickup, dropoff))
+        Ok((pickup, dropoff_from(pickup, &mut rng)?))
+    }
+
+    /// The centre as a position.
+    pub fn centre(&self) -> Result<LatLng, EventError> {
+        LatLng::new(self.lat, self.lon)
     }
 }
 
-/// The point `dist_m` metres from (lat, lon) in direction `angle` (radians), on a
-/// local flat approximation: good to well under 1 % at city scale.
-fn offset(lat: f64, lon: f64, dist_m: f64, angle: f64) -> Result<LatLng, EventError> {
+/// A drop-off 0.5 to 12 km from `pickup` in any direction.
+pub fn dropoff_from(pickup: LatLng, rng: &mut SplitMix64) -> Result<LatLng, EventError> {
+    let len = TRIP_M.0 + (TRIP_M.1 - TRIP_M.0) * rng.unit();
+    offset(pickup.lat(), pickup.lon(), len, rng.angle())
+}
+
+/// The point `dist_m` metres from (lat, lon) in direction `angle` (radians, 0 is
+/// east, π/2 north), on a local flat approximation: good to well under 1 % at city
+/// scale.
+pub fn offset(lat: f64, lon: f64, dist_m: f64, angle: f64) -> Result<LatLng, EventError> {
     let dlat = dist_m * angle.sin() / M_PER_DEG;
     let dlon = dist_m * angle.cos() / (M_PER_DEG * lat.to_radians().cos());
     LatLng::new(lat + dlat, lon + dlon)
-}
-
-/// A tiny, fast, well-mixed generator (Steele et al., SplitMix64).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, 2π).
-    fn angle(&mut self) -> f64 {
-        self.unit() * std::f64::consts::TAU
-    }
 }
 
 /// Seed from a text (the run id), so the same run id gives the same trips.

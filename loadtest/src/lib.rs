@@ -9,6 +9,10 @@
 //! - [`services`]: the four real service binaries as child processes.
 //! - [`drain`]: when every durable has caught up.
 //! - [`bench`] and [`report`]: the alternating null/services runs and their table.
+//! - [`run`]: the `run` subcommand, an open-loop city model (riders at a Poisson
+//!   rate around demand hotspots, drivers that move, report and take trips) with
+//!   latency from each ride's intended send time, lag per service and a report;
+//!   [`rng`] is its seeded randomness, [`streams`] makes sure the streams exist.
 #![forbid(unsafe_code)]
 
 pub mod bench;
@@ -20,8 +24,11 @@ pub mod publish_cmd;
 pub mod publisher;
 pub mod report;
 pub mod rides;
+pub mod rng;
 pub mod roles;
+pub mod run;
 pub mod services;
+pub mod streams;
 
 use std::time::Duration;
 

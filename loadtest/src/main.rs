@@ -1,13 +1,16 @@
-//! `hail-loadgen`: publish rides into hail, or benchmark the pipeline.
+//! `hail-loadgen`: run the city model against hail, publish rides into it, or
+//! benchmark the pipeline.
 
 use std::{process::ExitCode, time::Duration};
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use hail_loadgen::{
     bench::{self, BenchSettings, Mode},
     city::{CityModel, distinct, parse_city},
     publish_cmd::{self, PublishCommand},
     rides::random_run_id,
+    run::{self, config::RunArgs, report::RunReport},
 };
 use hail_runtime::duration::parse_duration;
 use tracing_subscriber::EnvFilter;
@@ -22,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the city model: riders at an open-loop Poisson rate, drivers that move
+    /// and take trips; progress every second, then a latency and loss report.
+    Run(RunArgs),
     /// Publish N valid RideRequested events as fast as the broker stores them.
     Publish(PublishArgs),
     /// Pipeline rides/s with the four services beside the null pipeline (the broker's ceiling).
@@ -76,6 +82,7 @@ struct BenchArgs {
 async fn main() -> ExitCode {
     init_logs();
     let result = match Cli::parse().command {
+        Command::Run(a) => run_model(a).await,
         Command::Publish(a) => publish(a).await,
         Command::Bench(a) => bench(a).await,
     };
@@ -97,6 +104,34 @@ fn init_logs() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+async fn run_model(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.config()?;
+    let report = run::run(&cfg).await?;
+    emit(&report, a.json, a.report.as_deref())?;
+    Ok(if report.any_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The text report on stdout, or on stderr when stdout carries the JSON; the JSON
+/// also to `file` when given.
+fn emit(report: &RunReport, json: bool, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    if let Some(path) = file {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("writing the report to --report {}", path.display()))?;
+    }
+    if json {
+        eprint!("{}", report.text());
+        println!("{text}");
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
 }
 
 async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {

@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use async_nats::jetstream::{self, ErrorCode, context::GetStreamErrorKind};
-use hail_events::subjects;
 use hail_runtime::provision;
 
 use crate::{
     city::CityModel,
     publisher::{self, PublishReport, PublishSettings},
     rides::RideFactory,
+    streams,
 };
 
 /// What to publish where.
@@ -32,7 +31,8 @@ pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
     let client =
         hail_runtime::connect::connect(&cmd.nats_url, "hail-loadgen", cmd.connect_timeout).await?;
     let js = publisher::context(client.clone(), cmd.window);
-    ensure_rides_stream(&js, &cmd.nats_url).await?;
+    let rides = provision::rides_stream(&crate::default_stream_settings());
+    streams::ensure_exists(&js, rides, &cmd.nats_url).await?;
     eprintln!(
         "publishing {} rides (run id {}) to {} in {}",
         cmd.rides,
@@ -59,29 +59,4 @@ pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
         eprintln!("  {count} failed with {kind}, e.g.: {first}");
     }
     Ok(report)
-}
-
-/// Services provision the streams at start; when none has run yet, RIDES is
-/// created with their defaults so no ride is refused. An existing stream is left
-/// exactly as it is.
-async fn ensure_rides_stream(js: &jetstream::Context, url: &str) -> Result<()> {
-    let missing = match js.get_stream(subjects::RIDES_STREAM).await {
-        Ok(_) => return Ok(()),
-        Err(e) => match e.kind() {
-            GetStreamErrorKind::JetStream(err)
-                if err.error_code() == ErrorCode::STREAM_NOT_FOUND =>
-            {
-                e
-            }
-            _ => return Err(e).with_context(|| format!("checking stream RIDES at {url}")),
-        },
-    };
-    eprintln!(
-        "stream RIDES not found at {url} ({missing}); creating it with the services' defaults"
-    );
-    let config = provision::rides_stream(&crate::default_stream_settings());
-    js.create_stream(config)
-        .await
-        .with_context(|| format!("creating stream RIDES at {url}"))?;
-    Ok(())
 }

@@ -5,7 +5,9 @@
 //! pipeline) can rebuild the same ids: see [`rider_of`].
 
 use anyhow::{Context, Result, ensure};
-use hail_events::{CardFingerprint, City, DeviceId, EventError, RideId, RideRequested, RiderId};
+use hail_events::{
+    CardFingerprint, City, DeviceId, EventError, LatLng, RideId, RideRequested, RiderId,
+};
 
 use crate::city::{CityModel, seed_of};
 
@@ -21,10 +23,7 @@ impl RideFactory {
     /// Checks that `run_id` makes valid ride ids and that there is a city.
     pub fn new(run_id: &str, cities: &[CityModel]) -> Result<Self> {
         ensure!(!cities.is_empty(), "no city to request rides in");
-        RideId::new(format!("{run_id}-{}", u64::MAX))
-            .map_err(anyhow::Error::from)
-            .and_then(|r| RiderId::new(format!("u-{r}")).map_err(anyhow::Error::from))
-            .with_context(|| format!("--run-id {run_id:?} cannot form ride ids"))?;
+        check_run_id(run_id)?;
         let cities = cities
             .iter()
             .map(|c| Ok((*c, City::new(c.name)?)))
@@ -46,17 +45,39 @@ impl RideFactory {
         let (model, city) = &self.cities[(i % self.cities.len() as u64) as usize];
         let ride_id = RideId::new(format!("{}-{i}", self.run_id))?;
         let (pickup, dropoff) = model.trip(self.seed, i)?;
-        Ok(RideRequested {
-            rider_id: rider_of(&ride_id)?,
-            device_id: DeviceId::new(format!("d-{ride_id}"))?,
-            card: CardFingerprint::new(format!("c-{ride_id}"))?,
-            ride_id,
-            city: city.clone(),
-            pickup,
-            dropoff,
-            requested_at_ms: now_ms,
-        })
+        request(ride_id, city.clone(), pickup, dropoff, now_ms)
     }
+}
+
+/// A request of the load generator: its own rider, device and card, named after
+/// the ride.
+pub fn request(
+    ride_id: RideId,
+    city: City,
+    pickup: LatLng,
+    dropoff: LatLng,
+    requested_at_ms: u64,
+) -> Result<RideRequested, EventError> {
+    Ok(RideRequested {
+        rider_id: rider_of(&ride_id)?,
+        device_id: DeviceId::new(format!("d-{ride_id}"))?,
+        card: CardFingerprint::new(format!("c-{ride_id}"))?,
+        ride_id,
+        city,
+        pickup,
+        dropoff,
+        requested_at_ms,
+    })
+}
+
+/// Checks that `<run_id>-<i>` is a valid ride id for every `i`, and the rider,
+/// device and card ids named after it too.
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    RideId::new(format!("{run_id}-{}", u64::MAX))
+        .map_err(anyhow::Error::from)
+        .and_then(|r| RiderId::new(format!("u-{r}")).map_err(anyhow::Error::from))
+        .with_context(|| format!("--run-id {run_id:?} cannot form ride ids"))?;
+    Ok(())
 }
 
 /// The rider of a ride of the load generator.

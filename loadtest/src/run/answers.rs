@@ -1,0 +1,145 @@
+//! The services' answers, heard on core NATS subscriptions.
+//!
+//! Outputs are stored in RIDES, but a plain subscription sees each as it is
+//! published, without a consumer of the generator's own on the stream. Only the
+//! `Hail-Ride-Id` header is read, except for a RideMatched (the fleet needs its
+//! driver) and a RideUnmatched (the reason is counted).
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result};
+use async_nats::{Client, Message, Subscriber};
+use futures::StreamExt;
+use hail_events::{DriverId, RideId, RideMatched, RideUnmatched, UnmatchedReason, codec, headers};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    demand::Demand,
+    ledger::{Answer, Ledger, lock},
+    schedule::Clock,
+};
+
+/// The subjects of every answer to a request.
+pub const ANSWER_SUBJECTS: [&str; 4] = [
+    "rides.matched.>",
+    "rides.unmatched.>",
+    "rides.priced.>",
+    "rides.screened.>",
+];
+
+/// A ride of this run got a driver: its trip can start.
+#[derive(Debug, Clone)]
+pub struct MatchedRide {
+    pub index: u64,
+    pub ride: RideId,
+    pub driver: DriverId,
+    /// When it was heard, microseconds after the start.
+    pub at_us: u64,
+}
+
+/// Subscribes to every answer subject, and makes sure the server has the
+/// subscriptions before the first ride goes out.
+pub async fn subscribe(client: &Client, url: &str) -> Result<Vec<Subscriber>> {
+    let mut subs = Vec::with_capacity(ANSWER_SUBJECTS.len());
+    for subject in ANSWER_SUBJECTS {
+        let sub = client
+            .subscribe(subject)
+            .await
+            .with_context(|| format!("subscribing to {subject} at {url}"))?;
+        subs.push(sub);
+    }
+    client
+        .flush()
+        .await
+        .with_context(|| format!("flushing the subscriptions to {url}"))?;
+    Ok(subs)
+}
+
+/// Records every answer until `stop`; the matched rides of this run go to `matched`.
+pub async fn listen(
+    subs: Vec<Subscriber>,
+    demand: Arc<Demand>,
+    ledger: Arc<Mutex<Ledger>>,
+    clock: Clock,
+    matched: mpsc::Sender<MatchedRide>,
+    stop: CancellationToken,
+) {
+    let mut all = futures::stream::select_all(subs);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            msg = all.next() => msg,
+        };
+        let Some(msg) = msg else {
+            tracing::warn!("answer subscriptions closed; answers from now on are missed");
+            return;
+        };
+        if let Some(m) = heard(&msg, &demand, &ledger, clock.elapsed_us()) {
+            // Bounded: if the fleet lags this far, hearing answers waits for it.
+            if matched.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Enters one answer in the ledger; a first RideMatched of this run is returned.
+fn heard(
+    msg: &Message,
+    demand: &Demand,
+    ledger: &Mutex<Ledger>,
+    now_us: u64,
+) -> Option<MatchedRide> {
+    let answer = Answer::of_subject(&msg.subject)?;
+    let ride = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::RIDE_ID))
+        .map(|v| v.as_str());
+    let index = ride.and_then(|r| demand.index_of(r));
+    // Decoded outside the lock; only what the ledger and the fleet need.
+    let details = index.and_then(|_| decode(answer, &msg.payload));
+    let mut l = lock(ledger);
+    if !l.answer(index, answer, now_us) {
+        return None;
+    }
+    match details? {
+        Details::Reason(reason) => {
+            l.unmatched_because(reason_name(reason));
+            None
+        }
+        Details::Matched(m) => Some(MatchedRide {
+            index: index?,
+            ride: m.ride_id,
+            driver: m.driver_id,
+            at_us: now_us,
+        }),
+    }
+}
+
+enum Details {
+    Matched(RideMatched),
+    Reason(UnmatchedReason),
+}
+
+fn decode(answer: Answer, payload: &[u8]) -> Option<Details> {
+    let decoded = match answer {
+        Answer::Matched => codec::decode::<RideMatched>(payload).map(Details::Matched),
+        Answer::Unmatched => {
+            codec::decode::<RideUnmatched>(payload).map(|u| Details::Reason(u.reason))
+        }
+        Answer::Priced | Answer::Screened => return None,
+    };
+    decoded
+        .map_err(|e| tracing::warn!(error = %e, "undecodable answer; its ride counts as answered"))
+        .ok()
+}
+
+fn reason_name(reason: UnmatchedReason) -> &'static str {
+    match reason {
+        UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
+        UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
+    }
+}

@@ -1,0 +1,207 @@
+//! The `run` subcommand's flags, checked once at start.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Result, ensure};
+use clap::Args;
+use hail_runtime::duration::parse_duration;
+
+use super::fleet::FleetSettings;
+use crate::{
+    city::{CityModel, distinct, parse_city},
+    rides::random_run_id,
+};
+
+/// The duration of a run given neither `--duration` nor `--rides`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
+/// Highest `--rate` accepted, rides per second.
+const MAX_RATE: f64 = 1_000_000.0;
+
+/// Flags of `hail-loadgen run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Target rides per second, all cities together (Poisson arrivals, open loop).
+    #[arg(long, env = "HAIL_LOADGEN_RATE", default_value_t = 200.0, value_parser = positive)]
+    pub rate: f64,
+    /// How long to request rides [default: 60s unless --rides is given].
+    #[arg(long, env = "HAIL_LOADGEN_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many rides (or at --duration if that comes first).
+    #[arg(long, env = "HAIL_LOADGEN_RIDES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rides: Option<u64>,
+    /// Cities to request rides in (known: berlin, paris, london, nyc).
+    #[arg(long, env = "HAIL_LOADGEN_CITIES", default_value = "berlin,paris,london,nyc", value_delimiter = ',', value_parser = parse_city)]
+    pub cities: Vec<CityModel>,
+    /// Demand hotspots per city; 80 % of pickups are drawn around them.
+    #[arg(long, env = "HAIL_LOADGEN_HOTSPOTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub hotspots: u64,
+    /// Drivers per city (ids `d-<city>-<n>`, the same in every run).
+    #[arg(long, env = "HAIL_LOADGEN_DRIVERS_PER_CITY", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub drivers_per_city: u64,
+    /// How often each driver reports its location.
+    #[arg(long, env = "HAIL_LOADGEN_DRIVER_INTERVAL", default_value = "4s", value_parser = parse_duration)]
+    pub driver_interval: Duration,
+    /// Cruising speed of available drivers, km/h.
+    #[arg(long, env = "HAIL_LOADGEN_DRIVER_SPEED_KMH", default_value_t = 30.0, value_parser = positive)]
+    pub driver_speed_kmh: f64,
+    /// Mean simulated trip time in seconds (each trip: this times its length over the mean length).
+    #[arg(long, env = "HAIL_LOADGEN_TRIP_SECONDS", default_value_t = 20.0, value_parser = positive)]
+    pub trip_seconds: f64,
+    /// Seed of the city layout, the fleet and the schedule.
+    #[arg(long, env = "HAIL_LOADGEN_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Prefix of the ride ids (`<run-id>-<i>`) [default: 8 random hex digits].
+    #[arg(long, env = "HAIL_LOADGEN_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Most rides awaiting their PubAck; a ride due when it is full fails as `backpressure`.
+    #[arg(long, env = "HAIL_LOADGEN_WINDOW", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub window: u64,
+    /// Longest wait for missing answers after the last ride.
+    #[arg(long, env = "HAIL_LOADGEN_SETTLE", default_value = "10s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Print the report as JSON on stdout (the text report goes to stderr).
+    #[arg(long, env = "HAIL_LOADGEN_JSON")]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, env = "HAIL_LOADGEN_REPORT")]
+    pub report: Option<PathBuf>,
+    /// Give up reaching NATS after this long.
+    #[arg(long, env = "HAIL_LOADGEN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+/// A finite number above zero.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+/// The checked settings of a run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub nats_url: String,
+    pub rate: f64,
+    pub duration: Option<Duration>,
+    pub rides: Option<u64>,
+    pub cities: Vec<CityModel>,
+    pub hotspots: usize,
+    pub drivers_per_city: usize,
+    pub driver_interval: Duration,
+    pub driver_speed_kmh: f64,
+    pub trip_seconds: f64,
+    pub seed: u64,
+    pub run_id: String,
+    pub window: usize,
+    pub settle: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl RunArgs {
+    /// Checks what clap cannot and fills in the defaults that depend on other flags.
+    pub fn config(&self) -> Result<RunConfig> {
+        ensure!(
+            self.rate <= MAX_RATE,
+            "--rate must be at most {MAX_RATE}, got {}",
+            self.rate
+        );
+        ensure!(
+            self.duration.is_none_or(|d| !d.is_zero()),
+            "--duration must be longer than 0s"
+        );
+        ensure!(
+            self.driver_interval >= Duration::from_millis(10),
+            "--driver-interval must be at least 10ms, got {:?}",
+            self.driver_interval
+        );
+        let duration = match (self.duration, self.rides) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (d, _) => d,
+        };
+        Ok(RunConfig {
+            nats_url: self.nats_url.clone(),
+            rate: self.rate,
+            duration,
+            rides: self.rides,
+            cities: distinct(self.cities.clone()),
+            hotspots: self.hotspots as usize,
+            drivers_per_city: self.drivers_per_city as usize,
+            driver_interval: self.driver_interval,
+            driver_speed_kmh: self.driver_speed_kmh,
+            trip_seconds: self.trip_seconds,
+            seed: self.seed,
+            run_id: self.run_id.clone().unwrap_or_else(random_run_id),
+            window: self.window as usize,
+            settle: self.settle,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+impl RunConfig {
+    /// The fleet's part of the settings.
+    pub fn fleet(&self) -> FleetSettings {
+        FleetSettings {
+            per_city: self.drivers_per_city,
+            interval: self.driver_interval,
+            trip_seconds: self.trip_seconds,
+            speed_mps: self.driver_speed_kmh / 3.6,
+            seed: self.seed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
+        cli.run.config()
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.duration, Some(DEFAULT_DURATION));
+        assert_eq!((c.rate, c.drivers_per_city, c.seed), (200.0, 300, 42));
+        assert_eq!(c.cities.len(), 4);
+        assert_eq!(c.run_id.len(), 8);
+        // --rides alone: no time bound.
+        let c = parse(&["--rides", "10"]).unwrap();
+        assert_eq!((c.duration, c.rides), (None, Some(10)));
+        let c = parse(&["--rides", "10", "--duration", "3s"]).unwrap();
+        assert_eq!(c.duration, Some(Duration::from_secs(3)));
+        assert!((c.fleet().speed_mps - 30.0 / 3.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        for (args, flag) in [
+            (&["--rate", "0"][..], "--rate"),
+            (&["--rate", "NaN"], "--rate"),
+            (&["--rate", "2000000"], "--rate"),
+            (&["--duration", "0s"], "--duration"),
+            (&["--trip-seconds=-1"], "--trip-seconds"),
+            (&["--driver-interval", "1ms"], "--driver-interval"),
+            (&["--rides", "0"], "--rides"),
+            (&["--cities", "tokyo"], "--cities"),
+            (&["--window", "0"], "--window"),
+        ] {
+            let err = format!("{:#}", parse(args).unwrap_err());
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+}

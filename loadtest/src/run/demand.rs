@@ -1,0 +1,267 @@
+//! Where riders ask for rides: a few demand hotspots per city.
+//!
+//! A pickup is drawn from a mixture: with probability [`BACKGROUND_SHARE`] anywhere
+//! on the city's disc, otherwise around one of the city's hotspots (picked by
+//! weight), normally distributed around its centre. Hotspots are placed from the
+//! seed, so one seed is one city layout; ride `i` is a function of the seed and `i`
+//! alone, so any part of the run can rebuild it (the fleet needs its drop-off).
+
+use anyhow::{Result, ensure};
+use hail_events::{City, EventError, LatLng, RideId, RideRequested};
+
+use crate::{
+    city::{CityModel, PICKUP_RADIUS_M, dropoff_from, offset},
+    rides::{check_run_id, request},
+    rng::{SplitMix64, mix},
+};
+
+/// Share of pickups spread uniformly over the city rather than near a hotspot.
+pub const BACKGROUND_SHARE: f64 = 0.2;
+/// Hotspots lie within this distance of the centre, in metres.
+const HOTSPOT_RING_M: f64 = 5_000.0;
+/// Spread of pickups around a hotspot (standard deviation per axis), in metres.
+const HOTSPOT_SIGMA_M: (f64, f64) = (500.0, 1_500.0);
+/// Relative weights of hotspots are drawn from this range.
+const HOTSPOT_WEIGHT: (f64, f64) = (0.25, 1.0);
+/// Salt of the hotspot layout, so it does not repeat the rides' draws.
+const HOTSPOT_SALT: u64 = 0x686f_7473_706f_7473;
+
+/// A place where many rides start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hotspot {
+    pub centre: LatLng,
+    /// Standard deviation of pickups around the centre, per axis, in metres.
+    pub sigma_m: f64,
+    /// Relative share of the city's hotspot pickups.
+    pub weight: f64,
+}
+
+/// One city of the model: its centre, subject token and hotspots.
+#[derive(Debug, Clone)]
+pub struct CityDemand {
+    pub model: CityModel,
+    pub city: City,
+    pub hotspots: Vec<Hotspot>,
+    total_weight: f64,
+}
+
+/// Where ride `i` goes: which city (index into [`Demand::cities`]) and from where to where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trip {
+    pub city: usize,
+    pub pickup: LatLng,
+    pub dropoff: LatLng,
+}
+
+/// The rides of one run: ids `<run-id>-<i>`, positions from the seed.
+#[derive(Debug, Clone)]
+pub struct Demand {
+    run_id: String,
+    seed: u64,
+    cities: Vec<CityDemand>,
+}
+
+impl Demand {
+    /// The model of `cities` with `hotspots` hotspots each.
+    pub fn new(run_id: &str, seed: u64, cities: &[CityModel], hotspots: usize) -> Result<Self> {
+        ensure!(!cities.is_empty(), "--cities names no city");
+        ensure!(hotspots >= 1, "--hotspots must be at least 1");
+        check_run_id(run_id)?;
+        let cities = cities
+            .iter()
+            .enumerate()
+            .map(|(n, model)| CityDemand::new(*model, seed, n as u64, hotspots))
+            .collect::<Result<_, EventError>>()?;
+        Ok(Self {
+            run_id: run_id.to_string(),
+            seed,
+            cities,
+        })
+    }
+
+    /// The run id, prefix of every ride id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The cities, in the order given.
+    pub fn cities(&self) -> &[CityDemand] {
+        &self.cities
+    }
+
+    /// Where ride `i` goes: a city drawn uniformly, a pickup from its mixture, a
+    /// drop-off 0.5 to 12 km away.
+    pub fn trip(&self, i: u64) -> Result<Trip, EventError> {
+        let mut rng = SplitMix64::new(mix(self.seed, i));
+        let city = rng.below(self.cities.len() as u64) as usize;
+        let pickup = self.cities[city].pickup(&mut rng)?;
+        let dropoff = dropoff_from(pickup, &mut rng)?;
+        Ok(Trip {
+            city,
+            pickup,
+            dropoff,
+        })
+    }
+
+    /// The id of ride `i`.
+    pub fn ride_id(&self, i: u64) -> Result<RideId, EventError> {
+        RideId::new(format!("{}-{i}", self.run_id))
+    }
+
+    /// Ride `i`, requested at `requested_at_ms`.
+    pub fn ride(&self, i: u64, requested_at_ms: u64) -> Result<RideRequested, EventError> {
+        let trip = self.trip(i)?;
+        let city = self.cities[trip.city].city.clone();
+        request(
+            self.ride_id(i)?,
+            city,
+            trip.pickup,
+            trip.dropoff,
+            requested_at_ms,
+        )
+    }
+
+    /// The index of a ride of this run, from its id; `None` for anyone else's ride.
+    pub fn index_of(&self, ride_id: &str) -> Option<u64> {
+        let digits = ride_id
+            .strip_prefix(self.run_id.as_str())?
+            .strip_prefix('-')?;
+        // Only the exact text this run formats: no sign, no leading zero.
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() == 1 || !digits.starts_with('0'));
+        canonical.then(|| digits.parse().ok()).flatten()
+    }
+}
+
+impl CityDemand {
+    fn new(model: CityModel, seed: u64, n: u64, count: usize) -> Result<Self, EventError> {
+        let mut rng = SplitMix64::new(mix(seed ^ HOTSPOT_SALT, n));
+        let hotspots = (0..count)
+            .map(|_| {
+                let r = HOTSPOT_RING_M * rng.unit().sqrt();
+                Ok(Hotspot {
+                    centre: offset(model.lat, model.lon, r, rng.angle())?,
+                    sigma_m: between(&mut rng, HOTSPOT_SIGMA_M),
+                    weight: between(&mut rng, HOTSPOT_WEIGHT),
+                })
+            })
+            .collect::<Result<Vec<_>, EventError>>()?;
+        Ok(Self {
+            city: City::new(model.name)?,
+            total_weight: hotspots.iter().map(|h| h.weight).sum(),
+            model,
+            hotspots,
+        })
+    }
+
+    /// A pickup from the city's mixture.
+    pub fn pickup(&self, rng: &mut SplitMix64) -> Result<LatLng, EventError> {
+        if rng.unit() < BACKGROUND_SHARE {
+            return self.anywhere(rng);
+        }
+        let spot = self.hotspot(rng.unit() * self.total_weight);
+        let centre = spot.centre;
+        offset(
+            centre.lat(),
+            centre.lon(),
+            rng.rayleigh(spot.sigma_m),
+            rng.angle(),
+        )
+    }
+
+    /// A point uniformly on the city's disc.
+    pub fn anywhere(&self, rng: &mut SplitMix64) -> Result<LatLng, EventError> {
+        let r = PICKUP_RADIUS_M * rng.unit().sqrt();
+        offset(self.model.lat, self.model.lon, r, rng.angle())
+    }
+
+    /// The hotspot at `mark` along the cumulative weights.
+    fn hotspot(&self, mut mark: f64) -> &Hotspot {
+        for spot in &self.hotspots {
+            if mark < spot.weight {
+                return spot;
+            }
+            mark -= spot.weight;
+        }
+        // Rounding can leave `mark` a hair past the last weight.
+        self.hotspots
+            .last()
+            .expect("a city has at least one hotspot")
+    }
+}
+
+fn between(rng: &mut SplitMix64, (lo, hi): (f64, f64)) -> f64 {
+    lo + (hi - lo) * rng.unit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::CITIES;
+
+    fn demand() -> Demand {
+        Demand::new("t1", 42, &CITIES, 4).unwrap()
+    }
+
+    #[test]
+    fn rides_are_reproducible_valid_and_found_by_id() {
+        let d = demand();
+        let r = d.ride(17, 1_000).unwrap();
+        assert_eq!(r.ride_id.as_str(), "t1-17");
+        assert_eq!(r, d.ride(17, 1_000).unwrap());
+        assert_ne!(d.trip(17).unwrap(), d.trip(18).unwrap());
+        let other_seed = Demand::new("t1", 43, &CITIES, 4).unwrap();
+        assert_ne!(d.trip(17).unwrap(), other_seed.trip(17).unwrap());
+        assert_eq!(d.index_of("t1-17"), Some(17));
+        assert_eq!(d.index_of("t1-0"), Some(0));
+        for foreign in ["t2-17", "t1-", "t1-017", "t1-+1", "t1-1x", "t1"] {
+            assert_eq!(d.index_of(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn cities_share_the_rides() {
+        let d = demand();
+        let mut per_city = [0u32; 4];
+        for i in 0..40_000 {
+            per_city[d.trip(i).unwrap().city] += 1;
+        }
+        assert!(
+            per_city.iter().all(|n| (9_000..11_000).contains(n)),
+            "{per_city:?}"
+        );
+    }
+
+    #[test]
+    fn pickups_crowd_around_the_hotspots() {
+        let d = demand();
+        let (mut near, mut total) = (0, 0);
+        for i in 0..20_000 {
+            let t = d.trip(i).unwrap();
+            let city = &d.cities()[t.city];
+            let centre = city.model.centre().unwrap();
+            assert!(centre.haversine_m(&t.pickup) < 20_000.0);
+            total += 1;
+            near += usize::from(
+                city.hotspots
+                    .iter()
+                    .any(|h| h.centre.haversine_m(&t.pickup) <= 2.5 * h.sigma_m),
+            );
+        }
+        // About 80 % come from a hotspot, nearly all of those within 2.5 sigma
+        // (1 - e^(-3.125) = 96 %); uniform pickups would rarely land that close.
+        let share = near as f64 / total as f64;
+        assert!((0.72..0.90).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn refuses_bad_settings_naming_them() {
+        let err = Demand::new("a.b", 1, &CITIES, 4).unwrap_err();
+        assert!(format!("{err:#}").contains("--run-id"), "{err:#}");
+        let err = Demand::new("ok", 1, &CITIES, 0).unwrap_err();
+        assert!(err.to_string().contains("--hotspots"), "{err}");
+        let err = Demand::new("ok", 1, &[], 4).unwrap_err();
+        assert!(err.to_string().contains("--cities"), "{err}");
+    }
+}

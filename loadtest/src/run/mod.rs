@@ -1,0 +1,211 @@
+//! `hail-loadgen run`: an open-loop city model against a running hail.
+//!
+//! - [`config`]: the flags, checked at start.
+//! - [`demand`]: cities with demand hotspots; ride `i` from the seed and `i`.
+//! - [`schedule`]: Poisson arrival times from the start, and the run's [`schedule::Clock`].
+//! - [`load`]: releasing due rides into a bounded window ([`load::drive`]) and the
+//!   publisher task; a full window refuses a ride, it never delays the schedule.
+//! - [`answers`]: core subscriptions to the services' answers.
+//! - [`ledger`]: every ride's intended time and answers; latency histograms and
+//!   the per-second series.
+//! - [`fleet`] (the drivers and their trips) and [`fleet_task`] (publishing their
+//!   reports and the rides' completions).
+//! - [`progress`]: the line on stderr every second, with each service's lag.
+//! - [`report`]: the final report, text and JSON.
+//!
+//! The run: connect, make sure RIDES and DRIVERS exist, subscribe to the answers,
+//! publish every driver's position, then release rides on schedule until the
+//! duration or the ride count is reached (or a signal), wait up to `--settle` for
+//! missing answers, complete the trips still open, and report.
+
+pub mod answers;
+pub mod config;
+pub mod demand;
+pub mod fleet;
+pub mod fleet_task;
+pub mod ledger;
+pub mod load;
+pub mod progress;
+pub mod report;
+pub mod schedule;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream;
+use hail_runtime::provision;
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use self::{
+    config::RunConfig,
+    demand::Demand,
+    fleet::Fleet,
+    fleet_task::{FLEET_WINDOW, FleetTask},
+    ledger::{Ledger, Missing, lock},
+    load::{StoppedBy, Window},
+    progress::Lag,
+    report::{RunFacts, RunReport},
+    schedule::{Clock, Schedule},
+};
+use crate::{publisher, roles::Role, streams};
+
+/// Matched rides waiting for the fleet.
+const MATCHED_BUFFER: usize = 65_536;
+/// How often settling looks at what is missing.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// Runs the model as configured and returns its report. Failed publishes are in
+/// the report; an error means the run could not start (or a task panicked).
+pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
+    let demand = Arc::new(Demand::new(
+        &cfg.run_id,
+        cfg.seed,
+        &cfg.cities,
+        cfg.hotspots,
+    )?);
+    let fleet = Fleet::new(&demand, cfg.fleet())?;
+    let client =
+        hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
+    let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
+    let settings = crate::default_stream_settings();
+    streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
+    streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
+    let subs = answers::subscribe(&client, &cfg.nats_url).await?;
+    let stop = hail_runtime::shutdown::on_signals().context("installing signal handlers")?;
+    eprintln!("{}", banner(cfg, fleet.len()));
+
+    let mut fleet = FleetTask::new(js.clone(), fleet, demand.clone());
+    fleet.snapshot(hail_runtime::now_ms()).await;
+
+    let clock = Clock::start();
+    let ledger = Arc::new(Mutex::new(Ledger::new()));
+    let tracker = TaskTracker::new();
+    let done = CancellationToken::new();
+    let (matched_tx, matched_rx) = mpsc::channel(MATCHED_BUFFER);
+    let (load_end_tx, load_end_rx) = watch::channel(None);
+    let (window, jobs) = Window::new(cfg.window);
+    let publisher = tracker.spawn(load::publish_rides(
+        js.clone(),
+        demand.clone(),
+        ledger.clone(),
+        clock,
+        jobs,
+    ));
+    tracker.spawn(answers::listen(
+        subs,
+        demand.clone(),
+        ledger.clone(),
+        clock,
+        matched_tx,
+        done.clone(),
+    ));
+    let report_until = cfg.duration.map(|d| d.as_micros() as u64);
+    let fleet =
+        tracker.spawn(fleet.run(clock, report_until, matched_rx, load_end_rx, done.clone()));
+    tracker.spawn(progress::report_progress(
+        js.clone(),
+        ledger.clone(),
+        clock,
+        done.clone(),
+    ));
+    tracker.close();
+
+    let schedule = Schedule::new(cfg.seed, cfg.rate, cfg.rides, cfg.duration);
+    let stopped_by = load::drive(schedule, &window, &ledger, &clock, cfg.duration, &stop).await;
+    let load_end_us = clock.elapsed_us();
+    load_end_tx.send_replace(Some(load_end_us));
+    drop(window);
+    publisher.await.context("the ride publisher panicked")?;
+
+    let settle = if stopped_by == StoppedBy::Signal {
+        Duration::ZERO
+    } else {
+        settle(&js, &ledger, cfg.settle, &stop).await
+    };
+    done.cancel();
+    let fleet = fleet.await.context("the fleet task panicked")?;
+    tracker.wait().await;
+    stop.cancel();
+    if let Err(e) = client.drain().await {
+        tracing::warn!(error = %e, "draining the NATS connection");
+    }
+    let facts = RunFacts {
+        run_id: cfg.run_id.clone(),
+        seed: cfg.seed,
+        cities: cfg.cities.iter().map(|c| c.name.to_string()).collect(),
+        target_rate: cfg.rate,
+        duration_s: cfg.duration.map(|d| d.as_secs_f64()),
+        rides_limit: cfg.rides,
+        stopped_by: stopped_by.as_str(),
+        elapsed_s: load_end_us as f64 / 1e6,
+        settle_s: settle.as_secs_f64(),
+    };
+    Ok(RunReport::new(facts, &lock(&ledger), fleet))
+}
+
+fn banner(cfg: &RunConfig, drivers: usize) -> String {
+    let bound = match (cfg.duration, cfg.rides) {
+        (Some(d), Some(n)) => format!("for {d:?} or {n} rides"),
+        (Some(d), None) => format!("for {d:?}"),
+        (None, Some(n)) => format!("for {n} rides"),
+        (None, None) => String::new(),
+    };
+    let cities: Vec<&str> = cfg.cities.iter().map(|c| c.name).collect();
+    format!(
+        "run {} (seed {}): {} rides/s {bound} in {} with {drivers} drivers, to {}",
+        cfg.run_id,
+        cfg.seed,
+        cfg.rate,
+        cities.join(","),
+        cfg.nats_url
+    )
+}
+
+/// Waits until no answer is missing that could still come, `max` at most or until
+/// `stop`; returns how long it waited. An answer whose service has no durable
+/// consumer on this broker cannot come, so it is not waited for.
+async fn settle(
+    js: &jetstream::Context,
+    ledger: &Mutex<Ledger>,
+    max: Duration,
+    stop: &CancellationToken,
+) -> Duration {
+    let start = Instant::now();
+    let deadline = start + max;
+    loop {
+        let missing = lock(ledger).missing();
+        if nothing_to_wait_for(js, missing).await || Instant::now() >= deadline {
+            return start.elapsed();
+        }
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return start.elapsed(),
+            _ = tokio::time::sleep_until(deadline.min(Instant::now() + SETTLE_POLL)) => {}
+        }
+    }
+}
+
+async fn nothing_to_wait_for(js: &jetstream::Context, missing: Missing) -> bool {
+    if missing == Missing::default() {
+        return true;
+    }
+    let lags = progress::lags(js).await;
+    let absent = |role: Role| {
+        lags.iter()
+            .any(|(r, lag)| *r == role && *lag == Lag::Absent)
+    };
+    [
+        (Role::Matching, missing.match_answer),
+        (Role::Pricing, missing.priced),
+        (Role::Fraud, missing.screened),
+    ]
+    .into_iter()
+    .all(|(role, n)| n == 0 || absent(role))
+}
