@@ -128,6 +128,73 @@ async fn alone_it_keeps_the_rate_and_reports_every_answer_missing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ride_count_ends_the_run() {
+    let nats = NatsServer::start().unwrap();
+    let (out, r, stderr) = loadgen(&[
+        "--nats-url",
+        &nats.url(),
+        "--rate",
+        "500",
+        "--rides",
+        "120",
+        "--drivers-per-city",
+        "2",
+        "--run-id",
+        "count",
+        "--json",
+    ])
+    .await;
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(r["stopped_by"], "rides");
+    assert_eq!(n(&r["rides"]["published"]), 120);
+    assert_eq!(n(&r["rides_limit"]), 120);
+    assert!(r["duration_s"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_refuses_rides_instead_of_slowing_the_schedule() {
+    let nats = NatsServer::start().unwrap();
+    // One ride in flight at a time at 5 000 rides/s: about 5 rides fall due per
+    // millisecond tick, and all but the first find the window full.
+    let (out, r, stderr) = loadgen(&[
+        "--nats-url",
+        &nats.url(),
+        "--rate",
+        "5000",
+        "--duration",
+        "2s",
+        "--window",
+        "1",
+        "--drivers-per-city",
+        "2",
+        "--run-id",
+        "full",
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failed publishes fail the run: {stderr}"
+    );
+    let scheduled = n(&r["rides"]["scheduled"]);
+    assert!(
+        (7_500..=12_500).contains(&scheduled),
+        "the schedule slowed: {scheduled}"
+    );
+    let refused = n(&r["rides"]["failed_by_kind"]["backpressure"]["count"]);
+    assert!(refused > scheduled / 4, "{refused} of {scheduled}");
+    assert_eq!(
+        n(&r["rides"]["published"]) + n(&r["rides"]["failed"]),
+        scheduled
+    );
+    assert!(
+        stderr.contains("backpressure, e.g.: 1 rides already awaiting their PubAck"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_pricing_running_every_ride_is_priced() {
     let nats = NatsServer::start().unwrap();
     let url = nats.url();

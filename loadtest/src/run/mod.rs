@@ -35,10 +35,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use async_nats::jetstream;
+use async_nats::{Client, Subscriber, jetstream};
 use hail_runtime::provision;
 use tokio::{
     sync::{mpsc, watch},
+    task::JoinHandle,
     time::Instant,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -47,7 +48,7 @@ use self::{
     config::RunConfig,
     demand::Demand,
     fleet::Fleet,
-    fleet_task::{FLEET_WINDOW, FleetTask},
+    fleet_task::{FLEET_WINDOW, FleetStats, FleetTask},
     ledger::{Ledger, Missing, lock},
     load::{StoppedBy, Window},
     progress::Lag,
@@ -71,67 +72,25 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         cfg.hotspots,
     )?);
     let fleet = Fleet::new(&demand, cfg.fleet())?;
-    let client =
-        hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
-    let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
-    let settings = crate::default_stream_settings();
-    streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
-    streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
-    let subs = answers::subscribe(&client, &cfg.nats_url).await?;
+    let (client, js, subs) = prepare(cfg).await?;
     let stop = hail_runtime::shutdown::on_signals().context("installing signal handlers")?;
     eprintln!("{}", banner(cfg, fleet.len()));
-
     let mut fleet = FleetTask::new(js.clone(), fleet, demand.clone());
     fleet.snapshot(hail_runtime::now_ms()).await;
 
     let clock = Clock::start();
     let ledger = Arc::new(Mutex::new(Ledger::new()));
-    let tracker = TaskTracker::new();
-    let done = CancellationToken::new();
-    let (matched_tx, matched_rx) = mpsc::channel(MATCHED_BUFFER);
-    let (load_end_tx, load_end_rx) = watch::channel(None);
-    let (window, jobs) = Window::new(cfg.window);
-    let publisher = tracker.spawn(load::publish_rides(
-        js.clone(),
-        demand.clone(),
-        ledger.clone(),
-        clock,
-        jobs,
-    ));
-    tracker.spawn(answers::listen(
-        subs,
-        demand.clone(),
-        ledger.clone(),
-        clock,
-        matched_tx,
-        done.clone(),
-    ));
-    let report_until = cfg.duration.map(|d| d.as_micros() as u64);
-    let fleet =
-        tracker.spawn(fleet.run(clock, report_until, matched_rx, load_end_rx, done.clone()));
-    tracker.spawn(progress::report_progress(
-        js.clone(),
-        ledger.clone(),
-        clock,
-        done.clone(),
-    ));
-    tracker.close();
-
+    let (window, tasks) = Tasks::spawn(cfg, &js, subs, demand, fleet, &ledger, clock);
     let schedule = Schedule::new(cfg.seed, cfg.rate, cfg.rides, cfg.duration);
     let stopped_by = load::drive(schedule, &window, &ledger, &clock, cfg.duration, &stop).await;
     let load_end_us = clock.elapsed_us();
-    load_end_tx.send_replace(Some(load_end_us));
     drop(window);
-    publisher.await.context("the ride publisher panicked")?;
-
-    let settle = if stopped_by == StoppedBy::Signal {
-        Duration::ZERO
-    } else {
-        settle(&js, &ledger, cfg.settle, &stop).await
+    let tasks = tasks.load_over(load_end_us).await?;
+    let settled = match stopped_by {
+        StoppedBy::Signal => Duration::ZERO,
+        _ => settle(&js, &ledger, cfg.settle, &stop).await,
     };
-    done.cancel();
-    let fleet = fleet.await.context("the fleet task panicked")?;
-    tracker.wait().await;
+    let fleet = tasks.finish().await?;
     stop.cancel();
     if let Err(e) = client.drain().await {
         tracing::warn!(error = %e, "draining the NATS connection");
@@ -145,9 +104,100 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         rides_limit: cfg.rides,
         stopped_by: stopped_by.as_str(),
         elapsed_s: load_end_us as f64 / 1e6,
-        settle_s: settle.as_secs_f64(),
+        settle_s: settled.as_secs_f64(),
     };
     Ok(RunReport::new(facts, &lock(&ledger), fleet))
+}
+
+/// Connects, makes sure RIDES and DRIVERS exist, and subscribes to the answers.
+async fn prepare(cfg: &RunConfig) -> Result<(Client, jetstream::Context, Vec<Subscriber>)> {
+    let client =
+        hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
+    let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
+    let settings = crate::default_stream_settings();
+    streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
+    streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
+    let subs = answers::subscribe(&client, &cfg.nats_url).await?;
+    Ok((client, js, subs))
+}
+
+/// The tasks of a run besides the schedule: the ride publisher, the answer
+/// listener, the fleet and the progress line.
+struct Tasks {
+    tracker: TaskTracker,
+    /// Ends the listener, the fleet and the progress line.
+    done: CancellationToken,
+    publisher: JoinHandle<()>,
+    fleet: JoinHandle<FleetStats>,
+    load_end: watch::Sender<Option<u64>>,
+}
+
+impl Tasks {
+    /// Starts them; rides go to the publisher through the returned window.
+    fn spawn(
+        cfg: &RunConfig,
+        js: &jetstream::Context,
+        subs: Vec<Subscriber>,
+        demand: Arc<Demand>,
+        fleet: FleetTask,
+        ledger: &Arc<Mutex<Ledger>>,
+        clock: Clock,
+    ) -> (Window, Self) {
+        let tracker = TaskTracker::new();
+        let done = CancellationToken::new();
+        let (matched_tx, matched_rx) = mpsc::channel(MATCHED_BUFFER);
+        let (load_end, load_end_rx) = watch::channel(None);
+        let (window, jobs) = Window::new(cfg.window);
+        let (js, ledger) = (js.clone(), ledger.clone());
+        let publisher = tracker.spawn(load::publish_rides(
+            js.clone(),
+            demand.clone(),
+            ledger.clone(),
+            clock,
+            jobs,
+        ));
+        let listen = answers::listen(
+            subs,
+            demand,
+            ledger.clone(),
+            clock,
+            matched_tx,
+            done.clone(),
+        );
+        tracker.spawn(listen);
+        let report_until = cfg.duration.map(|d| d.as_micros() as u64);
+        let fleet = fleet.run(clock, report_until, matched_rx, load_end_rx, done.clone());
+        let fleet = tracker.spawn(fleet);
+        tracker.spawn(progress::report_progress(js, ledger, clock, done.clone()));
+        tracker.close();
+        let tasks = Self {
+            tracker,
+            done,
+            publisher,
+            fleet,
+            load_end,
+        };
+        (window, tasks)
+    }
+
+    /// The load phase ended at `end_us` (and its window is closed): the fleet sends
+    /// its last reports, the publisher its last rides.
+    async fn load_over(mut self, end_us: u64) -> Result<Self> {
+        self.load_end.send_replace(Some(end_us));
+        (&mut self.publisher)
+            .await
+            .context("the ride publisher panicked")?;
+        Ok(self)
+    }
+
+    /// Stops the listener, the fleet (which completes the open trips) and the
+    /// progress line, and waits for them.
+    async fn finish(self) -> Result<FleetStats> {
+        self.done.cancel();
+        let stats = self.fleet.await.context("the fleet task panicked")?;
+        self.tracker.wait().await;
+        Ok(stats)
+    }
 }
 
 fn banner(cfg: &RunConfig, drivers: usize) -> String {
