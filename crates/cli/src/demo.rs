@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{audit, stack::Layout, up};
 
 /// Flags of `hail demo`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Ride requests per second (open loop).
     #[arg(long, default_value_t = 1000)]
@@ -63,13 +63,16 @@ struct Summary {
 }
 
 /// Runs the demo; `Ok(false)` when the audit does not hold.
-pub async fn run(js: &jetstream::Context, layout: &Layout, args: DemoArgs) -> Result<bool> {
+pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool> {
     anyhow::ensure!(
         args.kill_at + args.down_for < args.duration,
         "--kill-at + --down-for must end before --duration"
     );
     say("bringing the stack up (idempotent)");
     up::up(layout, &up::UpArgs::default()).await?;
+    let client =
+        hail_runtime::connect::connect(nats_url, "hail-demo", Duration::from_secs(10)).await?;
+    let js = &jetstream::new(client);
     let mut loadgen = start_loadgen(layout, &args)?;
     say(&format!(
         "load: {} rides/s for {} s; analytics will be killed at {} s and restarted at {} s",

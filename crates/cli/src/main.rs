@@ -84,6 +84,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Down => return up::down(&stack::Layout::discover()?),
         Command::Kill { service } => return up::kill(&stack::Layout::discover()?, service),
         Command::Start { service } => return up::start(&stack::Layout::discover()?, service).await,
+        Command::Demo(args) => {
+            let layout = stack::Layout::discover()?;
+            return holds(demo::run(&cli.nats_url, &layout, args.clone()).await?);
+        }
         _ => {}
     }
     let client = hail_runtime::connect::connect(
@@ -100,7 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analytics(args) => analytics_cmd::run(&js, args).await,
         Command::Dlq(args) => dlq_cmd::run(&js, args).await,
         Command::Audit(args) => holds(audit::run(&js, args).await?),
-        Command::Demo(args) => holds(demo::run(&js, &stack::Layout::discover()?, args).await?),
+        Command::Demo(_) => unreachable!("handled above"),
         Command::Up(_) | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
             unreachable!("handled above")
         }
