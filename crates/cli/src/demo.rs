@@ -69,7 +69,7 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
         "--kill-at + --down-for must end before --duration"
     );
     say("bringing the stack up (idempotent)");
-    up::up(layout, &up::UpArgs::default()).await?;
+    up::up(layout, &up::UpArgs::default(), &mut std::io::stderr()).await?;
     let client =
         hail_runtime::connect::connect(nats_url, "hail-demo", Duration::from_secs(10)).await?;
     let js = &jetstream::new(client);
@@ -90,13 +90,13 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     loop {
         let second = start.elapsed().as_secs();
         if !killed && second >= args.kill_at {
-            up::kill(layout, "analytics")?;
+            up::kill(layout, "analytics", &mut std::io::stderr())?;
             say("analytics killed (SIGKILL); rides continue, analytics' events wait in RIDES");
             killed = true;
         }
         if killed && restarted_at.is_none() && second >= args.kill_at + args.down_for {
             say("restarting analytics");
-            up::start(layout, "analytics").await?;
+            up::start(layout, "analytics", &mut std::io::stderr()).await?;
             restarted_at = Some(Instant::now());
         }
         let tick = sample(js, second, killed && restarted_at.is_none()).await?;

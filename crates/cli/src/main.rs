@@ -80,10 +80,16 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Up(args) => return up::up(&stack::Layout::discover()?, args).await,
+        Command::Up(args) => {
+            return up::up(&stack::Layout::discover()?, args, &mut std::io::stdout()).await;
+        }
         Command::Down => return up::down(&stack::Layout::discover()?),
-        Command::Kill { service } => return up::kill(&stack::Layout::discover()?, service),
-        Command::Start { service } => return up::start(&stack::Layout::discover()?, service).await,
+        Command::Kill { service } => {
+            return up::kill(&stack::Layout::discover()?, service, &mut std::io::stdout());
+        }
+        Command::Start { service } => {
+            return up::start(&stack::Layout::discover()?, service, &mut std::io::stdout()).await;
+        }
         Command::Demo(args) => {
             let layout = stack::Layout::discover()?;
             return holds(demo::run(&cli.nats_url, &layout, args.clone()).await?);

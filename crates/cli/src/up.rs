@@ -1,6 +1,9 @@
 //! `hail up`, `hail down`, `hail kill <service>`, `hail start <service>`.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::Write,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
@@ -37,13 +40,14 @@ fn components(layout: &Layout, args: &UpArgs) -> Result<Vec<Component>> {
     Ok(all)
 }
 
-/// Starts whatever is not running yet and waits until each is ready.
-pub async fn up(layout: &Layout, args: &UpArgs) -> Result<()> {
+/// Starts whatever is not running yet and waits until each is ready; says what
+/// runs where on `out`.
+pub async fn up(layout: &Layout, args: &UpArgs, out: &mut dyn Write) -> Result<()> {
     for c in components(layout, args)? {
         ensure_started(layout, &c).await?;
-        println!("  {:<11} {}", c.name, c.url);
+        writeln!(out, "  {:<11} {}", c.name, c.url)?;
     }
-    println!("state and logs: {}", layout.state.display());
+    writeln!(out, "state and logs: {}", layout.state.display())?;
     Ok(())
 }
 
@@ -103,20 +107,20 @@ pub fn down(layout: &Layout) -> Result<()> {
 }
 
 /// SIGKILLs one service: what a crash looks like.
-pub fn kill(layout: &Layout, service: &str) -> Result<()> {
+pub fn kill(layout: &Layout, service: &str, out: &mut dyn Write) -> Result<()> {
     Component::hail(layout, service)?; // names the valid services on a typo
     let was = process::stop(layout, service, Signal::SIGKILL, Duration::from_secs(5))?;
     anyhow::ensure!(was, "{service} is not running");
-    println!("killed {service} (SIGKILL)");
+    writeln!(out, "killed {service} (SIGKILL)")?;
     Ok(())
 }
 
 /// Starts one service (or the monitor) and waits until it is ready.
-pub async fn start(layout: &Layout, service: &str) -> Result<()> {
+pub async fn start(layout: &Layout, service: &str, out: &mut dyn Write) -> Result<()> {
     let c = Component::hail(layout, service)?;
     ensure_started(layout, &c)
         .await
         .with_context(|| format!("starting {service}"))?;
-    println!("{service} ready: {}", c.url);
+    writeln!(out, "{service} ready: {}", c.url)?;
     Ok(())
 }
