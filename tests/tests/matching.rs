@@ -157,10 +157,10 @@ async fn held_claims(js: &jetstream::Context) -> Result<HashMap<String, String>>
     let mut held = HashMap::new();
     while let Some(key) = keys.next().await {
         let key = key?;
-        if let Some(driver) = key.strip_prefix("driver.") {
-            if let Some(ride) = kv.get(key.as_str()).await? {
-                held.insert(driver.to_string(), String::from_utf8(ride.to_vec())?);
-            }
+        if let Some(driver) = key.strip_prefix("driver.")
+            && let Some(ride) = kv.get(key.as_str()).await?
+        {
+            held.insert(driver.to_string(), String::from_utf8(ride.to_vec())?);
         }
     }
     Ok(held)
