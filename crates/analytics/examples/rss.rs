@@ -69,7 +69,7 @@ async fn main() -> Result<()> {
     let took = started.elapsed();
     let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).await?;
     let counted = metric_sum(&body, "hail_analytics_events_total", &[]).unwrap_or(0.0);
-    let (rss, hwm) = memory_kib(analytics.pid())?;
+    let (rss, hwm) = analytics.memory_kib()?;
     println!(
         "hail-analytics ({}) counted {counted} events in {took:.1?} from start ({:.0} events/s)",
         bin.display(),
@@ -111,19 +111,6 @@ async fn covered(js: &jetstream::Context) -> u64 {
         Some(cp.state.coverage.floor())
     };
     read.await.unwrap_or(0)
-}
-
-fn memory_kib(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 async fn send<E: Event>(js: &jetstream::Context, e: &E) -> Result<PublishAckFuture> {

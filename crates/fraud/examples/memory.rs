@@ -130,19 +130,9 @@ async fn report(when: &str, port: u16, fraud: &Process) -> Result<()> {
             .is_ok_and(|v| v > 0.0)
     })
     .await?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", fraud.pid()))
-        .context("reading /proc/<pid>/status")?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l.trim_start_matches(name).trim().to_string())
-            .unwrap_or_default()
-    };
+    let (rss, hwm) = fraud.memory_kib()?;
     println!(
-        "{when}: VmRSS {} (peak VmHWM {}); history: {} riders, {} requests; replayed {}",
-        field("VmRSS:"),
-        field("VmHWM:"),
+        "{when}: VmRSS {rss} kB (peak VmHWM {hwm} kB); history: {} riders, {} requests; replayed {}",
         metric(port, "hail_fraud_history_riders").await?,
         metric(port, "hail_fraud_history_entries").await?,
         metric(port, "hail_fraud_replayed_requests_total").await?,

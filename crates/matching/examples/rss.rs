@@ -63,18 +63,14 @@ async fn main() -> Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", process.log()))?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", process.pid()))?;
+    let (rss, hwm) = process.memory_kib()?;
     println!("binary: {}", bin.display());
     println!(
         "drivers indexed: {drivers} in {:?} from start",
         started.elapsed()
     );
-    for line in status
-        .lines()
-        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
-    {
-        println!("{line}");
-    }
+    println!("VmHWM:\t{hwm:>8} kB");
+    println!("VmRSS:\t{rss:>8} kB");
     Ok(())
 }
 

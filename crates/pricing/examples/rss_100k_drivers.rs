@@ -106,23 +106,6 @@ fn pricing_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// (VmRSS, VmHWM) of a process, in KiB.
-fn memory_kib(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .context("no such field")?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("no value")?
-            .parse()?)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 async fn metric(port: u16, name: &str) -> f64 {
     match http_get(&format!("http://127.0.0.1:{port}/metrics")).await {
         Ok((200, body)) => metric_sum(&body, name, &[]).unwrap_or(0.0),
@@ -166,7 +149,7 @@ async fn main() -> Result<()> {
         known == DRIVERS as f64,
         "pricing knows {known} drivers, not {DRIVERS}"
     );
-    let (rss, hwm) = memory_kib(pricing.pid())?;
+    let (rss, hwm) = pricing.memory_kib()?;
     println!(
         "ready after {ready_after:?} with {known} drivers: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,
@@ -178,7 +161,7 @@ async fn main() -> Result<()> {
         metric(port, "hail_messages_processed_total").await >= REQUESTS as f64
     })
     .await?;
-    let (rss, hwm) = memory_kib(pricing.pid())?;
+    let (rss, hwm) = pricing.memory_kib()?;
     println!(
         "after pricing {REQUESTS} requests: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,

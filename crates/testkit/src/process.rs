@@ -82,6 +82,23 @@ impl Process {
         self.child.id()
     }
 
+    /// Resident memory now and at its peak (VmRSS, VmHWM), in KiB, from
+    /// `/proc/<pid>/status`.
+    pub fn memory_kib(&self) -> Result<(u64, u64)> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {name} in {path}"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
     /// The program's file name, e.g. `hail-pricing`.
     pub fn name(&self) -> &str {
         &self.name
