@@ -53,15 +53,24 @@ impl Service {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// Waits until `/readyz` answers 200; fails at once, quoting the log,
+    /// if the process exits first (a service that cannot start never gets ready).
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let url = self.url("/readyz");
         let what = format!("{} ready at {url}", self.name);
+        let log = || format!("--- {} log ---\n{}", self.name, self.process.log());
         wait_until(timeout, &what, || async {
-            matches!(http_get(&url).await, Ok((200, _)))
+            self.process.has_exited() || matches!(http_get(&url).await, Ok((200, _)))
         })
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n--- {} log ---\n{}", self.name, self.process.log()))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", log()))?;
+        anyhow::ensure!(
+            !self.process.has_exited(),
+            "{} exited before it was ready at {url}\n{}",
+            self.name,
+            log()
+        );
+        Ok(())
     }
 
     /// Sum of a metric's samples with the given labels, from `/metrics` (0 when absent).

@@ -44,6 +44,43 @@ async fn unreachable_nats_exits_non_zero_naming_the_url() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_server_too_small_for_rides_fails_at_start_naming_the_size_and_the_flag() -> Result<()> {
+    let _serial = serial().await;
+    // 1 GiB of JetStream storage; RIDES asks to reserve 8 GiB by default.
+    let nats = NatsServer::start_with_max_file_store(1 << 30)?;
+    let service = Service::spawn("analytics", &nats.url())?;
+    let err = service
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .expect_err("cannot be ready without RIDES");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("exited before it was ready"), "{msg}");
+    for needle in [
+        "cannot create or update stream RIDES",
+        "cannot reserve the 8.0 GiB",
+        "--rides-max-bytes",
+        "max_file_store",
+    ] {
+        assert!(msg.contains(needle), "no {needle:?} in {msg}");
+    }
+    assert_eq!(
+        msg.matches("insufficient storage resources").count(),
+        1,
+        "the server's answer once, not once per error layer: {msg}"
+    );
+
+    // The same server takes a RIDES that fits.
+    let mut fits = Service::spawn_with(
+        "analytics",
+        &nats.url(),
+        &["--rides-max-bytes", "536870912"],
+    )?;
+    fits.wait_ready(Duration::from_secs(20)).await?;
+    assert!(fits.process.terminate(Duration::from_secs(10))?.success());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_bad_flag_fails_at_start_naming_it() -> Result<()> {
     let _serial = serial().await;
     let args = vec!["--max-deliver".to_string(), "1".to_string()];

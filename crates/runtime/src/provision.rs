@@ -4,28 +4,60 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self,
+    self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    context::{CreateStreamError, CreateStreamErrorKind},
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 use hail_events::subjects;
 
-/// Provisioning failed; the message names the stream or consumer.
+/// Provisioning failed; the message names the stream or consumer and says
+/// what the server answered, once (no error chain to repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     /// A stream could not be created or updated.
-    #[error("cannot create or update stream {name}: {source}")]
-    Stream {
-        name: String,
-        source: jetstream::context::CreateStreamError,
-    },
+    #[error("cannot create or update stream {name}: {reason}")]
+    Stream { name: String, reason: String },
     /// A consumer could not be created or updated.
-    #[error("cannot create or update consumer {durable} on stream {stream}: {source}")]
+    #[error("cannot create or update consumer {durable} on stream {stream}: {reason}")]
     Consumer {
         stream: String,
         durable: String,
-        source: jetstream::stream::ConsumerError,
+        reason: String,
     },
+}
+
+/// Why a stream could not be created, with what to do about the one refusal
+/// an operator is likely to meet: the server cannot reserve `max_bytes`.
+fn stream_failure(config: &jetstream::stream::Config, err: &CreateStreamError) -> String {
+    match err.kind() {
+        CreateStreamErrorKind::JetStream(js)
+            if js.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED =>
+        {
+            format!(
+                "the server cannot reserve the {} it asks for ({js}); lower --rides-max-bytes \
+                 (HAIL_RIDES_MAX_BYTES) or raise max_file_store in the server's jetstream config",
+                human_bytes(config.max_bytes)
+            )
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// `8589934592` → `8.0 GiB`.
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// How big and how safe the streams are.
@@ -93,10 +125,12 @@ pub async fn ensure_streams(
     s: &StreamSettings,
 ) -> Result<(), ProvisionError> {
     for config in [rides_stream(s), drivers_stream(s), dlq_stream(s)] {
-        let name = config.name.clone();
-        js.create_or_update_stream(config)
+        js.create_or_update_stream(config.clone())
             .await
-            .map_err(|source| ProvisionError::Stream { name, source })?;
+            .map_err(|err| ProvisionError::Stream {
+                reason: stream_failure(&config, &err),
+                name: config.name,
+            })?;
     }
     Ok(())
 }
@@ -154,9 +188,60 @@ pub async fn ensure_consumer(
 ) -> Result<PullConsumer, ProvisionError> {
     js.create_consumer_on_stream(spec.config(), &spec.stream)
         .await
-        .map_err(|source| ProvisionError::Consumer {
+        .map_err(|err| ProvisionError::Consumer {
             stream: spec.stream.clone(),
             durable: spec.durable.clone(),
-            source,
+            reason: err.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(json: &str) -> CreateStreamError {
+        let js: jetstream::Error = serde_json::from_str(json).unwrap();
+        CreateStreamError::from(js)
+    }
+
+    fn rides(max_bytes: i64) -> jetstream::stream::Config {
+        rides_stream(&StreamSettings {
+            rides_max_age: Duration::from_secs(3600),
+            rides_max_bytes: max_bytes,
+            replicas: 1,
+        })
+    }
+
+    #[test]
+    fn a_refused_reservation_names_the_size_and_both_ways_out() {
+        let err = server_error(
+            r#"{"code":500,"err_code":10047,"description":"insufficient storage resources available"}"#,
+        );
+        let reason = stream_failure(&rides(8 << 30), &err);
+        assert!(reason.contains("8.0 GiB"), "{reason}");
+        assert!(reason.contains("--rides-max-bytes"), "{reason}");
+        assert!(reason.contains("max_file_store"), "{reason}");
+        assert_eq!(
+            reason.matches("insufficient storage").count(),
+            1,
+            "the server's words once: {reason}"
+        );
+    }
+
+    #[test]
+    fn other_refusals_are_quoted_as_the_server_said_them() {
+        let err = server_error(
+            r#"{"code":400,"err_code":10058,"description":"stream name already in use with a different configuration"}"#,
+        );
+        let reason = stream_failure(&rides(1 << 30), &err);
+        assert!(reason.contains("already in use"), "{reason}");
+        assert!(!reason.contains("--rides-max-bytes"), "{reason}");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(8 << 30), "8.0 GiB");
+    }
 }

@@ -21,6 +21,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// JetStream's file storage limit unless a test asks for another. nats-server
+/// otherwise derives it from the free disk of the host (75% of it), so the
+/// services' stream reservations (RIDES asks for 8 GiB by default) would pass
+/// or fail depending on the machine. It is accounting only: tests write far less.
+pub const DEFAULT_MAX_FILE_STORE: u64 = 64 << 30;
+/// JetStream's memory storage limit (hail keeps no stream in memory).
+const MAX_MEMORY_STORE: u64 = 1 << 30;
+
 /// A JetStream-enabled nats-server listening on 127.0.0.1 only.
 ///
 /// Its client and monitor ports are chosen by the server (`-p -1 -m -1`) and
@@ -45,13 +53,32 @@ impl NatsServer {
     /// Like [`NatsServer::start`], with `extra` arguments appended to the
     /// command line (and reused by [`NatsServer::restart`]).
     pub fn start_with_args(extra: &[&str]) -> Result<Self> {
+        Self::launch_new(extra, DEFAULT_MAX_FILE_STORE)
+    }
+
+    /// Like [`NatsServer::start`], with JetStream file storage limited to
+    /// `bytes` (as a small disk or a tight `max_file_store` would).
+    pub fn start_with_max_file_store(bytes: u64) -> Result<Self> {
+        Self::launch_new(&[], bytes)
+    }
+
+    fn launch_new(extra: &[&str], max_file_store: u64) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("hail-nats-")
             .tempdir()
             .context("creating a temp dir for nats-server")?;
+        let config = dir.path().join("nats-server.conf");
+        fs::write(
+            &config,
+            format!(
+                "jetstream {{\n  max_file_store: {max_file_store}\n  max_memory_store: {MAX_MEMORY_STORE}\n}}\n"
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
         let launcher = Launcher {
             bin: nats_server_bin()?,
             extra: extra.iter().map(OsString::from).collect(),
+            config,
             store_dir: dir.path().join("store"),
             dir,
         };
@@ -127,6 +154,7 @@ struct Ports {
 struct Launcher {
     bin: PathBuf,
     extra: Vec<OsString>,
+    config: PathBuf,
     store_dir: PathBuf,
     dir: TempDir,
 }
@@ -169,7 +197,8 @@ impl Launcher {
 
     fn args(&self, ports: Option<Ports>) -> Vec<OsString> {
         let port = |p: Option<u16>| p.map_or_else(|| "-1".to_owned(), |p| p.to_string());
-        let mut args: Vec<OsString> = vec!["-js".into(), "-a".into(), HOST.to_string().into()];
+        let mut args: Vec<OsString> = vec!["-c".into(), self.config.clone().into()];
+        args.extend(["-js".into(), "-a".into(), HOST.to_string().into()]);
         args.extend(["-p".into(), port(ports.map(|p| p.client)).into()]);
         args.extend(["-m".into(), port(ports.map(|p| p.monitor)).into()]);
         args.extend(["--ports_file_dir".into(), self.ports_dir().into()]);

@@ -117,6 +117,23 @@ impl Process {
         self.try_status().is_none()
     }
 
+    /// Whether the process has exited, without reaping it (so it works
+    /// through a shared reference): reaped already, gone from `/proc`, or a
+    /// zombie waiting to be reaped.
+    pub fn has_exited(&self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        match fs::read_to_string(format!("/proc/{}/stat", self.pid())) {
+            // `pid (comm) state …`; comm may hold spaces and parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
+            Err(_) => true,
+        }
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the process to exit.
     ///
     /// Returns its exit status (also when it had already exited before).

@@ -117,6 +117,31 @@ fn extra_args_are_passed_and_kept_across_restarts() {
     );
 }
 
+/// JetStream's file storage limit as the server reports it on `/jsz`.
+async fn max_storage(server: &NatsServer) -> u64 {
+    let (status, body) = http_get(&format!("{}/jsz", server.monitor_url()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let jsz: serde_json::Value = serde_json::from_str(&body).unwrap();
+    jsz["config"]["max_storage"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no config.max_storage in {body}"))
+}
+
+#[tokio::test]
+async fn the_storage_limit_is_fixed_not_taken_from_the_hosts_free_disk() {
+    let server = NatsServer::start().unwrap();
+    assert_eq!(
+        max_storage(&server).await,
+        hail_testkit::nats::DEFAULT_MAX_FILE_STORE
+    );
+    let mut small = NatsServer::start_with_max_file_store(1 << 30).unwrap();
+    assert_eq!(max_storage(&small).await, 1 << 30);
+    small.restart().unwrap();
+    assert_eq!(max_storage(&small).await, 1 << 30, "kept across restarts");
+}
+
 #[test]
 fn bad_args_fail_fast_with_the_log() {
     let err = NatsServer::start_with_args(&["--no-such-flag"]).unwrap_err();

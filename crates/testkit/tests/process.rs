@@ -67,6 +67,19 @@ fn wait_timeout_returns_the_status_of_a_process_that_exits() {
     assert_eq!(p.terminate(WAIT).unwrap().code(), Some(3));
 }
 
+#[tokio::test]
+async fn has_exited_sees_an_unreaped_exit_through_a_shared_reference() {
+    let p = sh("echo ready; while true; do sleep 0.1; done");
+    wait_ready(&p).await;
+    assert!(!p.has_exited());
+    let done = sh("exit 0");
+    wait_until(WAIT, "the short script to exit", || async {
+        done.has_exited()
+    })
+    .await
+    .unwrap();
+}
+
 #[test]
 fn wait_timeout_is_none_while_running() {
     let mut p = sh("while true; do sleep 0.1; done");
