@@ -34,8 +34,10 @@ pub struct AnalyticsArgs {
 }
 
 impl AnalyticsArgs {
-    /// Refuses settings that cannot work, naming the flag.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Refuses settings that cannot work, naming the flag. `ack_wait` is the
+    /// consumer's (the first `--backoff` entry): a delivery still waiting for
+    /// its checkpoint when it expires is redelivered while it is in flight.
+    pub fn validate(&self, ack_wait: Duration) -> Result<(), String> {
         let nonzero = [
             ("--checkpoint-interval", self.checkpoint_interval),
             ("--checkpoint-timeout", self.checkpoint_timeout),
@@ -51,6 +53,12 @@ impl AnalyticsArgs {
             return Err(format!(
                 "--checkpoint-timeout ({:?}) must be longer than --checkpoint-interval ({:?})",
                 self.checkpoint_timeout, self.checkpoint_interval
+            ));
+        }
+        if self.checkpoint_timeout >= ack_wait {
+            return Err(format!(
+                "--checkpoint-timeout ({:?}) must be shorter than the ack wait, the first --backoff entry ({ack_wait:?})",
+                self.checkpoint_timeout
             ));
         }
         Ok(())
@@ -90,7 +98,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_raise_concurrency() {
         let cli = parse(&[]);
-        assert_eq!(cli.analytics.validate(), Ok(()));
+        assert_eq!(cli.analytics.validate(cli.rt.ack_wait()), Ok(()));
         assert_eq!(cli.rt.concurrency, DEFAULT_CONCURRENCY);
     }
 
@@ -101,20 +109,27 @@ mod tests {
 
     #[test]
     fn names_the_bad_flag() {
-        let err = parse(&["--checkpoint-every", "0"])
-            .analytics
-            .validate()
-            .unwrap_err();
+        let err_of = |argv: &[&str]| {
+            let cli = parse(argv);
+            cli.analytics.validate(cli.rt.ack_wait()).unwrap_err()
+        };
+        let err = err_of(&["--checkpoint-every", "0"]);
         assert!(err.starts_with("--checkpoint-every"), "{err}");
-        let err = parse(&["--checkpoint-timeout", "10ms"])
-            .analytics
-            .validate()
-            .unwrap_err();
+        let err = err_of(&["--checkpoint-timeout", "10ms"]);
         assert!(err.starts_with("--checkpoint-timeout (10ms)"), "{err}");
-        let err = parse(&["--ack-floor-refresh", "0s"])
-            .analytics
-            .validate()
-            .unwrap_err();
+        let err = err_of(&["--ack-floor-refresh", "0s"]);
         assert!(err.starts_with("--ack-floor-refresh"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_timeout_past_the_ack_wait_is_refused() {
+        let err = {
+            let cli = parse(&["--backoff", "3s,10s", "--checkpoint-timeout", "4s"]);
+            cli.analytics.validate(cli.rt.ack_wait()).unwrap_err()
+        };
+        assert!(err.contains("--checkpoint-timeout (4s)"), "{err}");
+        assert!(err.contains("first --backoff entry (3s)"), "{err}");
+        let cli = parse(&["--backoff", "5s,10s", "--checkpoint-timeout", "4s"]);
+        assert_eq!(cli.analytics.validate(cli.rt.ack_wait()), Ok(()));
     }
 }

@@ -56,7 +56,8 @@ pub const METRICS_PORT: u16 = 9104;
 /// Loads the checkpoint, then runs analytics until SIGTERM/SIGINT (or until
 /// another instance overwrites its checkpoint, which is an error).
 pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::Result<()> {
-    args.validate().map_err(anyhow::Error::msg)?;
+    args.validate(runtime.ack_wait())
+        .map_err(anyhow::Error::msg)?;
     let rt = Runtime::start(SERVICE, METRICS_PORT, runtime).await?;
     let writer = format!(
         "{}-{}",

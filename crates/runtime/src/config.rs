@@ -85,6 +85,11 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// How long a delivery may stay unacked before the server redelivers it.
+    pub fn ack_wait(&self) -> Duration {
+        crate::provision::ack_wait(&self.backoff)
+    }
+
     /// Refuses settings that cannot work, naming the flag.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [

@@ -165,11 +165,7 @@ impl ConsumerSpec {
             description: Some(format!("hail {} consumer group", self.durable)),
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
-            ack_wait: self
-                .backoff
-                .first()
-                .copied()
-                .unwrap_or(Duration::from_secs(30)),
+            ack_wait: ack_wait(&self.backoff),
             max_deliver: self.max_deliver,
             backoff: self.backoff.clone(),
             max_ack_pending: self.max_ack_pending,
@@ -179,6 +175,11 @@ impl ConsumerSpec {
             ..Default::default()
         }
     }
+}
+
+/// The consumer's ack wait: the first redelivery delay (30 s without one).
+pub fn ack_wait(backoff: &[Duration]) -> Duration {
+    backoff.first().copied().unwrap_or(Duration::from_secs(30))
 }
 
 /// Creates or updates the durable consumer and returns a handle to pull from it.
