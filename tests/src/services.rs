@@ -41,10 +41,16 @@ impl Service {
         })
     }
 
-    /// Starts the same service again (after a kill) on the same port.
+    /// Starts the same service again (after a kill) on the same port, with
+    /// default flags (whatever it was first started with).
     pub fn restart(&mut self) -> Result<()> {
+        self.restart_with(&[])
+    }
+
+    /// Starts the same service again (after a kill) on the same port with `extra` flags.
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
         self.process.kill();
-        self.process = spawn_process(self.name, &self.nats_url, self.port, &[])?;
+        self.process = spawn_process(self.name, &self.nats_url, self.port, extra)?;
         Ok(())
     }
 

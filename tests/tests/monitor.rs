@@ -123,3 +123,82 @@ async fn a_killed_service_shows_stop_and_rising_lag_then_recovers() -> Result<()
     load.abort();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_consumer_shows_its_backlog_filling_the_retention_of_rides() -> Result<()> {
+    const BATCH: usize = 250;
+    const MAX_BYTES: &str = "1048576";
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    // RIDES kept to 1 MiB, so a few thousand rides fill half of it.
+    let small = ["--rides-max-bytes", MAX_BYTES];
+    let mut analytics = Service::spawn_with("analytics", &server.url(), &small)?;
+    let pricing = Service::spawn_with("pricing", &server.url(), &small)?;
+    analytics.wait_ready(Duration::from_secs(30)).await?;
+    pricing.wait_ready(Duration::from_secs(30)).await?;
+    let monitor = Monitor::spawn(&server.url())?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let rides_stream = [("stream_name", "RIDES")];
+    let long = Duration::from_secs(30);
+    wait_until(long, "the monitor to read RIDES' limits", || async {
+        monitor.value("hail_stream_max_bytes", &rides_stream).await == Some(1_048_576.0)
+    })
+    .await?;
+    assert_eq!(
+        monitor
+            .value("hail_stream_max_age_seconds", &rides_stream)
+            .await,
+        Some(86_400.0),
+        "the default --rides-max-age of 24h"
+    );
+
+    let ratio = |consumer: &'static str| {
+        let monitor = &monitor;
+        async move {
+            monitor
+                .value(
+                    "hail_consumer_retention_used_ratio",
+                    &[("consumer_name", consumer)],
+                )
+                .await
+                .unwrap_or(-1.0)
+        }
+    };
+    analytics.process.kill();
+    let mut published = 0;
+    while ratio("analytics").await <= 0.5 {
+        anyhow::ensure!(
+            published < 20_000,
+            "analytics' ratio still {} after {published} rides",
+            ratio("analytics").await
+        );
+        rides::publish(&js, "ret", published, published + BATCH).await?;
+        published += BATCH;
+        // The monitor polls every 200 ms: wait for a reading of this batch.
+        let last = published as f64;
+        wait_until(long, "the monitor to see the batch", || async {
+            monitor.value("nats_stream_last_seq", &rides_stream).await >= Some(last)
+        })
+        .await?;
+    }
+    let bytes = monitor
+        .value("nats_stream_total_bytes", &rides_stream)
+        .await
+        .unwrap_or(0.0);
+    assert!(bytes > 524_288.0, "over half of 1 MiB stored: {bytes}");
+    println!(
+        "analytics' backlog fills {:.2} of RIDES' 1 MiB after {published} rides ({bytes} bytes stored)",
+        ratio("analytics").await
+    );
+    wait_until(long, "pricing, which keeps up, owes nothing", || async {
+        ratio("pricing").await == 0.0
+    })
+    .await?;
+
+    analytics.restart_with(&small)?;
+    wait_until(long, "analytics drained, its ratio back to 0", || async {
+        ratio("analytics").await == 0.0
+    })
+    .await?;
+    Ok(())
+}

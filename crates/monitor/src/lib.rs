@@ -3,11 +3,15 @@
 //!
 //! - [`poll`]: one reading of every stream and durable consumer.
 //! - [`status`]: the Burrow-style status over a window of readings (pure).
-//! - [`metrics`]: prometheus-nats-exporter names plus `hail_consumer_lag_*` and status.
+//! - [`retention`]: how close a lagging consumer is to losing messages to the
+//!   stream's `max_age` / `max_bytes` (pure).
+//! - [`metrics`]: prometheus-nats-exporter names plus `hail_consumer_lag_*`,
+//!   the retention ratio and status.
 #![forbid(unsafe_code)]
 
 pub mod metrics;
 pub mod poll;
+pub mod retention;
 pub mod status;
 
 use std::{

@@ -3,8 +3,10 @@
 use clap::Parser;
 
 /// hail-monitor: polls JetStream consumer info for every durable and serves
-/// nats_consumer_* (prometheus-nats-exporter names), hail_consumer_lag_messages,
-/// hail_consumer_lag_seconds and hail_consumer_status on /metrics.
+/// nats_consumer_* and nats_stream_* (prometheus-nats-exporter names),
+/// hail_consumer_lag_messages, hail_consumer_lag_seconds, hail_consumer_status,
+/// hail_stream_max_age_seconds, hail_stream_max_bytes and
+/// hail_consumer_retention_used_ratio on /metrics.
 #[derive(Parser)]
 #[command(name = "hail-monitor", version)]
 struct Cli {

@@ -7,6 +7,7 @@ use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
     poll::{ConsumerReading, StreamReading},
+    retention,
     status::Status,
 };
 
@@ -20,13 +21,29 @@ pub struct MonitorMetrics {
     num_waiting: IntGaugeVec,
     ack_floor: IntGaugeVec,
     delivered: IntGaugeVec,
+    stream_first_seq: IntGaugeVec,
     stream_last_seq: IntGaugeVec,
     stream_messages: IntGaugeVec,
+    stream_bytes: IntGaugeVec,
+    stream_max_age: GaugeVec,
+    stream_max_bytes: IntGaugeVec,
+    retention_used: GaugeVec,
     lag_messages: IntGaugeVec,
     lag_seconds: GaugeVec,
     status: IntGaugeVec,
     polls_failed: prometheus::IntCounter,
     known: HashSet<(String, String)>,
+}
+
+fn float_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
 }
 
 fn int_vec(
@@ -44,14 +61,7 @@ impl MonitorMetrics {
     /// Creates and registers every series.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let c = &CONSUMER_LABELS;
-        let lag_seconds = GaugeVec::new(
-            Opts::new(
-                "hail_consumer_lag_seconds",
-                "age of the oldest message the consumer group has not acknowledged",
-            ),
-            c,
-        )?;
-        registry.register(Box::new(lag_seconds.clone()))?;
+        let s = &["stream_name"];
         let polls_failed = prometheus::IntCounter::new(
             "hail_monitor_polls_failed_total",
             "polls of the JetStream API that failed",
@@ -94,17 +104,47 @@ impl MonitorMetrics {
                 "last stream sequence delivered",
                 c,
             )?,
+            stream_first_seq: int_vec(
+                registry,
+                "nats_stream_first_seq",
+                "oldest sequence still in the stream",
+                s,
+            )?,
             stream_last_seq: int_vec(
                 registry,
                 "nats_stream_last_seq",
                 "last sequence in the stream",
-                &["stream_name"],
+                s,
             )?,
             stream_messages: int_vec(
                 registry,
                 "nats_stream_total_messages",
                 "messages held by the stream",
-                &["stream_name"],
+                s,
+            )?,
+            stream_bytes: int_vec(
+                registry,
+                "nats_stream_total_bytes",
+                "bytes held by the stream",
+                s,
+            )?,
+            stream_max_age: float_vec(
+                registry,
+                "hail_stream_max_age_seconds",
+                "the stream's max_age: older messages are dropped, read or not (absent when unlimited)",
+                s,
+            )?,
+            stream_max_bytes: int_vec(
+                registry,
+                "hail_stream_max_bytes",
+                "the stream's max_bytes: past it the oldest messages are dropped, read or not (absent when unlimited)",
+                s,
+            )?,
+            retention_used: float_vec(
+                registry,
+                "hail_consumer_retention_used_ratio",
+                "share of the stream's max_age or max_bytes the consumer's backlog takes up; at 1 its oldest unacknowledged message is being dropped",
+                c,
             )?,
             lag_messages: int_vec(
                 registry,
@@ -112,7 +152,12 @@ impl MonitorMetrics {
                 "messages the consumer group still owes: pending plus unacknowledged",
                 c,
             )?,
-            lag_seconds,
+            lag_seconds: float_vec(
+                registry,
+                "hail_consumer_lag_seconds",
+                "age of the oldest message the consumer group has not acknowledged",
+                c,
+            )?,
             status: int_vec(
                 registry,
                 "hail_consumer_status",
@@ -133,12 +178,31 @@ impl MonitorMetrics {
     pub fn update(&mut self, streams: &[StreamReading], consumers: &[(ConsumerReading, Status)]) {
         for s in streams {
             let l = [s.name.as_str()];
+            let w = &s.window;
+            self.stream_first_seq
+                .with_label_values(&l)
+                .set(clamp(w.first_seq));
             self.stream_last_seq
                 .with_label_values(&l)
-                .set(clamp(s.last_seq));
+                .set(clamp(w.last_seq));
             self.stream_messages
                 .with_label_values(&l)
-                .set(clamp(s.messages));
+                .set(clamp(w.messages));
+            self.stream_bytes.with_label_values(&l).set(clamp(w.bytes));
+            match w.max_age {
+                Some(age) => self
+                    .stream_max_age
+                    .with_label_values(&l)
+                    .set(age.as_secs_f64()),
+                None => drop(self.stream_max_age.remove_label_values(&l)),
+            }
+            match w.max_bytes {
+                Some(bytes) => self
+                    .stream_max_bytes
+                    .with_label_values(&l)
+                    .set(clamp(bytes)),
+                None => drop(self.stream_max_bytes.remove_label_values(&l)),
+            }
         }
         let mut seen = HashSet::new();
         for (c, status) in consumers {
@@ -165,8 +229,16 @@ impl MonitorMetrics {
             self.lag_messages
                 .with_label_values(&l)
                 .set(clamp(smp.lag()));
-            let age = c.oldest_unacked_age.map_or(0.0, |d| d.as_secs_f64());
+            let age = c.oldest_owed.map_or(0.0, |o| o.age.as_secs_f64());
             self.lag_seconds.with_label_values(&l).set(age);
+            let ratio = streams
+                .iter()
+                .find(|s| s.name == c.stream)
+                .and_then(|s| retention::used_ratio(&s.window, c.oldest_owed));
+            match ratio {
+                Some(r) => self.retention_used.with_label_values(&l).set(r),
+                None => drop(self.retention_used.remove_label_values(&l)),
+            }
             for s in Status::ALL {
                 let v = i64::from(s == *status);
                 self.status
@@ -195,6 +267,7 @@ impl MonitorMetrics {
             let _ = g.remove_label_values(&l);
         }
         let _ = self.lag_seconds.remove_label_values(&l);
+        let _ = self.retention_used.remove_label_values(&l);
         for s in Status::ALL {
             let _ = self
                 .status

@@ -6,17 +6,16 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer};
 use futures::TryStreamExt;
 
+use crate::retention::{OldestOwed, StreamWindow};
 use crate::status::Sample;
 
-/// A stream's state.
+/// A stream's state and limits.
 #[derive(Debug, Clone)]
 pub struct StreamReading {
     /// Stream name.
     pub name: String,
-    /// Last sequence stored.
-    pub last_seq: u64,
-    /// Messages held.
-    pub messages: u64,
+    /// Sequences, size and limits.
+    pub window: StreamWindow,
 }
 
 /// A consumer's state.
@@ -30,8 +29,8 @@ pub struct ConsumerReading {
     pub sample: Sample,
     /// Messages redelivered at least once and not yet acked.
     pub redelivered: u64,
-    /// Age of the oldest message not yet acknowledged (None when there is no lag).
-    pub oldest_unacked_age: Option<Duration>,
+    /// The oldest message not yet acknowledged (None when there is no lag).
+    pub oldest_owed: Option<OldestOwed>,
 }
 
 /// Reads every stream in `streams` and each of its consumers.
@@ -51,8 +50,14 @@ pub async fn read(
             .with_context(|| format!("stream info of {name}"))?;
         stream_readings.push(StreamReading {
             name: name.clone(),
-            last_seq: info.state.last_sequence,
-            messages: info.state.messages,
+            window: StreamWindow {
+                first_seq: info.state.first_sequence,
+                last_seq: info.state.last_sequence,
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                max_age: Some(info.config.max_age).filter(|d| !d.is_zero()),
+                max_bytes: u64::try_from(info.config.max_bytes).ok().filter(|b| *b > 0),
+            },
         });
         let consumers: Vec<consumer::Info> = stream
             .consumers()
@@ -78,7 +83,7 @@ async fn reading(stream: &jetstream::stream::Stream, c: consumer::Info) -> Consu
         ack_floor_seq: c.ack_floor.stream_sequence,
         max_ack_pending: u64::try_from(c.config.max_ack_pending).unwrap_or(0),
     };
-    let oldest_unacked_age = if sample.lag() > 0 {
+    let oldest_owed = if sample.lag() > 0 {
         oldest_unacked(stream, &c).await
     } else {
         None
@@ -88,17 +93,17 @@ async fn reading(stream: &jetstream::stream::Stream, c: consumer::Info) -> Consu
         consumer: c.name,
         sample,
         redelivered: c.num_redelivered as u64,
-        oldest_unacked_age,
+        oldest_owed,
     }
 }
 
-/// The stored time of the first message after the ack floor that the consumer's
-/// filters select: every message before it is acknowledged, so it is the oldest
-/// one the consumer group still owes.
+/// The first message after the ack floor that the consumer's filters select:
+/// every message before it is acknowledged, so it is the oldest one the
+/// consumer group still owes.
 async fn oldest_unacked(
     stream: &jetstream::stream::Stream,
     c: &consumer::Info,
-) -> Option<Duration> {
+) -> Option<OldestOwed> {
     let mut filters = c.config.filter_subjects.clone();
     if !c.config.filter_subject.is_empty() {
         filters.push(c.config.filter_subject.clone());
@@ -107,7 +112,7 @@ async fn oldest_unacked(
         filters.push(">".into());
     }
     let from = c.ack_floor.stream_sequence + 1;
-    let mut oldest: Option<time::OffsetDateTime> = None;
+    let mut oldest: Option<(u64, time::OffsetDateTime)> = None;
     for filter in filters {
         let msg = stream
             .raw_message_builder()
@@ -115,10 +120,17 @@ async fn oldest_unacked(
             .next_by_subject(filter)
             .send()
             .await;
-        if let Ok(m) = msg {
-            oldest = Some(oldest.map_or(m.time, |o| o.min(m.time)));
+        let Ok(m) = msg else {
+            continue; // nothing of this filter after the ack floor
+        };
+        if oldest.is_none_or(|(seq, _)| m.sequence < seq) {
+            oldest = Some((m.sequence, m.time));
         }
     }
-    let age = time::OffsetDateTime::now_utc() - oldest?;
-    Some(Duration::from_secs_f64(age.as_seconds_f64().max(0.0)))
+    let (seq, stored) = oldest?;
+    let age = time::OffsetDateTime::now_utc() - stored;
+    Some(OldestOwed {
+        seq,
+        age: Duration::from_secs_f64(age.as_seconds_f64().max(0.0)),
+    })
 }
