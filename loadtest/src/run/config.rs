@@ -6,7 +6,7 @@ use anyhow::{Result, ensure};
 use clap::Args;
 use hail_runtime::duration::parse_duration;
 
-use super::fleet::FleetSettings;
+use super::{fleet::FleetSettings, riders::RiderMix};
 use crate::{
     city::{CityModel, distinct, parse_city},
     rides::random_run_id,
@@ -50,6 +50,16 @@ pub struct RunArgs {
     /// Mean simulated trip time in seconds (each trip: this times its length over the mean length).
     #[arg(long, env = "HAIL_LOADGEN_TRIP_SECONDS", default_value_t = 20.0, value_parser = positive)]
     pub trip_seconds: f64,
+    /// Ordinary riders rides are drawn from (a large pool: repeat riders are rare).
+    #[arg(long, env = "HAIL_LOADGEN_RIDERS", default_value_t = RiderMix::default().pool)]
+    pub riders: u64,
+    /// Share of rides, 0 to 1, requested by a fraud ring that shares devices and
+    /// cards across cities, so fraud's rules fire on them.
+    #[arg(long, env = "HAIL_LOADGEN_FRAUD_RING_SHARE", default_value_t = RiderMix::default().ring_share)]
+    pub fraud_ring_share: f64,
+    /// Riders in the fraud ring.
+    #[arg(long, env = "HAIL_LOADGEN_FRAUD_RING_RIDERS", default_value_t = RiderMix::default().ring_riders)]
+    pub fraud_ring_riders: u64,
     /// Seed of the city layout, the fleet and the schedule.
     #[arg(long, env = "HAIL_LOADGEN_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -90,6 +100,7 @@ pub struct RunConfig {
     pub rides: Option<u64>,
     pub cities: Vec<CityModel>,
     pub hotspots: usize,
+    pub riders: RiderMix,
     pub drivers_per_city: usize,
     pub driver_interval: Duration,
     pub driver_speed_kmh: f64,
@@ -118,6 +129,12 @@ impl RunArgs {
             "--driver-interval must be at least 10ms, got {:?}",
             self.driver_interval
         );
+        let riders = RiderMix {
+            pool: self.riders,
+            ring_share: self.fraud_ring_share,
+            ring_riders: self.fraud_ring_riders,
+        };
+        riders.check()?;
         let duration = match (self.duration, self.rides) {
             (None, None) => Some(DEFAULT_DURATION),
             (d, _) => d,
@@ -129,6 +146,7 @@ impl RunArgs {
             rides: self.rides,
             cities: distinct(self.cities.clone()),
             hotspots: self.hotspots as usize,
+            riders,
             drivers_per_city: self.drivers_per_city as usize,
             driver_interval: self.driver_interval,
             driver_speed_kmh: self.driver_speed_kmh,

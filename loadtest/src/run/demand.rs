@@ -5,14 +5,16 @@
 //! weight), normally distributed around its centre. Hotspots are placed from the
 //! seed, so one seed is one city layout; ride `i` is a function of the seed and `i`
 //! alone, so any part of the run can rebuild it (the fleet needs its drop-off).
+//! Who requests it comes from [`crate::run::riders`].
 
 use anyhow::{Result, ensure};
 use hail_events::{City, EventError, LatLng, RideId, RideRequested};
 
 use crate::{
     city::{CityModel, PICKUP_RADIUS_M, dropoff_from, offset},
-    rides::{check_run_id, request},
+    rides::check_run_id,
     rng::{SplitMix64, mix},
+    run::riders::{RiderMix, Riders},
 };
 
 /// Share of pickups spread uniformly over the city rather than near a hotspot.
@@ -59,6 +61,7 @@ pub struct Demand {
     run_id: String,
     seed: u64,
     cities: Vec<CityDemand>,
+    riders: Riders,
 }
 
 impl Demand {
@@ -76,7 +79,14 @@ impl Demand {
             run_id: run_id.to_string(),
             seed,
             cities,
+            riders: Riders::new(run_id, seed, RiderMix::default())?,
         })
+    }
+
+    /// The same rides, requested by riders drawn with `mix`.
+    pub fn with_riders(mut self, mix: RiderMix) -> Result<Self> {
+        self.riders = Riders::new(&self.run_id, self.seed, mix)?;
+        Ok(self)
     }
 
     /// The run id, prefix of every ride id.
@@ -108,17 +118,20 @@ impl Demand {
         RideId::new(format!("{}-{i}", self.run_id))
     }
 
-    /// Ride `i`, requested at `requested_at_ms`.
+    /// Ride `i`, requested at `requested_at_ms` by its rider (see [`Riders`]).
     pub fn ride(&self, i: u64, requested_at_ms: u64) -> Result<RideRequested, EventError> {
         let trip = self.trip(i)?;
-        let city = self.cities[trip.city].city.clone();
-        request(
-            self.ride_id(i)?,
-            city,
-            trip.pickup,
-            trip.dropoff,
+        let who = self.riders.of(i)?;
+        Ok(RideRequested {
+            ride_id: self.ride_id(i)?,
+            rider_id: who.rider,
+            device_id: who.device,
+            card: who.card,
+            city: self.cities[trip.city].city.clone(),
+            pickup: trip.pickup,
+            dropoff: trip.dropoff,
             requested_at_ms,
-        )
+        })
     }
 
     /// The index of a ride of this run, from its id; `None` for anyone else's ride.

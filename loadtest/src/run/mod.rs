@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the flags, checked at start.
 //! - [`demand`]: cities with demand hotspots; ride `i` from the seed and `i`.
+//! - [`riders`]: who asks for ride `i`: a pool of riders and a small fraud ring.
 //! - [`schedule`]: Poisson arrival times from the start, and the run's [`schedule::Clock`].
 //! - [`load`]: releasing due rides into a bounded window ([`load::drive`]) and the
 //!   publisher task; a full window refuses a ride, it never delays the schedule.
@@ -27,6 +28,7 @@ pub mod ledger;
 pub mod load;
 pub mod progress;
 pub mod report;
+pub mod riders;
 pub mod schedule;
 
 use std::{
@@ -65,12 +67,9 @@ const SETTLE_POLL: Duration = Duration::from_millis(100);
 /// Runs the model as configured and returns its report. Failed publishes are in
 /// the report; an error means the run could not start (or a task panicked).
 pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
-    let demand = Arc::new(Demand::new(
-        &cfg.run_id,
-        cfg.seed,
-        &cfg.cities,
-        cfg.hotspots,
-    )?);
+    let demand = Arc::new(
+        Demand::new(&cfg.run_id, cfg.seed, &cfg.cities, cfg.hotspots)?.with_riders(cfg.riders)?,
+    );
     let fleet = Fleet::new(&demand, cfg.fleet())?;
     let (client, js, subs) = prepare(cfg).await?;
     let stop = hail_runtime::shutdown::on_signals().context("installing signal handlers")?;
