@@ -251,7 +251,12 @@ async fn surge_follows_demand_over_supply_and_fares_follow_the_city() -> Result<
     );
 
     publish(&js, &requests("ber", 20, "berlin", BERLIN)).await?;
-    publish(&js, &requests("lon", 20, "london", LONDON)).await?;
+    // One at a time, so each quote counts exactly the requests before it (a
+    // quote counts every request the demand feed has read, later ones too).
+    for r in requests("lon", 20, "london", LONDON) {
+        publish(&js, &[r]).await?;
+        wait_drained(&js).await?;
+    }
     publish(&js, &requests("zur", 5, "zurich", ZURICH)).await?;
     wait_drained(&js).await?;
     let all = quotes(&js).await?;
@@ -329,6 +334,96 @@ async fn surge_follows_demand_over_supply_and_fares_follow_the_city() -> Result<
         svc.metric("hail_pricing_surge_multiplier", &[("city", "london")])
             .await?,
         1.0
+    );
+    Ok(())
+}
+
+/// The surge of the quote of `ride`, once pricing has answered it.
+async fn surge_of(js: &jetstream::Context, ride: &str) -> Result<f64> {
+    let all = quotes(js).await?;
+    all.get(ride)
+        .map(|q| q.surge)
+        .with_context(|| format!("no quote for {ride}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_sees_all_demand_and_a_restart_keeps_it() -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let settings = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    // One available driver at Trafalgar Square: the k-th request there sees k
+    // requests over 1 driver, surge 1.0, 1.5, 2.0, 2.5, then the 3.0 cap.
+    publish(
+        &js,
+        &[driver(
+            "l0".into(),
+            "london",
+            LONDON,
+            DriverStatus::Available,
+        )],
+    )
+    .await?;
+    let tariffs = TempFile::new("tariffs-shared.toml", TARIFFS)?;
+    let flags = ["--tariffs".to_string(), tariffs.arg()];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut a = Service::spawn_with("pricing", &server.url(), &flags)?;
+    let mut b = Service::spawn_with("pricing", &server.url(), &flags)?;
+    a.wait_ready(Duration::from_secs(30)).await?;
+    b.wait_ready(Duration::from_secs(30)).await?;
+
+    // Two instances share the durable; each quote counts every request before
+    // it, whichever instance took those. Counting only its own, an instance
+    // would see about half and quote lower.
+    let rides = requests("two", 4, "london", LONDON);
+    let mut surges = Vec::new();
+    for r in rides.iter().cloned() {
+        let id = r.ride_id.to_string();
+        publish(&js, &[r]).await?;
+        wait_drained(&js).await?;
+        surges.push(surge_of(&js, &id).await?);
+    }
+    assert_eq!(surges, [1.0, 1.5, 2.0, 2.5]);
+    let (by_a, by_b) = (
+        a.processed("RideRequested").await?,
+        b.processed("RideRequested").await?,
+    );
+    assert_eq!(by_a + by_b, 4.0);
+    assert!(by_a > 0.0 && by_b > 0.0, "both quoted: {by_a} and {by_b}");
+    for svc in [&a, &b] {
+        assert_eq!(
+            svc.metric("hail_pricing_demand_recorded_total", &[])
+                .await?,
+            4.0,
+            "each instance counted all four"
+        );
+    }
+
+    // Both gone; a fresh instance rebuilds the window from RIDES: the fifth
+    // request sees five, not one.
+    a.process.kill();
+    b.process.kill();
+    a.restart_with(&flags)?;
+    a.wait_ready(Duration::from_secs(30)).await?;
+    assert_eq!(
+        a.metric("hail_pricing_demand_recorded_total", &[]).await?,
+        4.0,
+        "rebuilt from RIDES at start"
+    );
+    let fifth = requests("after", 1, "london", LONDON);
+    let id = fifth[0].ride_id.to_string();
+    publish(&js, &fifth).await?;
+    wait_drained(&js).await?;
+    assert_eq!(surge_of(&js, &id).await?, 3.0, "5 requests over 1 driver");
+    assert_eq!(
+        a.metric("hail_pricing_demand_feed_waits_timed_out_total", &[])
+            .await?,
+        0.0
     );
     Ok(())
 }

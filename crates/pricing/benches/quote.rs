@@ -61,6 +61,9 @@ fn quote(c: &mut Criterion) {
             // 100 requests a second of request time: the window stays full.
             let at = T0 + (i as u64) * 10;
             i += 1;
+            // What every instance does per request: the feed records it, the
+            // handler quotes it.
+            black_box(p.record(black_box(r), at));
             black_box(p.quote(black_box(r), at, at))
         })
     });

@@ -1,27 +1,37 @@
 //! pricing's handler: one `FareQuoted` per `RideRequested`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use hail_events::RideRequested;
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
 use crate::{
+    demand_feed::{FeedPosition, event_time_ms},
     metrics::PricingMetrics,
     pricer::{Pricer, Quote},
     surge::Surge,
 };
+
+/// Longest wait for the demand feed to reach a request before it is quoted
+/// anyway (with the demand counted so far).
+pub const FEED_WAIT: Duration = Duration::from_secs(2);
 
 /// Quotes every request and keeps the metrics.
 #[derive(Debug, Clone)]
 pub struct PricingHandler {
     pricer: Arc<Pricer>,
     metrics: PricingMetrics,
+    feed: FeedPosition,
 }
 
 impl PricingHandler {
-    /// A handler over a shared pricer.
-    pub fn new(pricer: Arc<Pricer>, metrics: PricingMetrics) -> Self {
-        PricingHandler { pricer, metrics }
+    /// A handler over a shared pricer whose demand `feed` records.
+    pub fn new(pricer: Arc<Pricer>, metrics: PricingMetrics, feed: FeedPosition) -> Self {
+        PricingHandler {
+            pricer,
+            metrics,
+            feed,
+        }
     }
 
     fn observe(&self, q: &Quote) {
@@ -37,21 +47,7 @@ impl PricingHandler {
         if q.surge > Surge::NONE {
             self.metrics.surged.with_label_values(&[city]).inc();
         }
-        if !q.counted {
-            self.metrics.demand_dropped.with_label_values(&[city]).inc();
-        }
-        self.metrics
-            .demand_cells
-            .set(i64::try_from(q.demand_cells).unwrap_or(i64::MAX));
     }
-}
-
-/// When the request happened: its own time, but never after the stream stored
-/// it, so a wrong or hostile client clock cannot push the demand window ahead.
-pub fn event_time_ms(req: &RideRequested, d: &Delivery<'_>) -> u64 {
-    let stored = d.published.unix_timestamp_nanos() / 1_000_000;
-    let stored = u64::try_from(stored).unwrap_or(0);
-    req.requested_at_ms.min(stored)
 }
 
 impl Handler for PricingHandler {
@@ -60,9 +56,15 @@ impl Handler for PricingHandler {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
-        let quote = self
-            .pricer
-            .quote(&req, event_time_ms(&req, d), hail_runtime::now_ms());
+        // Its own request and every one before it counted, by whichever instance.
+        if !self.feed.reached(d.stream_seq, FEED_WAIT).await {
+            self.metrics.feed_waits_timed_out.inc();
+        }
+        let quote = self.pricer.quote(
+            &req,
+            event_time_ms(&req, d.published),
+            hail_runtime::now_ms(),
+        );
         match Output::event(&quote.fare) {
             Ok(out) => {
                 self.observe(&quote);

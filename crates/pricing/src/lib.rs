@@ -12,16 +12,20 @@
 //!
 //! The service around it:
 //! - [`config`]: flags, validated into [`config::Settings`] before anything connects;
+//! - [`demand_feed`]: every request on RIDES into the demand window, so all
+//!   instances see the same demand, rebuilt at start;
 //! - [`handler`]: `RideRequested` → `FareQuoted` on the runtime;
 //! - [`metrics`]: surge and fares per city, drivers, demand cells.
 //!
-//! [`run`] loads the drivers from DRIVERS (then follows them live), and only then
-//! starts consuming requests through the durable `pricing`.
+//! [`run`] loads the drivers from DRIVERS and the demand window from RIDES (then
+//! follows both live), and only then starts consuming requests through the
+//! durable `pricing`.
 #![forbid(unsafe_code)]
 
 pub mod cells;
 pub mod config;
 pub mod demand;
+pub mod demand_feed;
 pub mod handler;
 pub mod metrics;
 pub mod pricer;
@@ -39,11 +43,13 @@ use crate::{metrics::PricingMetrics, pricer::Pricer};
 
 /// Default port of /metrics.
 pub const METRICS_PORT: u16 = 9102;
+/// The durable consumer (and service name).
+pub const DURABLE: &str = "pricing";
 
 /// Runs pricing until SIGTERM/SIGINT.
 pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let rt = Runtime::start("pricing", METRICS_PORT, runtime).await?;
+    let rt = Runtime::start(DURABLE, METRICS_PORT, runtime).await?;
     let metrics = PricingMetrics::register(rt.registry())?;
     let pricer = Arc::new(Pricer::new(settings));
     let feed = {
@@ -55,17 +61,27 @@ pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Res
         }
     };
     let loaded = drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), feed).await?;
+    let (position, requests) = demand_feed::follow(
+        rt.js(),
+        DURABLE,
+        rt.tracker(),
+        rt.shutdown_token(),
+        pricer.clone(),
+        metrics.clone(),
+    )
+    .await?;
     let s = pricer.settings();
     tracing::info!(
         drivers = loaded,
+        demand_requests = requests,
         h3_resolution = s.grid.resolution(),
         demand_window = ?s.demand_window,
         tariffs = s.tariffs.cities().count(),
-        "drivers loaded; pricing"
+        "drivers and demand loaded; pricing"
     );
     rt.serve(
         &[subjects::RIDES_REQUESTED_ALL],
-        handler::PricingHandler::new(pricer, metrics),
+        handler::PricingHandler::new(pricer, metrics, position),
     )
     .await
 }

@@ -1,7 +1,9 @@
 //! pricing's own metrics. The city is the only label: never a ride, rider,
 //! driver or H3 cell id.
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Names of pricing's metrics.
 pub mod names {
@@ -19,6 +21,10 @@ pub mod names {
     pub const DEMAND_CELLS: &str = "hail_pricing_demand_cells";
     /// Requests left out of demand because too many cells were tracked.
     pub const DEMAND_DROPPED: &str = "hail_pricing_demand_dropped_total";
+    /// Requests counted as demand from RIDES (every instance's, not only this one's).
+    pub const DEMAND_RECORDED: &str = "hail_pricing_demand_recorded_total";
+    /// Quotes that waited in vain for the demand feed to reach their request.
+    pub const FEED_WAITS_TIMED_OUT: &str = "hail_pricing_demand_feed_waits_timed_out_total";
 }
 
 /// pricing's metrics, registered once into the runtime's registry.
@@ -38,6 +44,10 @@ pub struct PricingMetrics {
     pub demand_cells: IntGauge,
     /// Requests left out of demand.
     pub demand_dropped: IntCounterVec,
+    /// Requests counted as demand.
+    pub demand_recorded: IntCounter,
+    /// Quotes made without waiting for the feed any longer.
+    pub feed_waits_timed_out: IntCounter,
 }
 
 impl PricingMetrics {
@@ -77,6 +87,14 @@ impl PricingMetrics {
                 ),
                 &["city"],
             )?,
+            demand_recorded: IntCounter::new(
+                names::DEMAND_RECORDED,
+                "requests counted as demand from RIDES, every instance's",
+            )?,
+            feed_waits_timed_out: IntCounter::new(
+                names::FEED_WAITS_TIMED_OUT,
+                "quotes made before the demand feed reached their request (it was too far behind)",
+            )?,
         };
         registry.register(Box::new(m.surge.clone()))?;
         registry.register(Box::new(m.fare.clone()))?;
@@ -85,6 +103,8 @@ impl PricingMetrics {
         registry.register(Box::new(m.drivers_available.clone()))?;
         registry.register(Box::new(m.demand_cells.clone()))?;
         registry.register(Box::new(m.demand_dropped.clone()))?;
+        registry.register(Box::new(m.demand_recorded.clone()))?;
+        registry.register(Box::new(m.feed_waits_timed_out.clone()))?;
         Ok(m)
     }
 }

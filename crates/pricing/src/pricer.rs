@@ -1,6 +1,10 @@
 //! The pricing step for one request, pure but for its two locks: the pickup's
 //! H3 cell, demand (recent requests) and supply (available drivers) in the cell
 //! and its first ring, the surge they give, and the city's fare.
+//!
+//! Demand is recorded apart from quoting ([`Pricer::record`]): the service feeds
+//! it every request on RIDES (see `demand_feed`), not only the ones this
+//! instance quotes, so N instances of one consumer group see the same demand.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -17,14 +21,20 @@ pub struct Quote {
     pub fare: FareQuoted,
     /// The multiplier applied.
     pub surge: Surge,
-    /// Requests in the neighbourhood within the window, this one included.
+    /// Requests recorded in the neighbourhood within the window ending at the
+    /// request's time (this one included once it has been recorded).
     pub demand: u32,
     /// Available drivers in the neighbourhood.
     pub supply: u32,
-    /// False when this request could not be counted (too many cells tracked).
+}
+
+/// What recording one request did to the demand window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// False when the request could not be counted (too many cells tracked).
     pub counted: bool,
-    /// Cells tracked by the demand window after this request.
-    pub demand_cells: usize,
+    /// Cells tracked by the demand window after it.
+    pub cells: usize,
 }
 
 /// Drivers known and available after an update.
@@ -79,17 +89,23 @@ impl Pricer {
         }
     }
 
-    /// Counts the request as demand at `event_ms` and quotes it; `now_ms` is the
-    /// quote's own time.
+    /// Counts a request as demand in its pickup's cell at `event_ms`.
+    pub fn record(&self, req: &RideRequested, event_ms: u64) -> Recorded {
+        let cell = self.settings.grid.cell(&req.pickup);
+        let mut window = lock(&self.demand);
+        let counted = window.record(cell, event_ms);
+        Recorded {
+            counted,
+            cells: window.cells(),
+        }
+    }
+
+    /// Quotes a request from the demand recorded so far (see [`Pricer::record`])
+    /// as of `event_ms`; `now_ms` is the quote's own time.
     pub fn quote(&self, req: &RideRequested, event_ms: u64, now_ms: u64) -> Quote {
         let grid = &self.settings.grid;
-        let cell = grid.cell(&req.pickup);
-        let around = grid.neighbourhood(cell);
-        let (counted, demand, demand_cells) = {
-            let mut window = lock(&self.demand);
-            let counted = window.record(cell, event_ms);
-            (counted, window.count(&around, event_ms), window.cells())
-        };
+        let around = grid.neighbourhood(grid.cell(&req.pickup));
+        let demand = lock(&self.demand).count(&around, event_ms);
         let supply = lock(&self.supply).count(&around);
         let surge = self.settings.surge.surge(demand, supply);
         let tariff = self.settings.tariffs.for_city(&req.city);
@@ -111,8 +127,6 @@ impl Pricer {
             surge,
             demand,
             supply,
-            counted,
-            demand_cells,
         }
     }
 }
