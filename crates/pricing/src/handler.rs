@@ -5,8 +5,10 @@ use std::{sync::Arc, time::Duration};
 use hail_events::RideRequested;
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
+use hail_runtime::request_feed::FeedPosition;
+
 use crate::{
-    demand_feed::{FeedPosition, event_time_ms},
+    demand_feed::event_time_ms,
     metrics::PricingMetrics,
     pricer::{Pricer, Quote},
     surge::Surge,

@@ -40,6 +40,7 @@ pub mod metrics;
 mod outcome;
 pub mod prom_text;
 pub mod provision;
+pub mod request_feed;
 pub mod service_api;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,0 +1,187 @@
+//! Every ride request on RIDES, for state that must not depend on which
+//! instance of a consumer group handled which request.
+//!
+//! A durable shares requests out among the instances of its group, so state
+//! built from one instance's deliveries sees 1/N of them, and none of those
+//! before a restart. pricing's demand and fraud's history need them all. So
+//! such a service also reads every `rides.requested.>` with an ordered
+//! consumer of its own and applies each one to its state:
+//!
+//! - at start it reads back from `lookback` before the oldest message its
+//!   durable still owes (before now, when it owes nothing or has never run), so
+//!   the state is whole again before the durable is bound;
+//! - then it follows live, and [`FeedPosition::reached`] lets the handler wait
+//!   until the feed has read a request before it handles it, so the state it
+//!   reads holds that request and every one stored before it (and perhaps a
+//!   few stored after: state must be keyed or ordered by request, not by
+//!   arrival).
+//!
+//! Replays (`Hail-Replay-Of`) are copies of a request already read and are
+//! skipped; so are undecodable messages (the durable dead-letters them).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{
+    self,
+    consumer::{DeliverPolicy, pull::OrderedConfig},
+    context::ConsumerInfoErrorKind,
+    stream::Stream,
+};
+use futures::StreamExt;
+use hail_events::{RideRequested, codec, headers, subjects};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// How far the feed has read RIDES.
+#[derive(Debug, Clone)]
+pub struct FeedPosition(watch::Receiver<u64>);
+
+impl FeedPosition {
+    /// Waits up to `timeout` until the feed has read stream sequence `seq`;
+    /// false when it has not by then.
+    pub async fn reached(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.0.clone();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|read| *read >= seq)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// Reads RIDES back for `durable` (see the module docs), calling `apply` with
+/// each request and the time the stream stored it, then follows it in a task
+/// tracked by `tracker` until `shutdown`. Returns the feed's position and how
+/// many requests the read-back applied.
+pub async fn follow<F>(
+    js: &jetstream::Context,
+    durable: &str,
+    lookback: Duration,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+    apply: F,
+) -> Result<(FeedPosition, u64)>
+where
+    F: FnMut(&RideRequested, OffsetDateTime) + Send + 'static,
+{
+    let stream = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await
+        .context("cannot open the RIDES stream")?;
+    let state = stream
+        .get_info()
+        .await
+        .context("cannot read the state of RIDES")?
+        .state;
+    let start = start_time(&stream, durable, state.first_sequence).await? - lookback;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subjects::RIDES_REQUESTED_ALL.into(),
+            deliver_policy: DeliverPolicy::ByStartTime { start_time: start },
+            ..Default::default()
+        })
+        .await
+        .context("cannot follow the ride requests on RIDES")?;
+    let backlog = consumer.cached_info().num_pending;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("cannot read the ride requests on RIDES")?;
+    let (position, rx) = watch::channel(0);
+    let mut feed = Feed { apply, position };
+    let mut applied = 0;
+    for _ in 0..backlog {
+        let msg = messages
+            .next()
+            .await
+            .context("RIDES ended while reading requests back")?
+            .context("reading requests back from RIDES")?;
+        applied += u64::from(feed.take(&msg));
+    }
+    // Everything stored before the consumer was made has now been read, or is
+    // older than `lookback`: no handler needs to wait for it.
+    feed.passed(state.last_sequence);
+    tracker.spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    feed.take(&msg);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "reading the ride request feed"),
+                None => {
+                    tracing::error!("ride request feed ended; handlers no longer wait for it");
+                    feed.passed(u64::MAX);
+                    break;
+                }
+            }
+        }
+    });
+    Ok((FeedPosition(rx), applied))
+}
+
+struct Feed<F> {
+    apply: F,
+    position: watch::Sender<u64>,
+}
+
+impl<F: FnMut(&RideRequested, OffsetDateTime)> Feed<F> {
+    /// Applies one message unless it is a replay or not a request, then moves
+    /// the position past it; whether it was applied.
+    fn take(&mut self, msg: &jetstream::Message) -> bool {
+        let Ok(info) = msg.info() else {
+            tracing::warn!("ride request feed message without metadata; skipped");
+            return false;
+        };
+        let (seq, stored) = (info.stream_sequence, info.published);
+        let replay = msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(headers::REPLAY_OF).is_some());
+        let applied = !replay
+            && match codec::decode::<RideRequested>(&msg.payload) {
+                Ok(req) => {
+                    (self.apply)(&req, stored);
+                    true
+                }
+                Err(e) => {
+                    tracing::debug!(seq, error = %e, "request feed skips an undecodable message");
+                    false
+                }
+            };
+        self.passed(seq);
+        applied
+    }
+
+    fn passed(&self, seq: u64) {
+        self.position.send_if_modified(|read| {
+            let moved = seq > *read;
+            *read = (*read).max(seq);
+            moved
+        });
+    }
+}
+
+/// When the oldest message `durable` still owes was stored (the stream's
+/// oldest, if that one has aged out), or now when it owes nothing or has
+/// never run.
+async fn start_time(stream: &Stream, durable: &str, first_seq: u64) -> Result<OffsetDateTime> {
+    let now = OffsetDateTime::now_utc();
+    let info = match stream.consumer_info(durable).await {
+        Ok(info) => info,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Ok(now),
+        Err(e) => return Err(e).with_context(|| format!("cannot read consumer {durable}")),
+    };
+    if info.num_pending == 0 && info.num_ack_pending == 0 {
+        return Ok(now);
+    }
+    let first_owed = (info.ack_floor.stream_sequence + 1).max(first_seq);
+    Ok(stream
+        .get_raw_message(first_owed)
+        .await
+        .map_or(now, |m| m.time.min(now)))
+}
