@@ -1,6 +1,7 @@
 //! fraud end to end, against a real nats-server, the real `hail-fraud` binary and
-//! the real `hail` CLI: the rider history survives a SIGKILL, and the card
-//! blocklist is changed from the CLI and seen by the running service.
+//! the real `hail` CLI: the rider history survives a SIGKILL, two instances
+//! judge against one history, and the card blocklist is changed from the CLI
+//! and seen by the running service.
 
 use std::time::Duration;
 
@@ -218,5 +219,57 @@ async fn blocklist_from_the_cli_blocks_and_unblocks_cards() -> Result<()> {
     assert_eq!(wait_screened(&js, "b-4").await?.verdict, Verdict::Block);
     let out = hail(&server, &["fraud", "unblock", "card-unknown"]).await?;
     assert_eq!(out.trim(), "card card-unknown was not blocked");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_judge_every_request_against_one_history() -> Result<()> {
+    const N: usize = 5; // the default --velocity-max-requests
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    let a = Service::spawn("fraud", &server.url())?;
+    let b = Service::spawn("fraud", &server.url())?;
+    a.wait_ready(WAIT).await?;
+    b.wait_ready(WAIT).await?;
+    let t0 = hail_runtime::now_ms() - 60_000;
+
+    // One request at a time, so the two instances take turns: the (N+1)th is
+    // judged against all N before it, though its instance screened about half.
+    let mut rules = Vec::new();
+    for i in 0..=N {
+        publish_rider(&js, "turns", i, i + 1, t0).await?;
+        rules.push(wait_screened(&js, &format!("turns-{i}")).await?.rules);
+    }
+    let none = Vec::<String>::new();
+    assert!(rules[..N].iter().all(|r| *r == none), "{rules:?}");
+    assert_eq!(rules[N], vec!["velocity".to_string()], "{rules:?}");
+    let (by_a, by_b) = (
+        a.processed("RideRequested").await?,
+        b.processed("RideRequested").await?,
+    );
+    assert!(by_a > 0.0 && by_b > 0.0, "both screened: {by_a} and {by_b}");
+
+    // All at once: whatever the order they are handled in, each is judged
+    // against the requests before it in time, so only the last one fires.
+    publish_rider(&js, "burst", 0, N + 1, t0).await?;
+    let mut fired = Vec::new();
+    for i in 0..=N {
+        if !wait_screened(&js, &format!("burst-{i}"))
+            .await?
+            .rules
+            .is_empty()
+        {
+            fired.push(i);
+        }
+    }
+    assert_eq!(fired, vec![N]);
+    for svc in [&a, &b] {
+        assert_eq!(
+            svc.metric("hail_fraud_feed_waits_timed_out_total", &[])
+                .await?,
+            0.0
+        );
+    }
     Ok(())
 }

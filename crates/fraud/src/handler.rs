@@ -1,9 +1,12 @@
 //! fraud's handler: `RideRequested` → `RideScreened`.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hail_events::RideRequested;
-use hail_runtime::{Delivery, Handler, Outcome, Output};
+use hail_runtime::{Delivery, Handler, Outcome, Output, request_feed::FeedPosition};
 
 use crate::{
     blocklist::Blocklist,
@@ -12,21 +15,32 @@ use crate::{
     screener::{Screener, Screening},
 };
 
+/// Longest wait for the request feed to reach a request before it is
+/// screened anyway (against the history recorded so far).
+pub const FEED_WAIT: Duration = Duration::from_secs(2);
+
 /// Screens every request against the shared history and the live blocklist.
 #[derive(Debug, Clone)]
 pub struct Fraud {
     screener: Arc<Mutex<Screener>>,
     blocklist: Blocklist,
     metrics: Metrics,
+    feed: FeedPosition,
 }
 
 impl Fraud {
-    /// A handler over `screener` (already holding the replayed history).
-    pub fn new(screener: Arc<Mutex<Screener>>, blocklist: Blocklist, metrics: Metrics) -> Fraud {
+    /// A handler over `screener`, whose history `feed` keeps.
+    pub fn new(
+        screener: Arc<Mutex<Screener>>,
+        blocklist: Blocklist,
+        metrics: Metrics,
+        feed: FeedPosition,
+    ) -> Fraud {
         Fraud {
             screener,
             blocklist,
             metrics,
+            feed,
         }
     }
 
@@ -51,6 +65,11 @@ impl Handler for Fraud {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
+        // Every request stored before this one is in the history, whichever
+        // instance screened it.
+        if !self.feed.reached(d.stream_seq, FEED_WAIT).await {
+            self.metrics.feed_waits_timed_out.inc();
+        }
         let screening = self.screen(&req, unix_ms(d.published));
         match Output::event(&screening.event(&req, hail_runtime::now_ms())) {
             Ok(out) => Outcome::Done(vec![out]),

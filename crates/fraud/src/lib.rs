@@ -13,17 +13,23 @@
 //! Wiring:
 //! - [`config`]: flags, validated at start.
 //! - [`blocklist`]: the KV bucket of blocked cards and its live in-memory copy.
-//! - [`replay`]: the history rebuilt from RIDES at start, so it survives restarts.
+//! - the history is fed by every request on RIDES through the runtime's
+//!   [`hail_runtime::request_feed`]: read back at start (one horizon before the
+//!   oldest request the group still owes), so it survives restarts, then live,
+//!   so every instance of the group holds every rider's requests, not only the
+//!   ones it screened. The handler waits until the feed has passed a request,
+//!   so the request is judged against every one stored before it, whichever
+//!   instance handled those, and two requests of one rider handled at the same
+//!   moment see each other.
 //! - [`handler`]: `RideRequested` → `RideScreened`.
 //! - [`metrics`]: verdicts, rule hits, history and blocklist sizes.
 //!
-//! Limits worth knowing: a request is judged against the requests recorded
-//! before it in event time; two requests of one rider handled at the same moment
-//! (the runtime handles up to `--concurrency` at once) may not see each other.
-//! With several instances on the durable, each one's live history holds the
-//! requests it screened (plus everything replayed at its start); an exact
-//! per-rider history across instances needs rider-partitioned subjects, the
-//! scale-out path of DESIGN.md.
+//! Limits worth knowing: a request is judged against the requests before it in
+//! event time. A backlog older than the longest window (fraud down that long)
+//! is judged against what the history still holds, since the feed reads to the
+//! head of RIDES at start and the history keeps one horizon behind its newest
+//! request. Every instance holds the whole history; beyond one machine's memory
+//! the scale-out path of DESIGN.md is rider-partitioned subjects.
 #![forbid(unsafe_code)]
 
 pub mod blocklist;
@@ -31,7 +37,6 @@ pub mod config;
 pub mod handler;
 pub mod history;
 pub mod metrics;
-pub mod replay;
 pub mod rules;
 pub mod scoring;
 pub mod screener;
@@ -42,8 +47,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use hail_events::subjects;
-use hail_runtime::{Runtime, RuntimeArgs};
+use hail_events::{RideRequested, subjects};
+use hail_runtime::{Runtime, RuntimeArgs, request_feed};
 use tokio_util::sync::CancellationToken;
 
 pub use config::FraudArgs;
@@ -80,13 +85,32 @@ pub async fn run(runtime: RuntimeArgs, fraud: FraudArgs) -> anyhow::Result<()> {
     )));
     let lookback = Duration::from_millis(settings.rules.horizon_ms() + settings.max_skew_ms);
     let shutdown = rt.shutdown_token();
-    let replayed = tokio::select! {
-        r = replay::rebuild(rt.js(), DURABLE, &screener, lookback) => r?,
+    let record = {
+        let screener = screener.clone();
+        move |req: &RideRequested, stored: time::OffsetDateTime| {
+            let sighting = history::Sighting::of(req, handler::unix_ms(stored));
+            screener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(&sighting);
+        }
+    };
+    let feed = request_feed::follow(
+        rt.js(),
+        DURABLE,
+        lookback,
+        rt.tracker(),
+        shutdown.clone(),
+        record,
+    );
+    let (position, replayed) = tokio::select! {
+        r = feed => r.context("cannot read the history back from RIDES")?,
         _ = shutdown.cancelled() => anyhow::bail!("interrupted while replaying the history"),
     };
+    tracing::info!(replayed, "history read back from RIDES; screening");
     metrics.replayed.inc_by(replayed);
     spawn_gauges(&rt, screener.clone(), metrics.clone());
-    let handler = handler::Fraud::new(screener, blocked, metrics);
+    let handler = handler::Fraud::new(screener, blocked, metrics, position);
     rt.serve(&[subjects::RIDES_REQUESTED_ALL], handler).await
 }
 

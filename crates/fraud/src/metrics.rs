@@ -13,6 +13,7 @@ pub mod names {
     pub const HISTORY_RIDERS: &str = "hail_fraud_history_riders";
     pub const HISTORY_ENTRIES: &str = "hail_fraud_history_entries";
     pub const REPLAYED: &str = "hail_fraud_replayed_requests_total";
+    pub const FEED_WAITS_TIMED_OUT: &str = "hail_fraud_feed_waits_timed_out_total";
 }
 
 /// Everything fraud counts.
@@ -30,6 +31,8 @@ pub struct Metrics {
     pub history_entries: IntGauge,
     /// Requests read back into the history at start.
     pub replayed: IntCounter,
+    /// Screenings made before the request feed reached their request.
+    pub feed_waits_timed_out: IntCounter,
 }
 
 impl Metrics {
@@ -57,6 +60,10 @@ impl Metrics {
                 names::REPLAYED,
                 "ride requests read back into the history at start",
             )?,
+            feed_waits_timed_out: IntCounter::new(
+                names::FEED_WAITS_TIMED_OUT,
+                "requests screened before the request feed reached them (it was too far behind)",
+            )?,
         };
         registry.register(Box::new(m.verdicts.clone()))?;
         registry.register(Box::new(m.rule_hits.clone()))?;
@@ -64,6 +71,7 @@ impl Metrics {
         registry.register(Box::new(m.history_riders.clone()))?;
         registry.register(Box::new(m.history_entries.clone()))?;
         registry.register(Box::new(m.replayed.clone()))?;
+        registry.register(Box::new(m.feed_waits_timed_out.clone()))?;
         for rule in Rule::ALL {
             m.rule_hits.with_label_values(&[rule.name()]);
         }
