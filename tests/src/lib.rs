@@ -2,6 +2,8 @@
 //! testkit nats-server, publish rides, read consumers, streams and `/metrics`.
 //!
 //! - [`services`]: spawning and reading a service process.
+//! - [`monitor`]: hail-monitor on a free port, and its figures.
+//! - [`cli`]: running the real `hail` CLI.
 //! - [`rides`]: publishing requests and reading what the stream holds.
 //! - [`chaos`]: the fault suite's seeded randomness, background load, and the
 //!   checks after each scenario (drain, `hail audit --json`, nothing acknowledged lost).
@@ -13,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 pub mod chaos;
+pub mod cli;
+pub mod monitor;
 pub mod prometheus;
 pub mod rides;
 pub mod services;

@@ -13,7 +13,7 @@ use hail_events::{
     CardFingerprint, DeviceId, Event, RideId, RideRequested, RideScreened, RiderId, Verdict, codec,
     headers, sample, subjects,
 };
-use hail_testkit::{NatsServer, bin_path, wait_until};
+use hail_testkit::{NatsServer, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -71,20 +71,9 @@ async fn wait_screened(js: &jetstream::Context, ride: &str) -> Result<RideScreen
     Ok(screened(js, ride).await?.expect("seen above"))
 }
 
-/// Runs the real `hail` CLI; its stdout, or an error with its stderr.
+/// Runs the real `hail` CLI against `server`.
 async fn hail(server: &NatsServer, args: &[&str]) -> Result<String> {
-    let out = tokio::process::Command::new(bin_path("hail")?)
-        .arg("--nats-url")
-        .arg(server.url())
-        .args(args)
-        .output()
-        .await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "hail {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    hail_e2e::cli::hail(&server.url(), args).await
 }
 
 async fn wait_blocklist_size(fraud: &Service, n: f64) -> Result<()> {

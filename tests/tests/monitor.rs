@@ -5,53 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use async_nats::jetstream;
-use hail_e2e::{rides, serial, services::Service};
-use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, metric_sum, wait_until};
-
-struct Monitor {
-    _process: Process,
-    url: String,
-}
-
-impl Monitor {
-    fn spawn(nats_url: &str) -> Result<Monitor> {
-        let port = free_port();
-        let args: Vec<String> = [
-            "--nats-url",
-            nats_url,
-            "--interval",
-            "200ms",
-            "--window",
-            "2s",
-            "--metrics-addr",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("127.0.0.1:{port}")])
-        .collect();
-        let process = Process::spawn(&bin_path("hail-monitor")?, &args, &[])?;
-        Ok(Monitor {
-            _process: process,
-            url: format!("http://127.0.0.1:{port}/metrics"),
-        })
-    }
-
-    async fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let (_, body) = http_get(&self.url).await.ok()?;
-        metric_sum(&body, name, labels)
-    }
-
-    async fn status_is(&self, consumer: &str, status: &str) -> bool {
-        let labels = [("consumer_name", consumer), ("status", status)];
-        self.value("hail_consumer_status", &labels).await == Some(1.0)
-    }
-
-    async fn lag(&self, consumer: &str) -> f64 {
-        self.value("hail_consumer_lag_messages", &[("consumer_name", consumer)])
-            .await
-            .unwrap_or(-1.0)
-    }
-}
+use hail_e2e::{monitor::Monitor, rides, serial, services::Service};
+use hail_testkit::{NatsServer, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_service_shows_stop_and_rising_lag_then_recovers() -> Result<()> {

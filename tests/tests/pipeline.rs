@@ -265,6 +265,7 @@ async fn services_api_answers_ping_info_and_stats_with_lag() -> Result<()> {
     let data = &v["endpoints"][0]["data"];
     assert_eq!(data["durable"], "matching", "{v}");
     assert!(data["lag_messages"].is_u64(), "{v}");
+    assert_eq!(data["processed"], 100, "{v}");
     Ok(())
 }
 

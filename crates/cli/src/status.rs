@@ -1,7 +1,11 @@
-//! `hail status`: per service, lag in messages and seconds, processing rate,
-//! status and instances. Lag comes from JetStream (so a service that is down still
-//! shows its lag); lag in seconds and status from hail-monitor when it runs; rate
-//! from each service's /metrics; instances from the NATS services API.
+//! `hail status`: per service, lag in messages and seconds, share of RIDES'
+//! retention its backlog takes, processing rate, status and instances.
+//!
+//! Lag comes from JetStream (so a service that is down still shows its lag);
+//! lag in seconds, retention and status from hail-monitor when it answers at
+//! `--monitor-url`; instances and rate from the NATS services API
+//! (`$SRV.STATS.<service>`: every instance answers with what it has processed),
+//! so the figures cover every instance wherever it runs, not only the local stack.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +16,12 @@ use hail_events::subjects;
 use hail_runtime::{http_get::http_get, prom_text::metric_sum};
 use serde::Serialize;
 
-use crate::stack::{SERVICES, component::metrics_port};
+use crate::stack::SERVICES;
+
+/// How long `$SRV.STATS` replies are collected.
+const STATS_WAIT: Duration = Duration::from_millis(300);
+/// Time between the two readings the rate is computed from.
+const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flags of `hail status`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +29,13 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// hail-monitor's HTTP address, for lag in seconds, retention and status.
+    #[arg(
+        long,
+        env = "HAIL_MONITOR_URL",
+        default_value = "http://127.0.0.1:9105"
+    )]
+    monitor_url: String,
 }
 
 /// One service's line.
@@ -28,65 +44,81 @@ pub struct ServiceStatus {
     pub service: String,
     pub lag_messages: Option<u64>,
     pub lag_seconds: Option<f64>,
+    /// Share (0 to 1) of RIDES' max_age / max_bytes the backlog takes up.
+    pub retention_used: Option<f64>,
     pub rate_per_second: Option<f64>,
     pub status: Option<String>,
     pub instances: usize,
 }
 
+/// What the instances of one service answered to `$SRV.STATS`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    instances: usize,
+    processed: u64,
+}
+
 /// Reads the status of every service.
-pub async fn read(js: &jetstream::Context) -> Result<Vec<ServiceStatus>> {
-    let before = processed_all().await;
+pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<ServiceStatus>> {
+    let client = js.client();
     let started = Instant::now();
+    let mut before = Vec::new();
+    for s in SERVICES {
+        before.push(stats(&client, s).await);
+    }
     let mut rows = Vec::new();
     for s in SERVICES {
         rows.push(ServiceStatus {
             service: s.to_string(),
             lag_messages: lag(js, s).await,
             lag_seconds: None,
+            retention_used: None,
             rate_per_second: None,
             status: None,
-            instances: instances(js.client(), s).await,
+            instances: 0,
         });
     }
-    if let Ok((200, body)) = http_get(&format!(
-        "http://127.0.0.1:{}/metrics",
-        metrics_port("monitor").unwrap_or(9105)
-    ))
-    .await
-    {
+    let metrics = format!("{}/metrics", monitor_url.trim_end_matches('/'));
+    if let Ok((200, body)) = http_get(&metrics).await {
         for r in &mut rows {
             let c = [("consumer_name", r.service.as_str())];
             r.lag_seconds = metric_sum(&body, "hail_consumer_lag_seconds", &c);
+            r.retention_used = metric_sum(&body, "hail_consumer_retention_used_ratio", &c);
             r.status = status_of(&body, &r.service);
         }
     }
-    tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
-    let after = processed_all().await;
+    tokio::time::sleep(RATE_INTERVAL.saturating_sub(started.elapsed())).await;
     let secs = started.elapsed().as_secs_f64();
-    for ((r, b), a) in rows.iter_mut().zip(before).zip(after) {
-        r.rate_per_second = b.zip(a).map(|(b, a)| ((a - b) / secs).max(0.0));
+    for (r, b) in rows.iter_mut().zip(before) {
+        let a = stats(&client, &r.service).await;
+        r.instances = a.instances;
+        // A restarted instance starts from 0: never a negative rate.
+        r.rate_per_second =
+            (a.instances > 0).then(|| (a.processed.saturating_sub(b.processed)) as f64 / secs);
     }
     Ok(rows)
 }
 
 /// Prints the table or JSON.
 pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
-    let rows = read(js).await?;
+    let rows = read(js, &args.monitor_url).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     println!(
-        "{:<10} {:>12} {:>10} {:>10} {:<24} {:>9}",
-        "service", "lag (msgs)", "lag (s)", "rate/s", "status", "instances"
+        "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9}",
+        "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "status", "instances"
     );
     let dash = || "-".to_string();
     for r in rows {
         println!(
-            "{:<10} {:>12} {:>10} {:>10} {:<24} {:>9}",
+            "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9}",
             r.service,
             r.lag_messages.map_or_else(dash, |v| v.to_string()),
             r.lag_seconds.map_or_else(dash, |v| format!("{v:.1}")),
+            r.retention_used
+                .map_or_else(dash, |v| format!("{:.1}%", v * 100.0)),
             r.rate_per_second.map_or_else(dash, |v| format!("{v:.0}")),
             r.status.unwrap_or_else(|| if r.instances == 0 {
                 "down".into()
@@ -125,38 +157,58 @@ fn status_of(body: &str, consumer: &str) -> Option<String> {
     .map(str::to_string)
 }
 
-/// Each service's processed counter, None when its /metrics does not answer.
-async fn processed_all() -> Vec<Option<f64>> {
-    let mut out = Vec::new();
-    for s in SERVICES {
-        let url = format!("http://127.0.0.1:{}/metrics", metrics_port(s).unwrap_or(0));
-        out.push(match http_get(&url).await {
-            Ok((200, body)) => {
-                Some(metric_sum(&body, hail_runtime::metrics::names::PROCESSED, &[]).unwrap_or(0.0))
-            }
-            _ => None,
-        });
+/// Every instance's `$SRV.STATS` reply within [`STATS_WAIT`]: how many
+/// answered and what they processed in all.
+async fn stats(client: &async_nats::Client, service: &str) -> Stats {
+    let inbox = client.new_inbox();
+    let Ok(mut sub) = client.subscribe(inbox.clone()).await else {
+        return Stats::default();
+    };
+    if client
+        .publish_with_reply(format!("$SRV.STATS.{service}"), inbox, "".into())
+        .await
+        .is_err()
+    {
+        return Stats::default();
+    }
+    let mut out = Stats::default();
+    let deadline = tokio::time::Instant::now() + STATS_WAIT;
+    while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        // With no instance at all the server answers "no responders": a
+        // status message, not an instance.
+        if reply.status.is_some() {
+            continue;
+        }
+        out.instances += 1;
+        out.processed += processed_of(&reply.payload);
     }
     out
 }
 
-/// How many instances answer `$SRV.PING.<service>` within 300 ms.
-async fn instances(client: async_nats::Client, service: &str) -> usize {
-    let inbox = client.new_inbox();
-    let Ok(mut sub) = client.subscribe(inbox.clone()).await else {
-        return 0;
-    };
-    if client
-        .publish_with_reply(format!("$SRV.PING.{service}"), inbox, "".into())
-        .await
-        .is_err()
-    {
-        return 0;
+/// `processed` from one instance's STATS reply (0 when it has none).
+fn processed_of(payload: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| {
+            v["endpoints"]
+                .as_array()?
+                .iter()
+                .find_map(|e| e["data"]["processed"].as_u64())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processed_is_read_from_the_stats_data() {
+        let reply = br#"{"type":"io.nats.micro.v1.stats_response","name":"pricing","id":"x",
+            "endpoints":[{"name":"hail.pricing.status","subject":"hail.pricing.status",
+            "num_requests":0,"data":{"durable":"pricing","lag_messages":3,"in_flight":1,"processed":1234}}]}"#;
+        assert_eq!(processed_of(reply), 1234);
+        assert_eq!(processed_of(br#"{"endpoints":[]}"#), 0);
+        assert_eq!(processed_of(b"not json"), 0);
     }
-    let mut n = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, sub.next()).await {
-        n += 1;
-    }
-    n
 }

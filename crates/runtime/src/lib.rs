@@ -209,6 +209,7 @@ impl Runtime {
             durable: spec.durable.clone(),
             pending: self.metrics.pending.clone(),
             in_flight: self.metrics.in_flight.clone(),
+            processed: self.metrics.processed.clone(),
         };
         let svc = service_api::register(
             &self.client,

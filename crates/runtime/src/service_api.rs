@@ -1,11 +1,13 @@
 //! Registration with the NATS services API: `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`
-//! answer for this instance, and STATS carries the consumer group's lag.
+//! answer for this instance, and STATS carries the consumer group's lag and
+//! what this instance has processed, so `hail status` can count instances and
+//! sum their rates wherever they run.
 
 use std::collections::HashMap;
 
 use async_nats::service::{Service, ServiceExt};
 use futures::StreamExt;
-use prometheus::IntGauge;
+use prometheus::{IntCounterVec, IntGauge, core::Collector};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// What the STATS data and the status endpoint report.
@@ -17,6 +19,8 @@ pub struct LagSource {
     pub pending: IntGauge,
     /// Messages in flight in this process.
     pub in_flight: IntGauge,
+    /// Inputs this process has processed and acked, by event.
+    pub processed: IntCounterVec,
 }
 
 impl LagSource {
@@ -25,8 +29,19 @@ impl LagSource {
             "durable": self.durable,
             "lag_messages": self.pending.get(),
             "in_flight": self.in_flight.get(),
+            "processed": total(&self.processed),
         })
     }
+}
+
+/// The sum of a counter's samples.
+fn total(counter: &IntCounterVec) -> u64 {
+    counter
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
 /// Registers the service and answers its `status` endpoint until `stop` fires.
