@@ -33,6 +33,11 @@ impl Monitor {
         })
     }
 
+    /// The port of its `/metrics`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

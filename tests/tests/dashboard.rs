@@ -14,33 +14,13 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, ensure};
 use async_nats::jetstream;
 use hail_e2e::prometheus::{self, Prometheus, Target, queries};
-use hail_e2e::{SERVICES, rides, serial, services};
-use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, wait_until};
+use hail_e2e::{SERVICES, monitor::Monitor, rides, serial, services};
+use hail_testkit::{NatsServer, Process, http_get, wait_until};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PAGE: &str = "/consoles/hail.html";
 /// Longest wait for Prometheus to see a change (alerts have `for: 30s`).
 const WAIT: Duration = Duration::from_secs(120);
-
-/// hail-monitor on a free port, polling fast so the status follows the load.
-fn spawn_monitor(nats_url: &str) -> Result<(Process, u16)> {
-    let port = free_port();
-    let args = [
-        "--nats-url",
-        nats_url,
-        "--interval",
-        "200ms",
-        "--window",
-        "2s",
-        "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
-    ]
-    .map(String::from);
-    Ok((
-        Process::spawn(&bin_path("hail-monitor")?, &args, &[])?,
-        port,
-    ))
-}
 
 /// Every query of the console page (with its library) and of the Grafana dashboard.
 fn dashboard_queries() -> Result<Vec<String>> {
@@ -141,9 +121,10 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     let all = dashboard_queries()?;
     let server = NatsServer::start()?;
     let mut svcs = services::spawn_all(&server.url()).await?;
-    let (_monitor, monitor_port) = spawn_monitor(&server.url())?;
+    // Polling fast, so the status follows the load.
+    let monitor = Monitor::spawn(&server.url())?;
     let mut targets: Vec<Target> = svcs.iter().map(|s| Target::local(s.name, s.port)).collect();
-    targets.push(Target::local("monitor", monitor_port));
+    targets.push(Target::local("monitor", monitor.port()));
     let prom = Prometheus::start(&targets, 1)?;
     prom.wait_ready(Duration::from_secs(30)).await?;
 
