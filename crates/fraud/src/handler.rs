@@ -1,12 +1,12 @@
 //! fraud's handler: `RideRequested` → `RideScreened`.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex};
 
 use hail_events::RideRequested;
-use hail_runtime::{Delivery, Handler, Outcome, Output, request_feed::FeedPosition};
+use hail_runtime::{
+    Delivery, Handler, Outcome, Output,
+    request_feed::{self, FeedPosition},
+};
 
 use crate::{
     blocklist::Blocklist,
@@ -14,10 +14,6 @@ use crate::{
     metrics::Metrics,
     screener::{Screener, Screening},
 };
-
-/// Longest wait for the request feed to reach a request before it is
-/// screened anyway (against the history recorded so far).
-pub const FEED_WAIT: Duration = Duration::from_secs(2);
 
 /// Screens every request against the shared history and the live blocklist.
 #[derive(Debug, Clone)]
@@ -67,7 +63,11 @@ impl Handler for Fraud {
         };
         // Every request stored before this one is in the history, whichever
         // instance screened it.
-        if !self.feed.reached(d.stream_seq, FEED_WAIT).await {
+        if !self
+            .feed
+            .reached(d.stream_seq, request_feed::HANDLER_WAIT)
+            .await
+        {
             self.metrics.feed_waits_timed_out.inc();
         }
         let screening = self.screen(&req, unix_ms(d.published));

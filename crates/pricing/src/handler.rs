@@ -1,11 +1,12 @@
 //! pricing's handler: one `FareQuoted` per `RideRequested`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use hail_events::RideRequested;
-use hail_runtime::{Delivery, Handler, Outcome, Output};
-
-use hail_runtime::request_feed::FeedPosition;
+use hail_runtime::{
+    Delivery, Handler, Outcome, Output,
+    request_feed::{self, FeedPosition},
+};
 
 use crate::{
     demand_feed::event_time_ms,
@@ -13,10 +14,6 @@ use crate::{
     pricer::{Pricer, Quote},
     surge::Surge,
 };
-
-/// Longest wait for the demand feed to reach a request before it is quoted
-/// anyway (with the demand counted so far).
-pub const FEED_WAIT: Duration = Duration::from_secs(2);
 
 /// Quotes every request and keeps the metrics.
 #[derive(Debug, Clone)]
@@ -59,7 +56,11 @@ impl Handler for PricingHandler {
             Err(e) => return e.into(),
         };
         // Its own request and every one before it counted, by whichever instance.
-        if !self.feed.reached(d.stream_seq, FEED_WAIT).await {
+        if !self
+            .feed
+            .reached(d.stream_seq, request_feed::HANDLER_WAIT)
+            .await
+        {
             self.metrics.feed_waits_timed_out.inc();
         }
         let quote = self.pricer.quote(

@@ -34,6 +34,11 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+/// How long a handler waits for the feed to reach its request before it goes
+/// on with the state as it is (the feed is that far behind only when the
+/// broker or this process is in trouble; count the timeouts).
+pub const HANDLER_WAIT: Duration = Duration::from_secs(2);
+
 /// How far the feed has read RIDES.
 #[derive(Debug, Clone)]
 pub struct FeedPosition(watch::Receiver<u64>);
