@@ -202,6 +202,16 @@ async fn quotes(js: &jetstream::Context) -> Result<HashMap<String, FareQuoted>> 
     Ok(out)
 }
 
+/// RIDES (1 GiB), DRIVERS and DLQ, before any service has started.
+async fn ensure_streams(js: &jetstream::Context) -> Result<()> {
+    let settings = hail_runtime::provision::StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    Ok(hail_runtime::provision::ensure_streams(js, &settings).await?)
+}
+
 async fn wait_drained(js: &jetstream::Context) -> Result<()> {
     wait_until(Duration::from_secs(60), "pricing drained", || {
         rides::drained(js, "pricing")
@@ -221,12 +231,7 @@ async fn surge_follows_demand_over_supply_and_fares_follow_the_city() -> Result<
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    ensure_streams(&js).await?;
 
     // 40 available drivers at Alexanderplatz; in London one available and five busy.
     let mut drivers: Vec<_> = (0..40)
@@ -351,12 +356,7 @@ async fn every_instance_sees_all_demand_and_a_restart_keeps_it() -> Result<()> {
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    ensure_streams(&js).await?;
     // One available driver at Trafalgar Square: the k-th request there sees k
     // requests over 1 driver, surge 1.0, 1.5, 2.0, 2.5, then the 3.0 cap.
     publish(
