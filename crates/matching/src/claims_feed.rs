@@ -8,7 +8,6 @@ use async_nats::jetstream::{
     self, Message,
     consumer::{DeliverPolicy, pull::OrderedConfig},
 };
-use futures::StreamExt;
 use hail_events::DriverId;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -40,41 +39,15 @@ pub async fn follow(
         })
         .await
         .context("cannot follow the driver claims")?;
-    let snapshot = consumer.cached_info().num_pending;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("cannot read the driver claims")?;
-    let mut held = 0;
-    for _ in 0..snapshot {
-        let msg = messages
-            .next()
-            .await
-            .context("the driver claims ended while loading")?
-            .context("reading the driver claims")?;
-        held += u64::from(apply(&msg, &prefix, &index));
-    }
-    tracker.spawn(async move {
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => {
-                    apply(&msg, &prefix, &index);
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "reading the driver claims"),
-                None => {
-                    tracing::error!(
-                        "driver claims feed ended; other instances' claims are no longer seen"
-                    );
-                    break;
-                }
-            }
-        }
-    });
-    Ok(held)
+    hail_runtime::ordered_feed::load_then_follow(
+        consumer,
+        "the driver claims",
+        tracker,
+        shutdown,
+        move |msg| apply(msg, &prefix, &index),
+        || tracing::error!("driver claims feed ended; other instances' claims are no longer seen"),
+    )
+    .await
 }
 
 /// Applies one claim or release; returns whether the driver is held.

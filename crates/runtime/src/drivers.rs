@@ -7,7 +7,6 @@ use async_nats::jetstream::{
     self,
     consumer::{DeliverPolicy, pull::OrderedConfig},
 };
-use futures::StreamExt;
 use hail_events::{DriverLocationUpdated, codec, subjects};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -36,35 +35,18 @@ where
         })
         .await
         .context("cannot follow the DRIVERS stream")?;
-    let snapshot = consumer.cached_info().num_pending;
-    let mut messages = consumer.messages().await.context("cannot read DRIVERS")?;
-    let mut loaded = 0;
-    while loaded < snapshot {
-        let msg = messages
-            .next()
-            .await
-            .context("DRIVERS ended while loading")?
-            .context("reading DRIVERS")?;
-        loaded += 1;
-        decode_and_apply(&msg.payload, &mut apply);
-    }
-    tracker.spawn(async move {
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => decode_and_apply(&msg.payload, &mut apply),
-                Some(Err(e)) => tracing::warn!(error = %e, "reading DRIVERS"),
-                None => {
-                    tracing::error!("DRIVERS feed ended; driver positions are no longer live");
-                    break;
-                }
-            }
-        }
-    });
-    Ok(snapshot)
+    crate::ordered_feed::load_then_follow(
+        consumer,
+        "DRIVERS",
+        tracker,
+        shutdown,
+        move |msg| {
+            decode_and_apply(&msg.payload, &mut apply);
+            true
+        },
+        || tracing::error!("DRIVERS feed ended; driver positions are no longer live"),
+    )
+    .await
 }
 
 fn decode_and_apply<F: FnMut(DriverLocationUpdated)>(payload: &[u8], apply: &mut F) {

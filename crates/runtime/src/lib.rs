@@ -7,7 +7,9 @@
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
 //!   for messages the server gave up on after their last delivery.
-//! - [`drivers`]: every driver's last location, loaded at start and kept live.
+//! - [`drivers`]: every driver's last location, loaded at start and kept live;
+//!   [`request_feed`]: every ride request, for state all instances must share;
+//!   both on [`ordered_feed`] (load what a stream holds, then follow it).
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`; [`http_get`] and
 //!   [`prom_text`] read them back (CLI, monitor checks, tests).
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
@@ -37,6 +39,7 @@ pub mod duration;
 pub mod http;
 pub mod http_get;
 pub mod metrics;
+pub mod ordered_feed;
 mod outcome;
 pub mod prom_text;
 pub mod provision;

@@ -19,7 +19,7 @@
 //! Replays (`Hail-Replay-Of`) are copies of a request already read and are
 //! skipped; so are undecodable messages (the durable dead-letters them).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{
@@ -28,8 +28,9 @@ use async_nats::jetstream::{
     context::ConsumerInfoErrorKind,
     stream::Stream,
 };
-use futures::StreamExt;
 use hail_events::{RideRequested, codec, headers, subjects};
+
+use crate::ordered_feed;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -88,50 +89,43 @@ where
         })
         .await
         .context("cannot follow the ride requests on RIDES")?;
-    let backlog = consumer.cached_info().num_pending;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("cannot read the ride requests on RIDES")?;
     let (position, rx) = watch::channel(0);
-    let mut feed = Feed { apply, position };
-    let mut applied = 0;
-    for _ in 0..backlog {
-        let msg = messages
-            .next()
-            .await
-            .context("RIDES ended while reading requests back")?
-            .context("reading requests back from RIDES")?;
-        applied += u64::from(feed.take(&msg));
-    }
+    let position = Arc::new(position);
+    let mut feed = Feed {
+        apply,
+        position: position.clone(),
+    };
+    let at_end = position.clone();
+    let applied = ordered_feed::load_then_follow(
+        consumer,
+        "the ride requests on RIDES",
+        tracker,
+        shutdown,
+        move |msg| feed.take(msg),
+        move || {
+            tracing::error!("ride request feed ended; handlers no longer wait for it");
+            passed(&at_end, u64::MAX);
+        },
+    )
+    .await?;
     // Everything stored before the consumer was made has now been read, or is
     // older than `lookback`: no handler needs to wait for it.
-    feed.passed(state.last_sequence);
-    tracker.spawn(async move {
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => {
-                    feed.take(&msg);
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "reading the ride request feed"),
-                None => {
-                    tracing::error!("ride request feed ended; handlers no longer wait for it");
-                    feed.passed(u64::MAX);
-                    break;
-                }
-            }
-        }
-    });
+    passed(&position, state.last_sequence);
     Ok((FeedPosition(rx), applied))
+}
+
+/// Moves `position` to `seq` unless it is already past it.
+fn passed(position: &watch::Sender<u64>, seq: u64) {
+    position.send_if_modified(|read| {
+        let moved = seq > *read;
+        *read = (*read).max(seq);
+        moved
+    });
 }
 
 struct Feed<F> {
     apply: F,
-    position: watch::Sender<u64>,
+    position: Arc<watch::Sender<u64>>,
 }
 
 impl<F: FnMut(&RideRequested, OffsetDateTime)> Feed<F> {
@@ -158,16 +152,8 @@ impl<F: FnMut(&RideRequested, OffsetDateTime)> Feed<F> {
                     false
                 }
             };
-        self.passed(seq);
+        passed(&self.position, seq);
         applied
-    }
-
-    fn passed(&self, seq: u64) {
-        self.position.send_if_modified(|read| {
-            let moved = seq > *read;
-            *read = (*read).max(seq);
-            moved
-        });
     }
 }
 
