@@ -62,10 +62,7 @@ struct Stats {
 pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<ServiceStatus>> {
     let client = js.client();
     let started = Instant::now();
-    let mut before = Vec::new();
-    for s in SERVICES {
-        before.push(stats(&client, s).await);
-    }
+    let before = stats_all(&client).await;
     let mut rows = Vec::new();
     for s in SERVICES {
         rows.push(ServiceStatus {
@@ -89,8 +86,8 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
     }
     tokio::time::sleep(RATE_INTERVAL.saturating_sub(started.elapsed())).await;
     let secs = started.elapsed().as_secs_f64();
-    for (r, b) in rows.iter_mut().zip(before) {
-        let a = stats(&client, &r.service).await;
+    let after = stats_all(&client).await;
+    for ((r, b), a) in rows.iter_mut().zip(before).zip(after) {
         r.instances = a.instances;
         // A restarted instance starts from 0: never a negative rate.
         r.rate_per_second =
@@ -155,6 +152,11 @@ fn status_of(body: &str, consumer: &str) -> Option<String> {
         ) == Some(1.0)
     })
     .map(str::to_string)
+}
+
+/// [`stats`] of every service, asked at once (each waits [`STATS_WAIT`]).
+async fn stats_all(client: &async_nats::Client) -> Vec<Stats> {
+    futures::future::join_all(SERVICES.iter().map(|s| stats(client, s))).await
 }
 
 /// Every instance's `$SRV.STATS` reply within [`STATS_WAIT`]: how many
