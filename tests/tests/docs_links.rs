@@ -75,7 +75,10 @@ fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
             if !SKIPPED_DIRS.iter().any(|s| name == *s) {
                 markdown_files(&path, out);
             }
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("md")) {
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+        {
             out.push(path);
         }
     }
@@ -96,7 +99,9 @@ fn check(root: &Path, file: &Path, dest: &str) -> Result<(), &'static str> {
     } else {
         file.parent().expect("a file has a folder").to_path_buf()
     };
-    let rel = base.strip_prefix(root).expect("walked files are under the root");
+    let rel = base
+        .strip_prefix(root)
+        .expect("walked files are under the root");
     let target = normalize(&rel.join(path.trim_start_matches('/')))
         .ok_or("points outside the repository")?;
     if root.join(target).exists() {

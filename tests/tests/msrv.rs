@@ -35,7 +35,9 @@ fn no_package_needs_a_newer_rust_than_the_workspace_declares() {
     let mut highest: Option<(Version, String)> = None;
     for package in metadata["packages"].as_array().expect("packages") {
         let name = format!("{} {}", package["name"], package["version"]).replace('"', "");
-        let needs = package["rust_version"].as_str().map(|v| (v, "rust-version"));
+        let needs = package["rust_version"]
+            .as_str()
+            .map(|v| (v, "rust-version"));
         let needs = needs.or_else(|| {
             let is_member = members.contains(&package["id"].as_str().unwrap_or_default());
             is_member
@@ -133,11 +135,7 @@ impl Version {
                 .unwrap_or_else(|_| panic!("{s:?} is not a rust-version"))
         });
         let major = parts.next().unwrap_or(0);
-        Version(
-            major,
-            parts.next().unwrap_or(0),
-            parts.next().unwrap_or(0),
-        )
+        Version(major, parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     }
 }
 
