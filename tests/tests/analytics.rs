@@ -3,9 +3,6 @@
 //! analytics --json`) still equal exactly what was published. And a second
 //! instance cannot silently overwrite the first one's checkpoint.
 
-// `usize::is_multiple_of` is newer than the workspace's rust-version (1.85).
-#![allow(clippy::manual_is_multiple_of)]
-
 use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
 use anyhow::{Context as _, Result};
@@ -108,8 +105,8 @@ async fn publish_ride(
     x.priced += 1;
     x.fare_sum_minor += fare.amount_minor;
     let verdict = match i {
-        _ if i % 13 == 0 => Verdict::Block,
-        _ if i % 7 == 0 => Verdict::Review,
+        _ if i.is_multiple_of(13) => Verdict::Block,
+        _ if i.is_multiple_of(7) => Verdict::Review,
         _ => Verdict::Allow,
     };
     match verdict {
@@ -118,7 +115,7 @@ async fn publish_ride(
         Verdict::Block => x.block += 1,
     }
     acks.push(send(js, &ride_screened(&req, verdict)).await?);
-    if matched && i % 3 == 0 {
+    if matched && i.is_multiple_of(3) {
         let done = RideCompleted {
             ride_id,
             city,
