@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, ensure};
 use async_nats::jetstream;
-use hail_e2e::prometheus::{self, Prometheus, Target, config::job, queries};
+use hail_e2e::prometheus::{self, Prometheus, Target, config::job, queries, scope};
 use hail_e2e::{SERVICES, monitor::Monitor, rides, serial, services};
 use hail_testkit::{NatsServer, Process, http_get, wait_until};
 
@@ -263,6 +263,20 @@ async fn check_page(prom: &Prometheus) -> Result<()> {
         page.contains("DeadLettersRising"),
         "no DeadLettersRising alert:\n{page}"
     );
+    Ok(())
+}
+
+#[test]
+fn every_dashboard_query_reads_hails_jobs_only() -> Result<()> {
+    for q in dashboard_queries()? {
+        let bad = scope::unscoped(&q);
+        ensure!(
+            bad.is_empty(),
+            "{bad:?} without {} (or {} for ALERTS) in {q}",
+            scope::HAIL_JOBS,
+            scope::HAIL_ALERTS
+        );
+    }
     Ok(())
 }
 

@@ -179,7 +179,9 @@ async fn exports_the_nats_exporter_series_with_its_labels() -> Result<()> {
         })
         .await?;
     for i in 0..5 {
-        js.publish(format!("exporter.{i}"), "x".into()).await?.await?;
+        js.publish(format!("exporter.{i}"), "x".into())
+            .await?
+            .await?;
     }
     let mut batch = audit.fetch().max_messages(3).messages().await?;
     let mut acked = 0;
@@ -205,12 +207,16 @@ async fn exports_the_nats_exporter_series_with_its_labels() -> Result<()> {
         ("is_stream_leader", "true"),
         ("is_consumer_leader", "true"),
     ];
-    wait_until(Duration::from_secs(15), "the monitor to see 3 acks", || async {
-        monitor
-            .value("nats_consumer_ack_floor_consumer_seq", &audit_labels)
-            .await
-            == Some(3.0)
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "the monitor to see 3 acks",
+        || async {
+            monitor
+                .value("nats_consumer_ack_floor_consumer_seq", &audit_labels)
+                .await
+                == Some(3.0)
+        },
+    )
     .await?;
     for (name, want) in [
         ("nats_consumer_delivered_consumer_seq", 3.0),
@@ -219,7 +225,11 @@ async fn exports_the_nats_exporter_series_with_its_labels() -> Result<()> {
         ("nats_consumer_num_pending", 2.0),
         ("nats_consumer_num_ack_pending", 0.0),
     ] {
-        assert_eq!(monitor.value(name, &audit_labels).await, Some(want), "{name}");
+        assert_eq!(
+            monitor.value(name, &audit_labels).await,
+            Some(want),
+            "{name}"
+        );
     }
     let rides_labels = [("stream_name", "RIDES"), ("account", "$G")];
     for (name, want) in [
@@ -228,7 +238,11 @@ async fn exports_the_nats_exporter_series_with_its_labels() -> Result<()> {
         ("nats_stream_last_seq", 5.0),
         ("nats_stream_limit_bytes", -1.0),
     ] {
-        assert_eq!(monitor.value(name, &rides_labels).await, Some(want), "{name}");
+        assert_eq!(
+            monitor.value(name, &rides_labels).await,
+            Some(want),
+            "{name}"
+        );
     }
     Ok(())
 }

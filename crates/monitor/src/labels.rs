@@ -231,7 +231,11 @@ mod tests {
     fn stream_values_follow_the_exporter_order() {
         let v = origin().stream(&stream(Some("n1")));
         assert_eq!(v.len(), STREAM.len());
-        let pairs: Vec<(&str, &str)> = STREAM.iter().copied().zip(v.iter().map(String::as_str)).collect();
+        let pairs: Vec<(&str, &str)> = STREAM
+            .iter()
+            .copied()
+            .zip(v.iter().map(String::as_str))
+            .collect();
         assert_eq!(
             pairs,
             [
@@ -276,6 +280,9 @@ mod tests {
         assert_eq!(v.len(), CONSUMER.len());
         assert_eq!(&v[13..], ["pricing", "n2", "false", "fares"]);
         assert_eq!(v[5], "", "meta leadership unknown when clustered");
-        assert_eq!(v[11], "true", "a stream without a leader counts as led here");
+        assert_eq!(
+            v[11], "true",
+            "a stream without a leader counts as led here"
+        );
     }
 }

@@ -20,24 +20,34 @@ type Series<T> = (&'static str, &'static str, fn(&T) -> Option<f64>);
 
 /// Series per stream, with the exporter's help texts.
 const STREAM_SERIES: [Series<StreamReading>; 8] = [
-    ("nats_stream_total_messages", "Total number of messages from a stream", |s| {
-        Some(s.window.messages as f64)
-    }),
-    ("nats_stream_total_bytes", "Total stored bytes from a stream", |s| {
-        Some(s.window.bytes as f64)
-    }),
-    ("nats_stream_first_seq", "First sequence from a stream", |s| {
-        Some(s.window.first_seq as f64)
-    }),
+    (
+        "nats_stream_total_messages",
+        "Total number of messages from a stream",
+        |s| Some(s.window.messages as f64),
+    ),
+    (
+        "nats_stream_total_bytes",
+        "Total stored bytes from a stream",
+        |s| Some(s.window.bytes as f64),
+    ),
+    (
+        "nats_stream_first_seq",
+        "First sequence from a stream",
+        |s| Some(s.window.first_seq as f64),
+    ),
     ("nats_stream_last_seq", "Last sequence from a stream", |s| {
         Some(s.window.last_seq as f64)
     }),
-    ("nats_stream_consumer_count", "Total number of consumers from a stream", |s| {
-        Some(s.consumer_count as f64)
-    }),
-    ("nats_stream_subject_count", "Total number of subjects in a stream", |s| {
-        Some(s.subject_count as f64)
-    }),
+    (
+        "nats_stream_consumer_count",
+        "Total number of consumers from a stream",
+        |s| Some(s.consumer_count as f64),
+    ),
+    (
+        "nats_stream_subject_count",
+        "Total number of subjects in a stream",
+        |s| Some(s.subject_count as f64),
+    ),
     (
         "nats_stream_limit_bytes",
         "The maximum configured storage limit (in bytes) for a JetStream stream. A value of -1 indicates no limit.",
@@ -52,36 +62,56 @@ const STREAM_SERIES: [Series<StreamReading>; 8] = [
 
 /// Series per consumer, with the exporter's help texts.
 const CONSUMER_SERIES: [Series<ConsumerReading>; 10] = [
-    ("nats_consumer_delivered_consumer_seq", "Latest sequence number of a stream consumer", |c| {
-        Some(c.delivered_consumer_seq as f64)
-    }),
-    ("nats_consumer_delivered_stream_seq", "Latest sequence number of a stream", |c| {
-        Some(c.sample.delivered_seq as f64)
-    }),
-    ("nats_consumer_ack_floor_consumer_seq", "Number of ack floor consumer seq from a consumer", |c| {
-        Some(c.ack_floor_consumer_seq as f64)
-    }),
-    ("nats_consumer_ack_floor_stream_seq", "Number of ack floor stream seq from a consumer", |c| {
-        Some(c.sample.ack_floor_seq as f64)
-    }),
-    ("nats_consumer_num_ack_pending", "Number of pending acks from a consumer", |c| {
-        Some(c.sample.ack_pending as f64)
-    }),
-    ("nats_consumer_num_redelivered", "Number of redelivered messages from a consumer", |c| {
-        Some(c.redelivered as f64)
-    }),
-    ("nats_consumer_num_waiting", "Number of inflight fetch requests from a pull consumer", |c| {
-        Some(c.sample.waiting as f64)
-    }),
-    ("nats_consumer_num_pending", "Number of pending messages from a consumer", |c| {
-        Some(c.sample.pending as f64)
-    }),
-    ("nats_consumer_last_delivery_seconds", "Seconds since last message delivery to consumer", |c| {
-        c.since_delivery.map(|d| d.as_secs_f64())
-    }),
-    ("nats_consumer_last_ack_seconds", "Seconds since last ack from consumer", |c| {
-        c.since_ack.map(|d| d.as_secs_f64())
-    }),
+    (
+        "nats_consumer_delivered_consumer_seq",
+        "Latest sequence number of a stream consumer",
+        |c| Some(c.delivered_consumer_seq as f64),
+    ),
+    (
+        "nats_consumer_delivered_stream_seq",
+        "Latest sequence number of a stream",
+        |c| Some(c.sample.delivered_seq as f64),
+    ),
+    (
+        "nats_consumer_ack_floor_consumer_seq",
+        "Number of ack floor consumer seq from a consumer",
+        |c| Some(c.ack_floor_consumer_seq as f64),
+    ),
+    (
+        "nats_consumer_ack_floor_stream_seq",
+        "Number of ack floor stream seq from a consumer",
+        |c| Some(c.sample.ack_floor_seq as f64),
+    ),
+    (
+        "nats_consumer_num_ack_pending",
+        "Number of pending acks from a consumer",
+        |c| Some(c.sample.ack_pending as f64),
+    ),
+    (
+        "nats_consumer_num_redelivered",
+        "Number of redelivered messages from a consumer",
+        |c| Some(c.redelivered as f64),
+    ),
+    (
+        "nats_consumer_num_waiting",
+        "Number of inflight fetch requests from a pull consumer",
+        |c| Some(c.sample.waiting as f64),
+    ),
+    (
+        "nats_consumer_num_pending",
+        "Number of pending messages from a consumer",
+        |c| Some(c.sample.pending as f64),
+    ),
+    (
+        "nats_consumer_last_delivery_seconds",
+        "Seconds since last message delivery to consumer",
+        |c| c.since_delivery.map(|d| d.as_secs_f64()),
+    ),
+    (
+        "nats_consumer_last_ack_seconds",
+        "Seconds since last ack from consumer",
+        |c| c.since_ack.map(|d| d.as_secs_f64()),
+    ),
 ];
 
 /// Every `nats_*` series name, for docs and tests.
