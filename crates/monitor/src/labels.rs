@@ -116,6 +116,18 @@ struct UserInfo {
     account_name: String,
 }
 
+/// The connection's user and account, as the server tells any client;
+/// None when it does not answer in time or in a form this reads.
+async fn user_info(client: &async_nats::Client) -> Option<UserInfo> {
+    let request = client.request("$SYS.REQ.USER.INFO", "".into());
+    let reply = tokio::time::timeout(USER_INFO_TIMEOUT, request)
+        .await
+        .ok()?
+        .ok()?;
+    let parsed: UserInfoReply = serde_json::from_slice(&reply.payload).ok()?;
+    Some(parsed.data)
+}
+
 /// How long the account lookup waits for the server.
 const USER_INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -125,21 +137,16 @@ impl Origin {
     pub async fn discover(client: &async_nats::Client) -> Origin {
         let mut origin = Origin::default();
         origin.refresh(client);
-        let reply = tokio::time::timeout(
-            USER_INFO_TIMEOUT,
-            client.request("$SYS.REQ.USER.INFO", "".into()),
-        )
-        .await;
-        match reply.map(|r| r.map(|m| serde_json::from_slice::<UserInfoReply>(&m.payload))) {
-            Ok(Ok(Ok(UserInfoReply { data }))) => {
-                origin.account_id = data.account;
-                origin.account_name = if data.account_name.is_empty() {
+        match user_info(client).await {
+            Some(info) => {
+                origin.account_id = info.account;
+                origin.account_name = if info.account_name.is_empty() {
                     origin.account_id.clone()
                 } else {
-                    data.account_name
+                    info.account_name
                 };
             }
-            _ => tracing::warn!("no account from $SYS.REQ.USER.INFO: account labels left empty"),
+            None => tracing::warn!("no account from $SYS.REQ.USER.INFO: account labels left empty"),
         }
         origin
     }
