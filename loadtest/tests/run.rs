@@ -285,7 +285,7 @@ async fn matched_rides_become_trips_that_complete_and_release_their_drivers() {
                 "hail_matching_completions_total",
                 &[("outcome", "released")],
             );
-            let held = metric_sum(&body, "hail_matching_claimed_drivers", &[]);
+            let held = metric_sum(&body, "hail_matching_drivers_claimed", &[]);
             released == Some(matched as f64) && held.unwrap_or(0.0) == 0.0
         },
     )

@@ -7,12 +7,14 @@
 //!   loopback port with a temporary store, serving hail's rules and consoles.
 //! - [`queries`]: the queries of the console dashboard and the Grafana dashboard,
 //!   read out of their files, so a test checks what the dashboards really ask.
+//! - [`scope`]: whether a query reads hail's jobs only.
 //!
 //! The binaries come from Debian's `prometheus` package (`/usr/bin/prometheus`,
 //! `/usr/bin/promtool`); [`tool`] finds them or says how to install them.
 
 pub mod config;
 pub mod queries;
+pub mod scope;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -52,7 +52,7 @@ async fn start_stack(
     let matching = &svcs[0];
     wait_until(READY, "matching indexed every driver", || async {
         matching
-            .metric("hail_matching_available_drivers", &[])
+            .metric("hail_matching_drivers_available", &[])
             .await
             .is_ok_and(|v| v >= DRIVERS as f64)
     })

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, ensure};
 use async_nats::jetstream;
-use hail_e2e::prometheus::{self, Prometheus, Target, queries};
+use hail_e2e::prometheus::{self, Prometheus, Target, config::job, queries, scope};
 use hail_e2e::{SERVICES, monitor::Monitor, rides, serial, services};
 use hail_testkit::{NatsServer, Process, http_get, wait_until};
 
@@ -123,8 +123,11 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     let mut svcs = services::spawn_all(&server.url()).await?;
     // Polling fast, so the status follows the load.
     let monitor = Monitor::spawn(&server.url())?;
-    let mut targets: Vec<Target> = svcs.iter().map(|s| Target::local(s.name, s.port)).collect();
-    targets.push(Target::local("monitor", monitor.port()));
+    let mut targets: Vec<Target> = svcs
+        .iter()
+        .map(|s| Target::local(&job(s.name), s.port))
+        .collect();
+    targets.push(Target::local(&job("monitor"), monitor.port()));
     let prom = Prometheus::start(&targets, 1)?;
     prom.wait_ready(Duration::from_secs(30)).await?;
 
@@ -202,7 +205,7 @@ async fn analytics_down_shows(prom: &Prometheus, svcs: &mut [services::Service])
         .context("no analytics")?;
     analytics.process.kill();
     let firing = [
-        r#"ALERTS{alertname="ServiceDown", job="analytics", alertstate="firing"}"#,
+        r#"ALERTS{alertname="ServiceDown", job="hail-analytics", alertstate="firing"}"#,
         r#"ALERTS{alertname="ConsumerStopped", consumer_name="analytics", alertstate="firing"}"#,
     ];
     wait_until(
@@ -260,6 +263,20 @@ async fn check_page(prom: &Prometheus) -> Result<()> {
         page.contains("DeadLettersRising"),
         "no DeadLettersRising alert:\n{page}"
     );
+    Ok(())
+}
+
+#[test]
+fn every_dashboard_query_reads_hails_jobs_only() -> Result<()> {
+    for q in dashboard_queries()? {
+        let bad = scope::unscoped(&q);
+        ensure!(
+            bad.is_empty(),
+            "{bad:?} without {} (or {} for ALERTS) in {q}",
+            scope::HAIL_JOBS,
+            scope::HAIL_ALERTS
+        );
+    }
     Ok(())
 }
 

@@ -26,8 +26,8 @@ const CITY: &str = "berlin";
 const CENTRE: (f64, f64) = (52.52, 13.405);
 const READY: Duration = Duration::from_secs(30);
 const DRAIN: Duration = Duration::from_secs(240);
-const AVAILABLE: &str = "hail_matching_available_drivers";
-const CLAIMED: &str = "hail_matching_claimed_drivers";
+const AVAILABLE: &str = "hail_matching_drivers_available";
+const CLAIMED: &str = "hail_matching_drivers_claimed";
 
 async fn jetstream_of(server: &NatsServer) -> Result<jetstream::Context> {
     let js = jetstream::new(async_nats::connect(server.url()).await?);

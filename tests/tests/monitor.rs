@@ -1,10 +1,12 @@
 //! hail-monitor under load: a killed service's status becomes `stop` and its lag
-//! rises; restarted, it returns to `ok` and its lag drains.
+//! rises; restarted, it returns to `ok` and its lag drains. And its `nats_*`
+//! series carry prometheus-nats-exporter's names and labels.
 
 use std::time::Duration;
 
 use anyhow::Result;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
 use hail_e2e::{monitor::Monitor, rides, serial, services::Service};
 use hail_testkit::{NatsServer, wait_until};
 
@@ -155,5 +157,92 @@ async fn a_stopped_consumer_shows_its_backlog_filling_the_retention_of_rides() -
         ratio("analytics").await == 0.0
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_the_nats_exporter_series_with_its_labels() -> Result<()> {
+    let server = NatsServer::start()?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let rides = js
+        .create_stream(stream::Config {
+            name: "RIDES".into(),
+            subjects: vec!["exporter.>".into()],
+            ..Default::default()
+        })
+        .await?;
+    let audit = rides
+        .create_consumer(pull::Config {
+            durable_name: Some("audit".into()),
+            description: Some("e2e audit".into()),
+            ..Default::default()
+        })
+        .await?;
+    for i in 0..5 {
+        js.publish(format!("exporter.{i}"), "x".into())
+            .await?
+            .await?;
+    }
+    let mut batch = audit.fetch().max_messages(3).messages().await?;
+    let mut acked = 0;
+    while let Some(msg) = batch.next().await {
+        msg.map_err(anyhow::Error::msg)?
+            .double_ack()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        acked += 1;
+    }
+    assert_eq!(acked, 3);
+
+    let monitor = Monitor::spawn(&server.url())?;
+    // The exporter's labels: the server, the account, the stream and its
+    // consumer, each leader here on a single server.
+    let audit_labels = [
+        ("stream_name", "RIDES"),
+        ("consumer_name", "audit"),
+        ("consumer_desc", "e2e audit"),
+        ("account", "$G"),
+        ("account_id", "$G"),
+        ("is_meta_leader", "true"),
+        ("is_stream_leader", "true"),
+        ("is_consumer_leader", "true"),
+    ];
+    wait_until(
+        Duration::from_secs(15),
+        "the monitor to see 3 acks",
+        || async {
+            monitor
+                .value("nats_consumer_ack_floor_consumer_seq", &audit_labels)
+                .await
+                == Some(3.0)
+        },
+    )
+    .await?;
+    for (name, want) in [
+        ("nats_consumer_delivered_consumer_seq", 3.0),
+        ("nats_consumer_delivered_stream_seq", 3.0),
+        ("nats_consumer_ack_floor_stream_seq", 3.0),
+        ("nats_consumer_num_pending", 2.0),
+        ("nats_consumer_num_ack_pending", 0.0),
+    ] {
+        assert_eq!(
+            monitor.value(name, &audit_labels).await,
+            Some(want),
+            "{name}"
+        );
+    }
+    let rides_labels = [("stream_name", "RIDES"), ("account", "$G")];
+    for (name, want) in [
+        ("nats_stream_consumer_count", 1.0),
+        ("nats_stream_total_messages", 5.0),
+        ("nats_stream_last_seq", 5.0),
+        ("nats_stream_limit_bytes", -1.0),
+    ] {
+        assert_eq!(
+            monitor.value(name, &rides_labels).await,
+            Some(want),
+            "{name}"
+        );
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, ensure};
-use hail_e2e::prometheus::{config, deploy_dir, tool};
+use hail_e2e::prometheus::{config, deploy_dir, scope, tool};
 
 /// Runs promtool with `args` in `dir`; Ok with its output when it exits 0.
 fn promtool(dir: &Path, args: &[String]) -> Result<String> {
@@ -131,5 +131,52 @@ fn checked_in_prometheus_yml_passes_promtool_check_config() -> Result<()> {
     let args = ["check", "config", "prometheus.yml"].map(String::from);
     let out = promtool(&deploy_dir(), &args)?;
     assert!(out.contains("SUCCESS: 2 rule files found"), "{out}");
+    Ok(())
+}
+
+/// The `expr:` of every rule in `yml`, a folded expression's lines joined.
+fn exprs(yml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in yml.lines().map(str::trim) {
+        if let Some(e) = line.strip_prefix("expr:") {
+            out.extend(current.take());
+            current = Some(e.trim_start_matches(['>', '-', ' ']).to_string());
+        } else if let Some(expr) = current.as_mut() {
+            let ends = line.is_empty() || line.starts_with(['#', '-']) || line.contains(": ");
+            if ends || line.ends_with(':') {
+                out.extend(current.take());
+            } else {
+                expr.push(' ');
+                expr.push_str(line);
+            }
+        }
+    }
+    out.extend(current);
+    out
+}
+
+#[test]
+fn every_rule_reads_hails_jobs_only_and_every_alert_says_hail() -> Result<()> {
+    let mut count = 0;
+    for file in yml_files("rules")? {
+        let text = std::fs::read_to_string(&file)?;
+        for expr in exprs(&text) {
+            let bad = scope::unscoped(&expr);
+            ensure!(
+                bad.is_empty(),
+                "{file}: {bad:?} without {} in {expr}",
+                scope::HAIL_JOBS
+            );
+            count += 1;
+        }
+    }
+    ensure!(count >= 15, "only {count} expressions found");
+    let alerts = std::fs::read_to_string(deploy_dir().join("rules/alerts.yml"))?;
+    assert_eq!(
+        alerts.matches("\n          system: hail\n").count(),
+        alerts.matches("- alert: ").count(),
+        "an alert without the label system: hail"
+    );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The totals of the last stored checkpoint as Prometheus families, built at
-//! scrape time. Exporting the stored state (not the live one) keeps every
+//! scrape time under the names of [`crate::metrics::names`]. Exporting the stored state (not the live one) keeps every
 //! counter monotonic across a crash: what was exported was stored, so a
 //! restarted process starts from at least that.
 
@@ -51,6 +51,14 @@ pub struct TotalsCollector {
 }
 
 impl TotalsCollector {
+    /// Registers a collector of the stored state of `durable` into `registry`.
+    pub fn register(
+        registry: &prometheus::Registry,
+        durable: watch::Receiver<Durable>,
+    ) -> prometheus::Result<()> {
+        registry.register(Box::new(TotalsCollector::new(durable)?))
+    }
+
     /// Reads the stored state from `durable` at each scrape.
     pub fn new(durable: watch::Receiver<Durable>) -> prometheus::Result<Self> {
         let descs = FAMILIES
@@ -213,7 +221,7 @@ mod tests {
     fn exports_the_stored_state_in_text_format() {
         let live = Live::new(State::default(), 1000);
         let registry = Registry::new();
-        crate::metrics::AnalyticsMetrics::register(&registry, live.subscribe()).unwrap();
+        TotalsCollector::register(&registry, live.subscribe()).unwrap();
         live.apply(
             1,
             &RideEvent::Requested(sample::ride_requested("a", "berlin")),
@@ -238,7 +246,7 @@ mod tests {
             r#"hail_analytics_events_total{city="berlin",event="FareQuoted"} 1"#,
             r#"hail_analytics_fare_minor_units_bucket{city="berlin",currency="EUR",le="1500"} 1"#,
             r#"hail_analytics_fare_minor_units_sum{city="berlin",currency="EUR"} 1250"#,
-            r#"hail_analytics_surge_ratio_count{city="berlin"} 1"#,
+            r#"hail_analytics_surge_multiplier_count{city="berlin"} 1"#,
             r#"hail_analytics_time_to_match_seconds_bucket{city="berlin",le="+Inf"} 0"#,
             r#"hail_analytics_verdicts_total{city="berlin",verdict="block"} 0"#,
         ] {

@@ -16,8 +16,9 @@
 //! - [`handler`]: apply unless covered, then wait for the checkpoint.
 //! - [`checkpointer`]: stores the state in KV ([`store`], compare-and-set) and
 //!   releases the handlers it covers; the runtime then acks them.
-//! - [`metrics`] and [`export`]: checkpoint health, and the stored totals as
-//!   Prometheus families.
+//! - [`metrics`]: every metric name, and checkpoint health; [`export`]: the
+//!   stored totals as Prometheus families under those names (export uses
+//!   metrics, never the reverse).
 //! - [`config`]: its flags.
 //!
 //! Exactness: a message is acked only after a stored checkpoint covers its
@@ -75,7 +76,8 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
         "checkpoint loaded"
     );
     let live = Arc::new(live::Live::new(state, args.checkpoint_every));
-    let metrics = metrics::AnalyticsMetrics::register(rt.registry(), live.subscribe())?;
+    let metrics = metrics::AnalyticsMetrics::register(rt.registry())?;
+    export::TotalsCollector::register(rt.registry(), live.subscribe())?;
     checkpointer::Checkpointer {
         live: live.clone(),
         store,

@@ -1,11 +1,10 @@
-//! analytics' own metrics: how checkpointing goes, plus the totals of the last
-//! stored checkpoint (see [`crate::export`]). Labels: city and small fixed sets
-//! (event type, verdict, reason, currency); never a ride, rider or driver id.
+//! analytics' metric names, and the metrics it sets as it goes: how
+//! checkpointing goes. The totals of the last stored checkpoint are built at
+//! scrape time by [`crate::export`], under the names defined here. Labels:
+//! city and small fixed sets (event type, verdict, reason, currency); never a
+//! ride, rider or driver id.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
-use tokio::sync::watch;
-
-use crate::{export::TotalsCollector, live::Durable};
 
 /// Metric names, as constants so tests and dashboards can refer to them.
 pub mod names {
@@ -14,7 +13,7 @@ pub mod names {
     pub const VERDICTS: &str = "hail_analytics_verdicts_total";
     pub const MATCH_RATIO: &str = "hail_analytics_match_ratio";
     pub const FARE: &str = "hail_analytics_fare_minor_units";
-    pub const SURGE: &str = "hail_analytics_surge_ratio";
+    pub const SURGE: &str = "hail_analytics_surge_multiplier";
     pub const TIME_TO_MATCH: &str = "hail_analytics_time_to_match_seconds";
     pub const CHECKPOINTS: &str = "hail_analytics_checkpoints_total";
     pub const CHECKPOINT_ERRORS: &str = "hail_analytics_checkpoint_errors_total";
@@ -45,11 +44,8 @@ pub struct AnalyticsMetrics {
 }
 
 impl AnalyticsMetrics {
-    /// Creates and registers the metrics, and the totals of `durable`.
-    pub fn register(
-        registry: &Registry,
-        durable: watch::Receiver<Durable>,
-    ) -> prometheus::Result<Self> {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let counter = |n: &str, h: &str| IntCounter::with_opts(Opts::new(n, h));
         let gauge = |n: &str, h: &str| IntGauge::with_opts(Opts::new(n, h));
         let buckets = vec![
@@ -86,7 +82,6 @@ impl AnalyticsMetrics {
         registry.register(Box::new(m.skipped.clone()))?;
         registry.register(Box::new(m.coverage_floor.clone()))?;
         registry.register(Box::new(m.coverage_runs.clone()))?;
-        registry.register(Box::new(TotalsCollector::new(durable)?))?;
         Ok(m)
     }
 }

@@ -54,7 +54,7 @@ async fn main() -> Result<()> {
         || async {
             match http_get(&metrics).await {
                 Ok((200, body)) => {
-                    metric_sum(&body, "hail_matching_available_drivers", &[])
+                    metric_sum(&body, "hail_matching_drivers_available", &[])
                         == Some(drivers as f64)
                 }
                 _ => false,

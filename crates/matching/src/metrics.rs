@@ -17,10 +17,11 @@ use crate::{index::DriverIndex, lock};
 
 /// Metric names, for tests and dashboards.
 pub mod names {
-    /// Gauge by city: drivers that would be offered to a request now.
-    pub const AVAILABLE_DRIVERS: &str = "hail_matching_available_drivers";
+    /// Gauge by city: drivers that would be offered to a request now. Named
+    /// `hail_<service>_drivers_<state>`, as pricing's `hail_pricing_drivers_available`.
+    pub const DRIVERS_AVAILABLE: &str = "hail_matching_drivers_available";
     /// Gauge: drivers a ride holds in the claims bucket.
-    pub const CLAIMED_DRIVERS: &str = "hail_matching_claimed_drivers";
+    pub const DRIVERS_CLAIMED: &str = "hail_matching_drivers_claimed";
     /// Counter by city and outcome (`matched`, `no_driver_in_radius`,
     /// `all_nearby_claimed`, `replayed`).
     pub const REQUESTS: &str = "hail_matching_requests_total";
@@ -124,13 +125,13 @@ impl DriverGauges {
             index,
             available: IntGaugeVec::new(
                 Opts::new(
-                    names::AVAILABLE_DRIVERS,
+                    names::DRIVERS_AVAILABLE,
                     "drivers available and unclaimed, by city of their last location",
                 ),
                 &["city"],
             )?,
             claimed: IntGauge::new(
-                names::CLAIMED_DRIVERS,
+                names::DRIVERS_CLAIMED,
                 "drivers held by a ride in the claims bucket",
             )?,
         })

@@ -1,15 +1,37 @@
 //! hail-monitor: the lag of every consumer group, computed from JetStream consumer
 //! info, so the lag of a service that is down keeps rising on the dashboard.
 //!
+//! Its `/metrics` has two parts:
+//!
+//! - the stream and consumer series of prometheus-nats-exporter run with
+//!   `-jsz=consumers -prefix=nats` (or `-jsz=all`): `nats_stream_*` and
+//!   `nats_consumer_*`, the exporter's names, help and labels (`server_id`,
+//!   `server_name`, `cluster`, `domain`, `meta_leader`, `is_meta_leader`,
+//!   `account`, `account_name`, `account_id`, `stream_name`, `stream_leader`,
+//!   `is_stream_leader`, `stream_raft_group`, then `consumer_name`,
+//!   `consumer_leader`, `is_consumer_leader`, `consumer_desc`), so what is
+//!   written for the exporter works here. Not exported: the exporter's server
+//!   and account totals (`-jsz` without a filter) and source/mirror lag;
+//! - hail's own, labelled by `stream_name` and `consumer_name` only:
+//!   `hail_consumer_lag_messages`, `hail_consumer_lag_seconds`,
+//!   `hail_consumer_status`, `hail_consumer_retention_used_ratio`,
+//!   `hail_stream_max_age_seconds`, `hail_stream_max_bytes` and
+//!   `hail_monitor_polls_failed_total`.
+//!
+//! Modules:
+//!
 //! - [`poll`]: one reading of every stream and durable consumer.
 //! - [`status`]: the Burrow-style status over a window of readings (pure).
 //! - [`retention`]: how close a lagging consumer is to losing messages to the
 //!   stream's `max_age` / `max_bytes` (pure).
-//! - [`metrics`]: prometheus-nats-exporter names plus `hail_consumer_lag_*`,
-//!   the retention ratio and status.
+//! - [`labels`]: the exporter's labels, from the connection and the readings.
+//! - [`nats`]: the exporter's series.
+//! - [`metrics`]: everything on `/metrics`: [`nats`] plus the `hail_*` series.
 #![forbid(unsafe_code)]
 
+pub mod labels;
 pub mod metrics;
+pub mod nats;
 pub mod poll;
 pub mod retention;
 pub mod status;
@@ -99,6 +121,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
         hail_runtime::connect::connect(&args.nats_url, "hail-monitor", args.connect_timeout)
             .await?;
     let _ = cell.set(client.clone());
+    let mut origin = labels::Origin::discover(&client).await;
     let js = jetstream::new(client.clone());
     let mut windows: HashMap<(String, String), VecDeque<status::Sample>> = HashMap::new();
     let mut tick = tokio::time::interval(args.interval);
@@ -111,7 +134,8 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
         match poll::read(&js, &args.streams).await {
             Ok((streams, consumers)) => {
                 let judged = judge(&mut windows, consumers, samples);
-                metrics.update(&streams, &judged);
+                origin.refresh(&client);
+                metrics.update(&origin, &streams, &judged);
                 ready.store(true, Ordering::Relaxed);
             }
             Err(e) => {

@@ -3,7 +3,8 @@
 use clap::Parser;
 
 /// hail-monitor: polls JetStream consumer info for every durable and serves
-/// nats_consumer_* and nats_stream_* (prometheus-nats-exporter names),
+/// nats_consumer_* and nats_stream_* (as prometheus-nats-exporter
+/// -jsz=consumers -prefix=nats names and labels them),
 /// hail_consumer_lag_messages, hail_consumer_lag_seconds, hail_consumer_status,
 /// hail_stream_max_age_seconds, hail_stream_max_bytes and
 /// hail_consumer_retention_used_ratio on /metrics.

@@ -1,11 +1,15 @@
-//! The exported series: the names of the official prometheus-nats-exporter (so
-//! NATS's own dashboards work) plus hail's lag and status.
+//! The exported series: prometheus-nats-exporter's stream and consumer series
+//! ([`crate::nats`]) plus hail's own, named `hail_*`, labelled by
+//! `stream_name` and `consumer_name` only: the lag, its age, the Burrow-style
+//! status, the stream's retention limits and how much of them a backlog uses.
 
 use std::collections::HashSet;
 
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 
 use crate::{
+    labels::Origin,
+    nats::NatsSeries,
     poll::{ConsumerReading, StreamReading},
     retention,
     status::Status,
@@ -15,16 +19,7 @@ const CONSUMER_LABELS: [&str; 2] = ["stream_name", "consumer_name"];
 
 /// Every gauge the monitor sets.
 pub struct MonitorMetrics {
-    num_pending: IntGaugeVec,
-    num_ack_pending: IntGaugeVec,
-    num_redelivered: IntGaugeVec,
-    num_waiting: IntGaugeVec,
-    ack_floor: IntGaugeVec,
-    delivered: IntGaugeVec,
-    stream_first_seq: IntGaugeVec,
-    stream_last_seq: IntGaugeVec,
-    stream_messages: IntGaugeVec,
-    stream_bytes: IntGaugeVec,
+    nats: NatsSeries,
     stream_max_age: GaugeVec,
     stream_max_bytes: IntGaugeVec,
     retention_used: GaugeVec,
@@ -68,66 +63,7 @@ impl MonitorMetrics {
         )?;
         registry.register(Box::new(polls_failed.clone()))?;
         Ok(MonitorMetrics {
-            num_pending: int_vec(
-                registry,
-                "nats_consumer_num_pending",
-                "messages not yet delivered",
-                c,
-            )?,
-            num_ack_pending: int_vec(
-                registry,
-                "nats_consumer_num_ack_pending",
-                "messages delivered, not yet acknowledged",
-                c,
-            )?,
-            num_redelivered: int_vec(
-                registry,
-                "nats_consumer_num_redelivered",
-                "messages redelivered and not yet acknowledged",
-                c,
-            )?,
-            num_waiting: int_vec(
-                registry,
-                "nats_consumer_num_waiting",
-                "pull requests waiting",
-                c,
-            )?,
-            ack_floor: int_vec(
-                registry,
-                "nats_consumer_ack_floor_stream_seq",
-                "stream sequence at or below which all is acknowledged",
-                c,
-            )?,
-            delivered: int_vec(
-                registry,
-                "nats_consumer_delivered_stream_seq",
-                "last stream sequence delivered",
-                c,
-            )?,
-            stream_first_seq: int_vec(
-                registry,
-                "nats_stream_first_seq",
-                "oldest sequence still in the stream",
-                s,
-            )?,
-            stream_last_seq: int_vec(
-                registry,
-                "nats_stream_last_seq",
-                "last sequence in the stream",
-                s,
-            )?,
-            stream_messages: int_vec(
-                registry,
-                "nats_stream_total_messages",
-                "messages held by the stream",
-                s,
-            )?,
-            stream_bytes: int_vec(
-                registry,
-                "nats_stream_total_bytes",
-                "bytes held by the stream",
-                s,
-            )?,
+            nats: NatsSeries::register(registry)?,
             stream_max_age: float_vec(
                 registry,
                 "hail_stream_max_age_seconds",
@@ -174,21 +110,19 @@ impl MonitorMetrics {
         self.polls_failed.inc();
     }
 
-    /// Sets every series from one poll; series of consumers that disappeared are removed.
-    pub fn update(&mut self, streams: &[StreamReading], consumers: &[(ConsumerReading, Status)]) {
+    /// Sets every series from one poll, `origin` being the server and account
+    /// that answered; series of consumers that disappeared are removed.
+    pub fn update(
+        &mut self,
+        origin: &Origin,
+        streams: &[StreamReading],
+        consumers: &[(ConsumerReading, Status)],
+    ) {
+        self.nats
+            .update(origin, streams, consumers.iter().map(|(c, _)| c));
         for s in streams {
             let l = [s.name.as_str()];
             let w = &s.window;
-            self.stream_first_seq
-                .with_label_values(&l)
-                .set(clamp(w.first_seq));
-            self.stream_last_seq
-                .with_label_values(&l)
-                .set(clamp(w.last_seq));
-            self.stream_messages
-                .with_label_values(&l)
-                .set(clamp(w.messages));
-            self.stream_bytes.with_label_values(&l).set(clamp(w.bytes));
             match w.max_age {
                 Some(age) => self
                     .stream_max_age
@@ -207,28 +141,9 @@ impl MonitorMetrics {
         let mut seen = HashSet::new();
         for (c, status) in consumers {
             let l = [c.stream.as_str(), c.consumer.as_str()];
-            let smp = &c.sample;
-            self.num_pending
-                .with_label_values(&l)
-                .set(clamp(smp.pending));
-            self.num_ack_pending
-                .with_label_values(&l)
-                .set(clamp(smp.ack_pending));
-            self.num_redelivered
-                .with_label_values(&l)
-                .set(clamp(c.redelivered));
-            self.num_waiting
-                .with_label_values(&l)
-                .set(clamp(smp.waiting));
-            self.ack_floor
-                .with_label_values(&l)
-                .set(clamp(smp.ack_floor_seq));
-            self.delivered
-                .with_label_values(&l)
-                .set(clamp(smp.delivered_seq));
             self.lag_messages
                 .with_label_values(&l)
-                .set(clamp(smp.lag()));
+                .set(clamp(c.sample.lag()));
             let age = c.oldest_owed.map_or(0.0, |o| o.age.as_secs_f64());
             self.lag_seconds.with_label_values(&l).set(age);
             let ratio = streams
@@ -255,17 +170,7 @@ impl MonitorMetrics {
 
     fn forget(&self, stream: &str, consumer: &str) {
         let l = [stream, consumer];
-        for g in [
-            &self.num_pending,
-            &self.num_ack_pending,
-            &self.num_redelivered,
-            &self.num_waiting,
-            &self.ack_floor,
-            &self.delivered,
-            &self.lag_messages,
-        ] {
-            let _ = g.remove_label_values(&l);
-        }
+        let _ = self.lag_messages.remove_label_values(&l);
         let _ = self.lag_seconds.remove_label_values(&l);
         let _ = self.retention_used.remove_label_values(&l);
         for s in Status::ALL {

@@ -6,6 +6,7 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer};
 use futures::TryStreamExt;
 
+use crate::labels::Placement;
 use crate::retention::{OldestOwed, StreamWindow};
 use crate::status::Sample;
 
@@ -16,6 +17,16 @@ pub struct StreamReading {
     pub name: String,
     /// Sequences, size and limits.
     pub window: StreamWindow,
+    /// Consumers of the stream, durable or not.
+    pub consumer_count: u64,
+    /// Distinct subjects stored.
+    pub subject_count: u64,
+    /// `max_bytes` as configured: -1 when unlimited.
+    pub limit_bytes: i64,
+    /// `max_msgs` as configured: -1 when unlimited.
+    pub limit_messages: i64,
+    /// Its leader and RAFT group.
+    pub placement: Placement,
 }
 
 /// A consumer's state.
@@ -27,10 +38,22 @@ pub struct ConsumerReading {
     pub consumer: String,
     /// The numbers the status is computed from.
     pub sample: Sample,
+    /// Last consumer sequence delivered.
+    pub delivered_consumer_seq: u64,
+    /// Consumer sequence at or below which all is acknowledged.
+    pub ack_floor_consumer_seq: u64,
     /// Messages redelivered at least once and not yet acked.
     pub redelivered: u64,
+    /// Time since the last delivery (None before the first).
+    pub since_delivery: Option<Duration>,
+    /// Time since the ack floor last moved (None before the first ack).
+    pub since_ack: Option<Duration>,
     /// The oldest message not yet acknowledged (None when there is no lag).
     pub oldest_owed: Option<OldestOwed>,
+    /// Its leader and RAFT group.
+    pub placement: Placement,
+    /// Its description ("" when none).
+    pub description: String,
 }
 
 /// Reads every stream in `streams` and each of its consumers.
@@ -58,6 +81,11 @@ pub async fn read(
                 max_age: Some(info.config.max_age).filter(|d| !d.is_zero()),
                 max_bytes: u64::try_from(info.config.max_bytes).ok().filter(|b| *b > 0),
             },
+            consumer_count: info.state.consumer_count as u64,
+            subject_count: info.state.subjects_count,
+            limit_bytes: info.config.max_bytes,
+            limit_messages: info.config.max_messages,
+            placement: Placement::from_cluster(info.cluster.as_ref()),
         });
         let consumers: Vec<consumer::Info> = stream
             .consumers()
@@ -88,13 +116,25 @@ async fn reading(stream: &jetstream::stream::Stream, c: consumer::Info) -> Consu
     } else {
         None
     };
+    let now = time::OffsetDateTime::now_utc();
     ConsumerReading {
+        delivered_consumer_seq: c.delivered.consumer_sequence,
+        ack_floor_consumer_seq: c.ack_floor.consumer_sequence,
+        redelivered: c.num_redelivered as u64,
+        since_delivery: c.delivered.last_active.map(|t| elapsed(now, t)),
+        since_ack: c.ack_floor.last_active.map(|t| elapsed(now, t)),
+        oldest_owed,
+        placement: Placement::from_cluster(c.cluster.as_ref()),
+        description: c.config.description.clone().unwrap_or_default(),
         stream: c.stream_name,
         consumer: c.name,
         sample,
-        redelivered: c.num_redelivered as u64,
-        oldest_owed,
     }
+}
+
+/// Time from `then` to `now`, 0 when the clocks disagree.
+fn elapsed(now: time::OffsetDateTime, then: time::OffsetDateTime) -> Duration {
+    Duration::from_secs_f64((now - then).as_seconds_f64().max(0.0))
 }
 
 /// The first message after the ack floor that the consumer's filters select:
@@ -128,9 +168,8 @@ async fn oldest_unacked(
         }
     }
     let (seq, stored) = oldest?;
-    let age = time::OffsetDateTime::now_utc() - stored;
     Some(OldestOwed {
         seq,
-        age: Duration::from_secs_f64(age.as_seconds_f64().max(0.0)),
+        age: elapsed(time::OffsetDateTime::now_utc(), stored),
     })
 }

@@ -7,7 +7,8 @@ use prometheus::{
 
 /// Names of pricing's metrics.
 pub mod names {
-    /// Surge multiplier of the last quote in a city.
+    /// Surge multiplier of the last quote in a city (analytics' distribution of
+    /// the same quantity is `hail_analytics_surge_multiplier`).
     pub const SURGE: &str = "hail_pricing_surge_multiplier";
     /// Quoted fares, in minor units of the city's currency.
     pub const FARE: &str = "hail_pricing_fare_minor_units";
@@ -15,7 +16,8 @@ pub mod names {
     pub const SURGED: &str = "hail_pricing_surged_quotes_total";
     /// Drivers known from DRIVERS, any status.
     pub const DRIVERS_KNOWN: &str = "hail_pricing_drivers_known";
-    /// Drivers available now.
+    /// Drivers available now (matching's, per city and unclaimed, is
+    /// `hail_matching_drivers_available`).
     pub const DRIVERS_AVAILABLE: &str = "hail_pricing_drivers_available";
     /// H3 cells with requests in the demand window.
     pub const DEMAND_CELLS: &str = "hail_pricing_demand_cells";

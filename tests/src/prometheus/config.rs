@@ -10,10 +10,10 @@ pub const LOCAL_INTERVAL_SECONDS: u32 = 2;
 /// Command that rewrites the checked-in file from [`local`].
 pub const REGENERATE: &str = "HAIL_WRITE_PROMETHEUS_YML=1 cargo test -p hail-e2e --test rules";
 
-/// One process to scrape: its job (the service's name) and `host:port`.
+/// One process to scrape: its job ([`job`] of the service) and `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `matching`, `pricing`, `fraud`, `analytics` or `monitor`.
+    /// `hail-matching`, `hail-pricing`, `hail-fraud`, `hail-analytics` or `hail-monitor`.
     pub job: String,
     /// Address of its `/metrics`, e.g. `127.0.0.1:9101`.
     pub address: String,
@@ -29,6 +29,13 @@ impl Target {
     }
 }
 
+/// The job of hail's process `service` (`matching`, ..., `monitor`):
+/// `hail-<service>`. hail's rules and dashboards select `job=~"hail-.*"`, so in
+/// a Prometheus shared with other systems they leave those alone.
+pub fn job(service: &str) -> String {
+    format!("hail-{service}")
+}
+
 /// The local stack's processes at their default ports.
 pub fn local_targets() -> Vec<Target> {
     [
@@ -39,7 +46,7 @@ pub fn local_targets() -> Vec<Target> {
         ("monitor", 9105),
     ]
     .into_iter()
-    .map(|(job, port)| Target::local(job, port))
+    .map(|(service, port)| Target::local(&job(service), port))
     .collect()
 }
 
