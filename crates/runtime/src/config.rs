@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(rt.max_deliver, defaults::MAX_DELIVER);
         assert_eq!(rt.max_ack_pending, defaults::MAX_ACK_PENDING);
         assert_eq!(rt.rides_max_bytes, defaults::RIDES_MAX_BYTES);
-        assert_eq!((rt.batch, rt.concurrency), (defaults::BATCH, defaults::CONCURRENCY));
+        assert_eq!(
+            (rt.batch, rt.concurrency),
+            (defaults::BATCH, defaults::CONCURRENCY)
+        );
     }
 
     #[test]

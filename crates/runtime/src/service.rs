@@ -209,7 +209,10 @@ mod tests {
             assert_eq!(s.binary(), format!("hail-{s}"));
             assert_eq!(subjects::dlq(s.name()), format!("dlq.{s}"));
         }
-        assert_eq!(Service::NAMES, ["matching", "pricing", "fraud", "analytics"]);
+        assert_eq!(
+            Service::NAMES,
+            ["matching", "pricing", "fraud", "analytics"]
+        );
         let mut ports = Service::ALL.map(Service::metrics_port).to_vec();
         ports.push(MONITOR_METRICS_PORT);
         assert_eq!(ports, [9101, 9102, 9103, 9104, 9105]);
