@@ -25,7 +25,11 @@ use std::{
 };
 
 use async_nats::jetstream;
-use hail_runtime::{LogFormat, duration::parse_duration, service::MONITOR_METRICS_PORT};
+use hail_runtime::{
+    LogFormat,
+    duration::parse_duration,
+    service::{MONITOR_BINARY, MONITOR_METRICS_PORT},
+};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -93,7 +97,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     let http = hail_runtime::http::serve(args.metrics_addr, state, http_stop.clone()).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics");
     let client =
-        hail_runtime::connect::connect(&args.nats_url, "hail-monitor", args.connect_timeout)
+        hail_runtime::connect::connect(&args.nats_url, MONITOR_BINARY, args.connect_timeout)
             .await?;
     let _ = cell.set(client.clone());
     let js = jetstream::new(client.clone());
