@@ -103,6 +103,24 @@ mod tests {
     }
 
     #[test]
+    fn each_answer_is_on_one_of_its_services_outputs() {
+        let h = request_headers();
+        for service in Service::ALL {
+            let out = for_message(service, "rides.requested.paris", Some(&h)).unwrap();
+            let Some(out) = out else { continue };
+            let subject = out.subject;
+            assert!(
+                service
+                    .outputs()
+                    .iter()
+                    .any(|p| subject.starts_with(p.trim_end_matches('>'))),
+                "{service}: {subject} is none of {:?}",
+                service.outputs()
+            );
+        }
+    }
+
+    #[test]
     fn a_request_without_ride_header_is_an_error() {
         let err = for_message(Service::Pricing, "rides.requested.paris", None).unwrap_err();
         assert_eq!(err, "no Hail-Ride-Id header");
