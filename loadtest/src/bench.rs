@@ -13,6 +13,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
 use hail_events::subjects;
+use hail_runtime::service::Service;
 use hail_testkit::NatsServer;
 
 use crate::{
@@ -22,7 +23,6 @@ use crate::{
     publisher::{self, PublishSettings},
     report::{BenchReport, Pipeline, RunResult},
     rides::RideFactory,
-    roles::Role,
     services::{self, Services},
 };
 
@@ -97,7 +97,7 @@ async fn run_once(
     run: usize,
     pipeline: Pipeline,
     s: &BenchSettings,
-    binaries: &[(Role, PathBuf)],
+    binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
     let nats = tokio::task::spawn_blocking(NatsServer::start).await??;
     let result = measure(run, pipeline, &nats.url(), s, binaries).await;
@@ -111,11 +111,15 @@ async fn measure(
     pipeline: Pipeline,
     url: &str,
     s: &BenchSettings,
-    binaries: &[(Role, PathBuf)],
+    binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
     let client = hail_runtime::connect::connect(url, "hail-loadgen-bench", CONNECT_TIMEOUT).await?;
     let js = publisher::context(client.clone(), s.window);
-    hail_runtime::provision::ensure_streams(&js, &crate::default_stream_settings()).await?;
+    hail_runtime::provision::ensure_streams(
+        &js,
+        &hail_runtime::provision::StreamSettings::default(),
+    )
+    .await?;
     let running = match pipeline {
         Pipeline::Null => Running::Null(NullPipeline::start(url).await?),
         Pipeline::Services => Running::Services(Services::start(binaries, url).await?),
@@ -149,7 +153,7 @@ async fn drive(
             published.errors
         );
     }
-    let durables = Role::ALL.map(Role::durable);
+    let durables = Service::ALL.map(Service::durable);
     let t1 = drain::wait_drained(js, &durables, s.poll, s.drain_timeout).await?;
     let seconds = (t1 - published.started).as_secs_f64();
     let stream_messages = js

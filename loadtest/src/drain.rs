@@ -48,7 +48,7 @@ pub async fn backlogs(js: &jetstream::Context, durables: &[&str]) -> Result<Vec<
 
 /// Polls every `every` until all `durables` are drained at once and returns when
 /// that was seen. Call it once every input has been stored; list the consumers
-/// that read others' outputs last (see [`crate::roles::Role::ALL`]). After
+/// that read others' outputs last (see [`Service::ALL`](hail_runtime::service::Service::ALL)). After
 /// `timeout` the error names each durable that did not drain and its backlog.
 pub async fn wait_drained(
     js: &jetstream::Context,

@@ -3,9 +3,10 @@
 //! - [`city`] and [`rides`]: the cities and the valid `RideRequested` events of a run.
 //! - [`publisher`]: publishing them as fast as the broker takes them, with a bounded
 //!   window of PubAcks in flight; [`publish_cmd`] is the `publish` subcommand.
-//! - [`roles`]: the four consumer groups (matching, pricing, fraud, analytics).
-//! - [`null_pipeline`] with [`outputs`]: those four as do-nothing consumers that
-//!   publish what the services would, the broker's own ceiling.
+//! - [`null_pipeline`] with [`outputs`]: the four consumer groups of
+//!   [`hail_runtime::service::Service`] as do-nothing consumers that bind the
+//!   services' own durables and publish what the services would, the broker's
+//!   own ceiling.
 //! - [`services`]: the four real service binaries as child processes.
 //! - [`drain`]: when every durable has caught up.
 //! - [`bench`] and [`report`]: the alternating null/services runs and their table.
@@ -25,20 +26,6 @@ pub mod publisher;
 pub mod report;
 pub mod rides;
 pub mod rng;
-pub mod roles;
 pub mod run;
 pub mod services;
 pub mod streams;
-
-use std::time::Duration;
-
-use hail_runtime::provision::StreamSettings;
-
-/// The services' default stream settings: RIDES keeps 24 h, up to 8 GiB, one replica.
-pub fn default_stream_settings() -> StreamSettings {
-    StreamSettings {
-        rides_max_age: Duration::from_secs(24 * 3600),
-        rides_max_bytes: 8 * 1024 * 1024 * 1024,
-        replicas: 1,
-    }
-}

@@ -1,8 +1,9 @@
 //! The null pipeline: the broker's own ceiling for hail's message pattern.
 //!
-//! Four consumers in this process, one connection each, bound to the same durables
-//! as the real services (matching, pricing, fraud, analytics). Each pulls in batches,
-//! handles with bounded concurrency, and for each request publishes what its
+//! Four consumers in this process, one connection each, each binding the very
+//! durable its service binds without flags ([`Service::default_consumer_spec`]).
+//! Each pulls in batches of the services' default `--batch`, handles with their
+//! default `--concurrency`, and for each request publishes what its
 //! service would (real codec, real headers, PubAck awaited) and then acks, doing
 //! no work in between. Analytics only acks. The gap between this and the real
 //! services is what the services themselves cost.
@@ -21,15 +22,12 @@ use async_nats::{
     jetstream::{self, AckKind, Message, consumer::PullConsumer},
 };
 use futures::StreamExt;
+use hail_runtime::{config::defaults, service::Service};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{outputs, roles::Role};
+use crate::outputs;
 
-/// Messages requested per pull, as the services' default `--batch`.
-pub const BATCH: usize = 256;
-/// Messages handled at once per consumer, as the services' default `--concurrency`.
-pub const CONCURRENCY: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delay before a message whose output could not be stored is redelivered.
@@ -71,8 +69,8 @@ impl NullPipeline {
             shutdown: CancellationToken::new(),
             counters: Arc::default(),
         };
-        for role in Role::ALL {
-            if let Err(e) = pipeline.add(role, nats_url).await {
+        for service in Service::ALL {
+            if let Err(e) = pipeline.add(service, nats_url).await {
                 pipeline.stop().await;
                 return Err(e);
             }
@@ -80,14 +78,15 @@ impl NullPipeline {
         Ok(pipeline)
     }
 
-    async fn add(&mut self, role: Role, nats_url: &str) -> Result<()> {
-        let name = format!("hail-loadgen-null-{}", role.durable());
+    async fn add(&mut self, service: Service, nats_url: &str) -> Result<()> {
+        let name = format!("hail-loadgen-null-{}", service.durable());
         let client = hail_runtime::connect::connect(nats_url, &name, CONNECT_TIMEOUT).await?;
         self.clients.push(client.clone());
         let js = jetstream::new(client);
-        let consumer = hail_runtime::provision::ensure_consumer(&js, &role.spec()).await?;
+        let consumer =
+            hail_runtime::provision::ensure_consumer(&js, &service.default_consumer_spec()).await?;
         let worker = Worker {
-            role,
+            service,
             js,
             tracker: self.tracker.clone(),
             counters: self.counters.clone(),
@@ -136,7 +135,7 @@ impl NullPipeline {
 /// One null consumer.
 #[derive(Clone)]
 struct Worker {
-    role: Role,
+    service: Service,
     js: jetstream::Context,
     tracker: TaskTracker,
     counters: Arc<Counters>,
@@ -145,17 +144,17 @@ struct Worker {
 
 impl Worker {
     async fn run(self, consumer: PullConsumer) {
-        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let permits = Arc::new(Semaphore::new(defaults::CONCURRENCY));
         while !self.shutdown.is_cancelled() {
             let pulled = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                m = consumer.stream().max_messages_per_batch(BATCH).messages() => m,
+                m = consumer.stream().max_messages_per_batch(defaults::BATCH).messages() => m,
             };
             let mut messages = match pulled {
                 Ok(m) => m,
                 Err(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(durable = self.role.durable(), error = %e, "cannot pull, retrying");
+                    tracing::warn!(durable = self.service.durable(), error = %e, "cannot pull, retrying");
                     tokio::time::sleep(RETRY_DELAY).await;
                     continue;
                 }
@@ -179,7 +178,7 @@ impl Worker {
                     }
                     Some(Err(e)) => {
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(durable = self.role.durable(), error = %e, "pull error");
+                        tracing::warn!(durable = self.service.durable(), error = %e, "pull error");
                     }
                     None => break,
                 }
@@ -187,12 +186,12 @@ impl Worker {
         }
     }
 
-    /// Publishes the role's output (PubAck awaited), then acks.
+    /// Publishes the service's output (PubAck awaited), then acks.
     async fn handle(&self, msg: Message) {
-        let output = match outputs::for_message(self.role, &msg.subject, msg.headers.as_ref()) {
+        let output = match outputs::for_message(self.service, &msg.subject, msg.headers.as_ref()) {
             Ok(o) => o,
             Err(reason) => {
-                tracing::warn!(durable = self.role.durable(), subject = %msg.subject, reason, "unusable message, terminated");
+                tracing::warn!(durable = self.service.durable(), subject = %msg.subject, reason, "unusable message, terminated");
                 return self.settle(&msg, AckKind::Term, false).await;
             }
         };
@@ -204,7 +203,7 @@ impl Worker {
                     .await
             };
             if let Err(e) = stored.await {
-                tracing::warn!(durable = self.role.durable(), error = %e, "publishing the output failed, retrying");
+                tracing::warn!(durable = self.service.durable(), error = %e, "publishing the output failed, retrying");
                 return self
                     .settle(&msg, AckKind::Nak(Some(RETRY_DELAY)), false)
                     .await;
@@ -219,7 +218,7 @@ impl Worker {
             (Ok(()), true) => &self.counters.acked,
             (Ok(()), false) => &self.counters.errors,
             (Err(e), _) => {
-                tracing::warn!(durable = self.role.durable(), error = %e, "ack failed");
+                tracing::warn!(durable = self.service.durable(), error = %e, "ack failed");
                 &self.counters.errors
             }
         };

@@ -9,31 +9,33 @@ use hail_events::{
 };
 use hail_runtime::Output;
 
-use crate::{rides::rider_of, roles::Role};
+use hail_runtime::service::Service;
+
+use crate::rides::rider_of;
 
 /// The output of `role` for a message on `subject`: `None` when the role only
 /// reads it (analytics, or a completion for matching); an error when the message
 /// lacks a usable ride id or city.
 pub fn for_message(
-    role: Role,
+    role: Service,
     subject: &str,
     hdrs: Option<&HeaderMap>,
 ) -> Result<Option<Output>, String> {
     let is_request = subject.starts_with("rides.requested.");
-    if role == Role::Analytics || !is_request {
+    if role == Service::Analytics || !is_request {
         return Ok(None);
     }
     let (ride_id, city) = ride_and_city(subject, hdrs)?;
     let now = hail_runtime::now_ms();
     let out = match role {
-        Role::Matching => Output::event(&RideUnmatched {
+        Service::Matching => Output::event(&RideUnmatched {
             ride_id,
             city,
             reason: UnmatchedReason::NoDriverInRadius,
             requested_at_ms: now,
             at_ms: now,
         }),
-        Role::Pricing => Output::event(&FareQuoted {
+        Service::Pricing => Output::event(&FareQuoted {
             ride_id,
             city,
             amount_minor: 1250,
@@ -44,7 +46,7 @@ pub fn for_message(
             requested_at_ms: now,
             at_ms: now,
         }),
-        Role::Fraud => Output::event(&RideScreened {
+        Service::Fraud => Output::event(&RideScreened {
             rider_id: rider_of(&ride_id).map_err(|e| e.to_string())?,
             ride_id,
             city,
@@ -54,7 +56,7 @@ pub fn for_message(
             requested_at_ms: now,
             at_ms: now,
         }),
-        Role::Analytics => return Ok(None),
+        Service::Analytics => return Ok(None),
     };
     out.map(Some).map_err(|e| e.to_string())
 }
@@ -84,25 +86,43 @@ mod tests {
         let h = request_headers();
         let subj = "rides.requested.paris";
         let out = |r| for_message(r, subj, Some(&h)).unwrap();
-        let m = out(Role::Matching).unwrap();
+        let m = out(Service::Matching).unwrap();
         assert_eq!(m.subject, "rides.unmatched.paris");
         assert_eq!(
             m.headers.get(headers::MSG_ID).unwrap().as_str(),
             "unmatched:run-7"
         );
-        assert_eq!(out(Role::Pricing).unwrap().subject, "rides.priced.paris");
-        assert_eq!(out(Role::Fraud).unwrap().subject, "rides.screened.paris");
-        assert!(out(Role::Analytics).is_none());
+        assert_eq!(out(Service::Pricing).unwrap().subject, "rides.priced.paris");
+        assert_eq!(out(Service::Fraud).unwrap().subject, "rides.screened.paris");
+        assert!(out(Service::Analytics).is_none());
         assert!(
-            for_message(Role::Matching, "rides.completed.paris", Some(&h))
+            for_message(Service::Matching, "rides.completed.paris", Some(&h))
                 .unwrap()
                 .is_none()
         );
     }
 
     #[test]
+    fn each_answer_is_on_one_of_its_services_outputs() {
+        let h = request_headers();
+        for service in Service::ALL {
+            let out = for_message(service, "rides.requested.paris", Some(&h)).unwrap();
+            let Some(out) = out else { continue };
+            let subject = out.subject;
+            assert!(
+                service
+                    .outputs()
+                    .iter()
+                    .any(|p| subject.starts_with(p.trim_end_matches('>'))),
+                "{service}: {subject} is none of {:?}",
+                service.outputs()
+            );
+        }
+    }
+
+    #[test]
     fn a_request_without_ride_header_is_an_error() {
-        let err = for_message(Role::Pricing, "rides.requested.paris", None).unwrap_err();
+        let err = for_message(Service::Pricing, "rides.requested.paris", None).unwrap_err();
         assert_eq!(err, "no Hail-Ride-Id header");
     }
 }

@@ -31,7 +31,7 @@ pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
     let client =
         hail_runtime::connect::connect(&cmd.nats_url, "hail-loadgen", cmd.connect_timeout).await?;
     let js = publisher::context(client.clone(), cmd.window);
-    let rides = provision::rides_stream(&crate::default_stream_settings());
+    let rides = provision::rides_stream(&provision::StreamSettings::default());
     streams::ensure_exists(&js, rides, &cmd.nats_url).await?;
     eprintln!(
         "publishing {} rides (run id {}) to {} in {}",

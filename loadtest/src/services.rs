@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use hail_testkit::{Process, bin_path, free_port, http_get};
 use tokio::time::Instant;
 
-use crate::roles::Role;
+use hail_runtime::service::Service;
 
 /// How long the services get to bind their consumers.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -15,10 +15,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where each service binary is; the error is the testkit's, which says how to build them.
-pub fn binaries() -> Result<Vec<(Role, PathBuf)>> {
-    Role::ALL
+pub fn binaries() -> Result<Vec<(Service, PathBuf)>> {
+    Service::ALL
         .iter()
-        .map(|role| Ok((*role, bin_path(&role.binary())?)))
+        .map(|role| Ok((*role, bin_path(role.binary())?)))
         .collect()
 }
 
@@ -28,7 +28,7 @@ pub struct Services {
 }
 
 struct Running {
-    role: Role,
+    role: Service,
     process: Process,
     port: u16,
 }
@@ -36,7 +36,7 @@ struct Running {
 impl Services {
     /// Spawns each binary with `--nats-url` and `--metrics-addr 127.0.0.1:<free
     /// port>` and waits until every `/readyz` answers 200 (its consumer is bound).
-    pub async fn start(binaries: &[(Role, PathBuf)], nats_url: &str) -> Result<Self> {
+    pub async fn start(binaries: &[(Service, PathBuf)], nats_url: &str) -> Result<Self> {
         let mut services = Services {
             running: Vec::new(),
         };

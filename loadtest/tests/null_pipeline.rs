@@ -11,8 +11,8 @@ use hail_loadgen::{
     null_pipeline::{NullPipeline, NullStats},
     publisher::{self, PublishSettings},
     rides::RideFactory,
-    roles::Role,
 };
+use hail_runtime::service::Service;
 use hail_testkit::NatsServer;
 
 const RIDES: u64 = 2_000;
@@ -40,9 +40,12 @@ async fn every_ride_is_read_by_all_four_and_answered_by_three() {
     let nats = NatsServer::start().unwrap();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = publisher::context(client, 512);
-    hail_runtime::provision::ensure_streams(&js, &hail_loadgen::default_stream_settings())
-        .await
-        .unwrap();
+    hail_runtime::provision::ensure_streams(
+        &js,
+        &hail_runtime::provision::StreamSettings::default(),
+    )
+    .await
+    .unwrap();
     let pipeline = NullPipeline::start(&nats.url()).await.unwrap();
 
     let factory = RideFactory::new("t1", &CITIES).unwrap();
@@ -57,7 +60,7 @@ async fn every_ride_is_read_by_all_four_and_answered_by_three() {
         (RIDES, 0, 0)
     );
 
-    let durables = Role::ALL.map(Role::durable);
+    let durables = Service::ALL.map(Service::durable);
     drain::wait_drained(
         &js,
         &durables,

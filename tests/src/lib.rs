@@ -23,8 +23,8 @@ pub mod services;
 
 use tokio::sync::{Mutex, MutexGuard};
 
-/// The four services, by durable name.
-pub const SERVICES: [&str; 4] = ["matching", "pricing", "fraud", "analytics"];
+/// The four services, by durable name ([`hail_runtime::service::Service::NAMES`]).
+pub const SERVICES: [&str; 4] = hail_runtime::service::Service::NAMES;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 

@@ -26,7 +26,11 @@ impl Monitor {
         .map(|s| s.to_string())
         .chain([format!("127.0.0.1:{port}")])
         .collect();
-        let process = Process::spawn(&bin_path("hail-monitor")?, &args, &[])?;
+        let process = Process::spawn(
+            &bin_path(hail_runtime::service::MONITOR_BINARY)?,
+            &args,
+            &[],
+        )?;
         Ok(Monitor {
             _process: process,
             port,

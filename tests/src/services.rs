@@ -94,7 +94,8 @@ impl Service {
 }
 
 fn spawn_process(name: &str, nats_url: &str, port: u16, extra: &[&str]) -> Result<Process> {
-    let bin = bin_path(&format!("hail-{name}"))?;
+    let service: hail_runtime::service::Service = name.parse()?;
+    let bin = bin_path(service.binary())?;
     let mut args = vec![
         "--nats-url".to_string(),
         nats_url.to_string(),

@@ -94,7 +94,7 @@ fn analytics_bin() -> Result<PathBuf> {
             examples.parent().context("no profile directory")?.into()
         }
     };
-    let bin = dir.join("hail-analytics");
+    let bin = dir.join(hail_runtime::service::Service::Analytics.binary());
     anyhow::ensure!(
         bin.is_file(),
         "{} not found: cargo build --release -p hail-analytics",

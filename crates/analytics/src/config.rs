@@ -103,6 +103,14 @@ mod tests {
     }
 
     #[test]
+    fn without_flags_it_binds_the_default_consumer() {
+        // What the bench's null pipeline binds in analytics' place.
+        let analytics = hail_runtime::service::Service::Analytics;
+        let bound = analytics.consumer_spec(&parse(&[]).rt);
+        assert_eq!(bound, analytics.default_consumer_spec());
+    }
+
+    #[test]
     fn an_explicit_concurrency_is_kept() {
         assert_eq!(parse(&["--concurrency", "64"]).rt.concurrency, 64);
     }

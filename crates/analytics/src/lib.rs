@@ -46,23 +46,17 @@ pub mod totals;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use hail_events::subjects;
-use hail_runtime::{Runtime, RuntimeArgs};
-
-/// Durable consumer and service name.
-pub const SERVICE: &str = "analytics";
-/// Default port of /metrics.
-pub const METRICS_PORT: u16 = 9104;
+use hail_runtime::{Runtime, RuntimeArgs, service::Service};
 
 /// Loads the checkpoint, then runs analytics until SIGTERM/SIGINT (or until
 /// another instance overwrites its checkpoint, which is an error).
 pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::Result<()> {
     args.validate(runtime.ack_wait())
         .map_err(anyhow::Error::msg)?;
-    let rt = Runtime::start(SERVICE, METRICS_PORT, runtime).await?;
+    let rt = Runtime::start(Service::Analytics, runtime).await?;
     let writer = format!(
         "{}-{}",
-        rt.args().instance_name(SERVICE),
+        rt.args().instance_name(Service::Analytics.name()),
         hail_runtime::now_ms()
     );
     let (store, loaded) = store::CheckpointStore::open(rt.js(), rt.args().replicas, writer.clone())
@@ -83,7 +77,7 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
         store,
         metrics: metrics.clone(),
         js: rt.js().clone(),
-        durable: SERVICE.into(),
+        durable: Service::Analytics.durable().into(),
         writer,
         interval: args.checkpoint_interval,
         ack_floor_refresh: args.ack_floor_refresh,
@@ -91,7 +85,7 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
     }
     .spawn(rt.tracker(), rt.shutdown_token());
     let handler = handler::Analytics::new(live.clone(), metrics, args.checkpoint_timeout);
-    let served = rt.serve(&[subjects::RIDES_ALL], handler).await;
+    let served = rt.serve(handler).await;
     if let Some(reason) = live.failure() {
         anyhow::bail!("{reason}");
     }

@@ -1,6 +1,7 @@
 //! `hail-analytics`: per-city totals of every ride event, exact across crashes.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use hail_runtime::service::Service;
 
 /// hail analytics: reads every ride event (rides.>) through the durable
 /// consumer `analytics`, counts it per city and checkpoints the totals in the
@@ -8,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// Here --concurrency defaults to 1024, not 256: each delivery waits for the
 /// checkpoint that includes it.
 #[derive(Parser)]
-#[command(name = "hail-analytics", version)]
+#[command(name = Service::Analytics.binary(), version)]
 struct Cli {
     #[command(flatten)]
     runtime: hail_runtime::RuntimeArgs,
@@ -24,7 +25,7 @@ async fn main() -> std::process::ExitCode {
     hail_analytics::config::default_concurrency(source, &mut cli.runtime);
     hail_runtime::telemetry::init(cli.runtime.log_format);
     hail_runtime::exit_code(
-        "hail-analytics",
+        Service::Analytics.binary(),
         hail_analytics::run(cli.runtime, cli.analytics).await,
     )
 }

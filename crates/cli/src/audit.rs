@@ -8,11 +8,9 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
 use futures::StreamExt;
 use hail_events::{headers, subjects};
+use hail_runtime::service::Service;
 
-use crate::{
-    audit_check::{Inputs, Report, check},
-    stack::SERVICES,
-};
+use crate::audit_check::{Inputs, Report, check};
 
 /// Flags of `hail audit`.
 #[derive(Debug, clap::Args)]
@@ -20,16 +18,6 @@ pub struct AuditArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The subjects holding each service's outputs (analytics keeps counts instead).
-fn output_filters(service: &str) -> &'static [&'static str] {
-    match service {
-        "matching" => &["rides.matched.>", "rides.unmatched.>"],
-        "pricing" => &["rides.priced.>"],
-        "fraud" => &["rides.screened.>"],
-        _ => &[],
-    }
 }
 
 /// Audits every service; `Ok(false)` when the audit does not hold.
@@ -61,12 +49,12 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
         .map(|(seq, h)| (seq, h.get(headers::RIDE_ID).map(|v| v.to_string())))
         .collect();
     let mut reports = Vec::new();
-    for service in SERVICES {
+    for service in Service::ALL {
         let mut inp = Inputs {
             requests: requests.clone(),
             ..Default::default()
         };
-        for filter in output_filters(service) {
+        for filter in service.outputs() {
             let outputs = read(js, subjects::RIDES_STREAM, filter).await?;
             inp.output_rides.extend(
                 outputs
@@ -74,15 +62,15 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
                     .filter_map(|(_, h)| h.get(headers::RIDE_ID).map(|v| v.to_string())),
             );
         }
-        if service == "analytics" {
+        if service == Service::Analytics {
             inp.counted = Some(analytics_counted(js).await?);
         }
-        inp.dead_lettered = dead_lettered_requests(js, service).await?;
+        inp.dead_lettered = dead_lettered_requests(js, service.name()).await?;
         inp.replayed = replays
             .iter()
             .filter(|(_, h)| {
                 h.get(headers::REPLAY_FOR)
-                    .is_some_and(|f| f.as_str() == service)
+                    .is_some_and(|f| f.as_str() == service.name())
             })
             .filter_map(|(_, h)| {
                 h.get(headers::REPLAY_OF)
@@ -92,13 +80,13 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
         let consumer = js
             .get_stream(subjects::RIDES_STREAM)
             .await?
-            .consumer_info(service)
+            .consumer_info(service.durable())
             .await;
         if let Ok(c) = consumer {
             inp.ack_floor = c.ack_floor.stream_sequence;
             inp.idle = c.num_pending == 0 && c.num_ack_pending == 0;
         }
-        reports.push(check(service, &inp));
+        reports.push(check(service.name(), &inp));
     }
     Ok(reports)
 }

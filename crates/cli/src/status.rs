@@ -33,7 +33,7 @@ pub struct StatusArgs {
     #[arg(
         long,
         env = "HAIL_MONITOR_URL",
-        default_value = "http://127.0.0.1:9105"
+        default_value_t = format!("http://127.0.0.1:{}", hail_runtime::service::MONITOR_METRICS_PORT)
     )]
     monitor_url: String,
 }

@@ -91,14 +91,14 @@ fn spawn(server: &NatsServer, port: u16) -> Result<Process> {
 /// `target/<profile>/hail-fraud` beside `target/<profile>/examples/memory`.
 fn fraud_bin() -> Result<std::path::PathBuf> {
     if std::env::var_os("HAIL_BIN_DIR").is_some() {
-        return bin_path("hail-fraud");
+        return bin_path(hail_runtime::service::Service::Fraud.binary());
     }
     let exe = std::env::current_exe()?;
     let profile = exe
         .parent()
         .and_then(|examples| examples.parent())
         .context("locating the target directory")?;
-    let bin = profile.join("hail-fraud");
+    let bin = profile.join(hail_runtime::service::Service::Fraud.binary());
     anyhow::ensure!(bin.is_file(), "{} not found: build it first", bin.display());
     Ok(bin)
 }

@@ -47,17 +47,11 @@ use std::{
 };
 
 use anyhow::Context as _;
-use hail_events::{RideRequested, subjects};
-use hail_runtime::{Runtime, RuntimeArgs, request_feed};
+use hail_events::RideRequested;
+use hail_runtime::{Runtime, RuntimeArgs, request_feed, service::Service};
 use tokio_util::sync::CancellationToken;
 
 pub use config::FraudArgs;
-
-/// Default port of /metrics.
-pub const METRICS_PORT: u16 = 9103;
-
-/// The durable consumer (and consumer group) of fraud on RIDES.
-pub const DURABLE: &str = "fraud";
 
 /// How often the history gauges are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
@@ -66,7 +60,7 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
 /// then consumes.
 pub async fn run(runtime: RuntimeArgs, fraud: FraudArgs) -> anyhow::Result<()> {
     let settings = fraud.settings().map_err(anyhow::Error::msg)?;
-    let rt = Runtime::start(DURABLE, METRICS_PORT, runtime).await?;
+    let rt = Runtime::start(Service::Fraud, runtime).await?;
     let metrics = metrics::Metrics::register(rt.registry()).context("cannot register metrics")?;
     let store = blocklist::ensure_bucket(rt.js(), rt.args().replicas).await?;
     let blocked = blocklist::Blocklist::default();
@@ -97,7 +91,7 @@ pub async fn run(runtime: RuntimeArgs, fraud: FraudArgs) -> anyhow::Result<()> {
     };
     let feed = request_feed::follow(
         rt.js(),
-        DURABLE,
+        Service::Fraud.durable(),
         lookback,
         rt.tracker(),
         shutdown.clone(),
@@ -111,7 +105,7 @@ pub async fn run(runtime: RuntimeArgs, fraud: FraudArgs) -> anyhow::Result<()> {
     metrics.replayed.inc_by(replayed);
     spawn_gauges(&rt, screener.clone(), metrics.clone());
     let handler = handler::Fraud::new(screener, blocked, metrics, position);
-    rt.serve(&[subjects::RIDES_REQUESTED_ALL], handler).await
+    rt.serve(handler).await
 }
 
 /// Refreshes the history gauges until shutdown.

@@ -125,7 +125,7 @@ fn matching_bin() -> Result<PathBuf> {
                 .to_path_buf()
         }
     };
-    let bin = dir.join("hail-matching");
+    let bin = dir.join(hail_runtime::service::Service::Matching.binary());
     if !bin.is_file() {
         bail!(
             "{} not found: cargo build --release -p hail-matching",

@@ -112,6 +112,15 @@ mod tests {
     }
 
     #[test]
+    fn without_flags_it_binds_the_default_consumer() {
+        // What the bench's null pipeline binds in matching's place.
+        let cli = Cli::parse_from(["hail-matching"]);
+        let matching = hail_runtime::service::Service::Matching;
+        let bound = matching.consumer_spec(&cli.runtime);
+        assert_eq!(bound, matching.default_consumer_spec());
+    }
+
+    #[test]
     fn names_the_bad_flag() {
         let cases: [(&[&str], &str); 5] = [
             (&["--radius-m", "0"], "--radius-m"),

@@ -35,20 +35,14 @@ pub mod sphere;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context as _;
-use hail_events::subjects;
-use hail_runtime::{Runtime, RuntimeArgs};
+use hail_runtime::{Runtime, RuntimeArgs, service::Service};
 
 use crate::{claims::Claims, config::MatchingArgs, index::DriverIndex, matcher::Matcher};
-
-/// Default port of /metrics.
-pub const METRICS_PORT: u16 = 9101;
-/// The service's name: its durable consumer, DLQ subject and services API name.
-pub const SERVICE: &str = "matching";
 
 /// Runs matching until SIGTERM/SIGINT.
 pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()> {
     let settings = args.validate(&runtime).map_err(anyhow::Error::msg)?;
-    let rt = Runtime::start(SERVICE, METRICS_PORT, runtime).await?;
+    let rt = Runtime::start(Service::Matching, runtime).await?;
     let index = Arc::new(Mutex::new(DriverIndex::new()));
     let metrics = metrics::Metrics::register(rt.registry(), index.clone())
         .context("cannot register matching's metrics")?;
@@ -70,9 +64,7 @@ pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()>
     let available = lock(&index).free_count();
     tracing::info!(drivers, held, available, "driver index loaded");
     let matcher = Matcher::new(index, claims, settings.policy);
-    let filters = [subjects::RIDES_REQUESTED_ALL, subjects::RIDES_COMPLETED_ALL];
-    rt.serve(&filters, handler::Matching::new(matcher, metrics))
-        .await
+    rt.serve(handler::Matching::new(matcher, metrics)).await
 }
 
 /// Locks the index. A panic while it was held cannot leave it half-updated in a

@@ -47,12 +47,13 @@ use std::{
 };
 
 use async_nats::jetstream;
-use hail_runtime::{LogFormat, duration::parse_duration};
+use hail_runtime::{
+    LogFormat,
+    duration::parse_duration,
+    service::{MONITOR_BINARY, MONITOR_METRICS_PORT},
+};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
-
-/// Default port of /metrics.
-pub const METRICS_PORT: u16 = 9105;
 
 /// The monitor's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -61,7 +62,7 @@ pub struct MonitorArgs {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "HAIL_METRICS_ADDR", default_value = "127.0.0.1:9105")]
+    #[arg(long, env = "HAIL_METRICS_ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], MONITOR_METRICS_PORT)))]
     pub metrics_addr: SocketAddr,
     /// Time between polls of the JetStream API.
     #[arg(long, env = "HAIL_MONITOR_INTERVAL", default_value = "1s", value_parser = parse_duration)]
@@ -118,7 +119,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     let http = hail_runtime::http::serve(args.metrics_addr, state, http_stop.clone()).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics");
     let client =
-        hail_runtime::connect::connect(&args.nats_url, "hail-monitor", args.connect_timeout)
+        hail_runtime::connect::connect(&args.nats_url, MONITOR_BINARY, args.connect_timeout)
             .await?;
     let _ = cell.set(client.clone());
     let mut origin = labels::Origin::discover(&client).await;

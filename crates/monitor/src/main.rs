@@ -1,6 +1,7 @@
 //! `hail-monitor`: consumer lag and status of every hail service, on /metrics.
 
 use clap::Parser;
+use hail_runtime::service::MONITOR_BINARY;
 
 /// hail-monitor: polls JetStream consumer info for every durable and serves
 /// nats_consumer_* and nats_stream_* (as prometheus-nats-exporter
@@ -9,7 +10,7 @@ use clap::Parser;
 /// hail_stream_max_age_seconds, hail_stream_max_bytes and
 /// hail_consumer_retention_used_ratio on /metrics.
 #[derive(Parser)]
-#[command(name = "hail-monitor", version)]
+#[command(name = MONITOR_BINARY, version)]
 struct Cli {
     #[command(flatten)]
     args: hail_monitor::MonitorArgs,
@@ -19,5 +20,5 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hail_runtime::telemetry::init(cli.args.log_format);
-    hail_runtime::exit_code("hail-monitor", hail_monitor::run(cli.args).await)
+    hail_runtime::exit_code(MONITOR_BINARY, hail_monitor::run(cli.args).await)
 }

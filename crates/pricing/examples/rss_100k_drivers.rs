@@ -97,7 +97,7 @@ fn pricing_bin() -> Result<PathBuf> {
         .parent()
         .and_then(|d| d.parent())
         .context("no target directory")?;
-    let bin = dir.join("hail-pricing");
+    let bin = dir.join(hail_runtime::service::Service::Pricing.binary());
     anyhow::ensure!(
         bin.exists(),
         "{} missing: cargo build --release -p hail-pricing --bins",

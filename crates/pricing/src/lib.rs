@@ -36,20 +36,14 @@ pub mod tariffs;
 
 use std::sync::Arc;
 
-use hail_events::subjects;
-use hail_runtime::{Runtime, RuntimeArgs, drivers};
+use hail_runtime::{Runtime, RuntimeArgs, drivers, service::Service};
 
 use crate::{metrics::PricingMetrics, pricer::Pricer};
-
-/// Default port of /metrics.
-pub const METRICS_PORT: u16 = 9102;
-/// The durable consumer (and service name).
-pub const DURABLE: &str = "pricing";
 
 /// Runs pricing until SIGTERM/SIGINT.
 pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    let rt = Runtime::start(DURABLE, METRICS_PORT, runtime).await?;
+    let rt = Runtime::start(Service::Pricing, runtime).await?;
     let metrics = PricingMetrics::register(rt.registry())?;
     let pricer = Arc::new(Pricer::new(settings));
     let feed = {
@@ -63,7 +57,7 @@ pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Res
     let loaded = drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), feed).await?;
     let (position, requests) = demand_feed::follow(
         rt.js(),
-        DURABLE,
+        Service::Pricing.durable(),
         rt.tracker(),
         rt.shutdown_token(),
         pricer.clone(),
@@ -79,11 +73,8 @@ pub async fn run(runtime: RuntimeArgs, args: config::PricingArgs) -> anyhow::Res
         tariffs = s.tariffs.cities().count(),
         "drivers and demand loaded; pricing"
     );
-    rt.serve(
-        &[subjects::RIDES_REQUESTED_ALL],
-        handler::PricingHandler::new(pricer, metrics, position),
-    )
-    .await
+    rt.serve(handler::PricingHandler::new(pricer, metrics, position))
+        .await
 }
 
 fn gauge(n: usize) -> i64 {

@@ -5,6 +5,42 @@ use std::{net::SocketAddr, time::Duration};
 
 use crate::duration::parse_duration;
 
+/// The defaults of the flags, one definition each: the flags below show them,
+/// and [`crate::service::Service::default_consumer_spec`] and
+/// [`crate::provision::StreamSettings::default`] build what the services bind
+/// and create when no flag is given.
+pub mod defaults {
+    /// `--batch`.
+    pub const BATCH: usize = 256;
+    /// `--concurrency`.
+    pub const CONCURRENCY: usize = 256;
+    /// `--max-ack-pending`.
+    pub const MAX_ACK_PENDING: i64 = 4096;
+    /// `--max-deliver`.
+    pub const MAX_DELIVER: i64 = 5;
+    /// `--backoff`, as written on the command line; see [`backoff`].
+    pub const BACKOFF: &str = "5s,10s,30s,60s";
+    /// `--rides-max-age`, as written on the command line; see [`rides_max_age`].
+    pub const RIDES_MAX_AGE: &str = "24h";
+    /// `--rides-max-bytes`: 8 GiB.
+    pub const RIDES_MAX_BYTES: i64 = 8 * 1024 * 1024 * 1024;
+    /// `--replicas`.
+    pub const REPLICAS: usize = 1;
+
+    /// [`BACKOFF`] parsed.
+    pub fn backoff() -> Vec<std::time::Duration> {
+        BACKOFF
+            .split(',')
+            .map(|d| super::parse_duration(d).expect("the default --backoff parses"))
+            .collect()
+    }
+
+    /// [`RIDES_MAX_AGE`] parsed.
+    pub fn rides_max_age() -> std::time::Duration {
+        super::parse_duration(RIDES_MAX_AGE).expect("the default --rides-max-age parses")
+    }
+}
+
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -30,35 +66,35 @@ pub struct RuntimeArgs {
     pub connect_timeout: Duration,
 
     /// Messages requested per pull.
-    #[arg(long, env = "HAIL_BATCH", default_value_t = 256)]
+    #[arg(long, env = "HAIL_BATCH", default_value_t = defaults::BATCH)]
     pub batch: usize,
 
     /// Messages handled at once by this process.
-    #[arg(long, env = "HAIL_CONCURRENCY", default_value_t = 256)]
+    #[arg(long, env = "HAIL_CONCURRENCY", default_value_t = defaults::CONCURRENCY)]
     pub concurrency: usize,
 
     /// Unacknowledged messages the server lets the whole consumer group hold.
-    #[arg(long, env = "HAIL_MAX_ACK_PENDING", default_value_t = 4096)]
+    #[arg(long, env = "HAIL_MAX_ACK_PENDING", default_value_t = defaults::MAX_ACK_PENDING)]
     pub max_ack_pending: i64,
 
     /// Deliveries of one message before it is dead-lettered.
-    #[arg(long, env = "HAIL_MAX_DELIVER", default_value_t = 5)]
+    #[arg(long, env = "HAIL_MAX_DELIVER", default_value_t = defaults::MAX_DELIVER)]
     pub max_deliver: i64,
 
     /// Redelivery delays after a failed or timed-out delivery (fewer entries than --max-deliver).
-    #[arg(long, env = "HAIL_BACKOFF", default_value = "5s,10s,30s,60s", value_delimiter = ',', value_parser = parse_duration)]
+    #[arg(long, env = "HAIL_BACKOFF", default_value = defaults::BACKOFF, value_delimiter = ',', value_parser = parse_duration)]
     pub backoff: Vec<Duration>,
 
     /// How long RIDES keeps messages; a consumer down longer than this loses them.
-    #[arg(long, env = "HAIL_RIDES_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "HAIL_RIDES_MAX_AGE", default_value = defaults::RIDES_MAX_AGE, value_parser = parse_duration)]
     pub rides_max_age: Duration,
 
     /// Largest size of RIDES in bytes before the oldest messages are discarded.
-    #[arg(long, env = "HAIL_RIDES_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    #[arg(long, env = "HAIL_RIDES_MAX_BYTES", default_value_t = defaults::RIDES_MAX_BYTES)]
     pub rides_max_bytes: i64,
 
     /// Replicas of every stream (3 on a cluster).
-    #[arg(long, env = "HAIL_REPLICAS", default_value_t = 1)]
+    #[arg(long, env = "HAIL_REPLICAS", default_value_t = defaults::REPLICAS)]
     pub replicas: usize,
 
     /// Time allowed for in-flight messages to finish on SIGTERM.
@@ -157,6 +193,20 @@ mod tests {
         let rt = parse(&[]);
         assert_eq!(rt.validate(), Ok(()));
         assert_eq!(rt.backoff.len(), 4);
+    }
+
+    #[test]
+    fn the_flags_default_to_the_defaults() {
+        let rt = parse(&[]);
+        assert_eq!(rt.backoff, defaults::backoff());
+        assert_eq!(rt.rides_max_age, defaults::rides_max_age());
+        assert_eq!(rt.max_deliver, defaults::MAX_DELIVER);
+        assert_eq!(rt.max_ack_pending, defaults::MAX_ACK_PENDING);
+        assert_eq!(rt.rides_max_bytes, defaults::RIDES_MAX_BYTES);
+        assert_eq!(
+            (rt.batch, rt.concurrency),
+            (defaults::BATCH, defaults::CONCURRENCY)
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The consumer-group runtime: a hail service is a [`Handler`]; the runtime owns
 //! everything around it.
 //!
+//! - [`service`]: the four services, each one's name, port, subjects and the
+//!   durable consumer it binds.
 //! - [`config`]: the flags every service shares, validated at start.
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
@@ -18,14 +20,14 @@
 //! A service's `main` parses its flags, then:
 //!
 //! ```no_run
-//! # use hail_runtime::{Delivery, Handler, Outcome, Runtime, RuntimeArgs};
+//! # use hail_runtime::{Delivery, Handler, Outcome, Runtime, RuntimeArgs, service::Service};
 //! struct Echo;
 //! impl Handler for Echo {
 //!     async fn handle(&self, _d: &Delivery<'_>) -> Outcome { Outcome::done() }
 //! }
 //! # async fn f(args: RuntimeArgs) -> anyhow::Result<()> {
-//! let rt = Runtime::start("echo", 9199, args).await?;
-//! rt.serve(&["rides.requested.>"], Echo).await
+//! let rt = Runtime::start(Service::Pricing, args).await?;
+//! rt.serve(Echo).await
 //! # }
 //! ```
 #![forbid(unsafe_code)]
@@ -44,6 +46,7 @@ mod outcome;
 pub mod prom_text;
 pub mod provision;
 pub mod request_feed;
+pub mod service;
 pub mod service_api;
 pub mod shutdown;
 pub mod telemetry;
@@ -66,6 +69,7 @@ pub use config::{LogFormat, RuntimeArgs};
 pub use metrics::RuntimeMetrics;
 pub use outcome::{Delivery, Handler, Outcome, Output};
 use provision::{ConsumerSpec, StreamSettings};
+use service::Service;
 
 /// Ends a service's `main`: logs the error chain and maps it to the exit code.
 pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
@@ -85,7 +89,7 @@ pub fn now_ms() -> u64 {
 
 /// A connected service, its streams provisioned, its HTTP endpoints up.
 pub struct Runtime {
-    service: &'static str,
+    service: Service,
     args: RuntimeArgs,
     instance: String,
     client: Client,
@@ -101,23 +105,19 @@ pub struct Runtime {
 
 impl Runtime {
     /// Validates the flags, installs the signal handlers, starts HTTP on
-    /// `--metrics-addr` (default `127.0.0.1:<default_port>`), connects to NATS
-    /// (bounded by `--connect-timeout`) and creates or updates the streams.
-    pub async fn start(
-        service: &'static str,
-        default_port: u16,
-        args: RuntimeArgs,
-    ) -> anyhow::Result<Self> {
+    /// `--metrics-addr` (default `127.0.0.1:<the service's port>`), connects to
+    /// NATS (bounded by `--connect-timeout`) and creates or updates the streams.
+    pub async fn start(service: Service, args: RuntimeArgs) -> anyhow::Result<Self> {
         args.validate().map_err(anyhow::Error::msg)?;
-        let instance = args.instance_name(service);
+        let instance = args.instance_name(service.name());
         let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
         let registry = Registry::new();
-        let metrics = RuntimeMetrics::register(&registry, service)?;
+        let metrics = RuntimeMetrics::register(&registry, service.name())?;
         let ready = Arc::new(AtomicBool::new(false));
         let client_cell = Arc::new(OnceLock::new());
         let addr = args
             .metrics_addr
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], default_port)));
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], service.metrics_port())));
         let http_stop = CancellationToken::new();
         let state = http::HttpState {
             registry: registry.clone(),
@@ -154,6 +154,11 @@ impl Runtime {
         })
     }
 
+    /// The service this runtime runs.
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
     /// The NATS client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -185,28 +190,19 @@ impl Runtime {
         &self.args
     }
 
-    /// The durable consumer spec of this service for `filter_subjects` on RIDES.
-    pub fn consumer_spec(&self, filter_subjects: &[&str]) -> ConsumerSpec {
-        ConsumerSpec {
-            durable: self.service.to_string(),
-            stream: hail_events::subjects::RIDES_STREAM.to_string(),
-            filter_subjects: filter_subjects.iter().map(|s| s.to_string()).collect(),
-            max_deliver: self.args.max_deliver,
-            backoff: self.args.backoff.clone(),
-            max_ack_pending: self.args.max_ack_pending,
-        }
+    /// The durable consumer this service binds with these flags
+    /// ([`Service::consumer_spec`]).
+    pub fn consumer_spec(&self) -> ConsumerSpec {
+        self.service.consumer_spec(&self.args)
     }
 
     /// Binds the service's durable consumer on RIDES (named after the service: the
-    /// consumer group), registers with the services API and runs `handler` until
-    /// SIGTERM/SIGINT, then shuts down in order: stop pulling, finish in flight
-    /// (time-boxed), stop the service's own tasks, flush acks, drain, stop HTTP.
-    pub async fn serve<H: Handler>(
-        self,
-        filter_subjects: &[&str],
-        handler: H,
-    ) -> anyhow::Result<()> {
-        let spec = self.consumer_spec(filter_subjects);
+    /// consumer group; reading [`Service::filters`]), registers with the services
+    /// API and runs `handler` until SIGTERM/SIGINT, then shuts down in order: stop
+    /// pulling, finish in flight (time-boxed), stop the service's own tasks, flush
+    /// acks, drain, stop HTTP.
+    pub async fn serve<H: Handler>(self, handler: H) -> anyhow::Result<()> {
+        let spec = self.consumer_spec();
         let consumer = provision::ensure_consumer(&self.js, &spec).await?;
         let lag = service_api::LagSource {
             durable: spec.durable.clone(),
@@ -216,7 +212,7 @@ impl Runtime {
         };
         let svc = service_api::register(
             &self.client,
-            self.service,
+            self.service.name(),
             &self.instance,
             lag,
             &self.tracker,
@@ -224,7 +220,7 @@ impl Runtime {
         )
         .await?;
         let watch = advisory::Watch {
-            service: self.service.to_string(),
+            service: self.service.name().to_string(),
             stream: spec.stream.clone(),
             durable: spec.durable.clone(),
         };
@@ -248,7 +244,7 @@ impl Runtime {
             fault_hang_rate: self.args.fault_hang_rate,
         };
         let result = worker::run(
-            self.service,
+            self.service.name(),
             self.js.clone(),
             consumer,
             handler,

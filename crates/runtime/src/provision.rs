@@ -11,6 +11,8 @@ use async_nats::jetstream::{
 };
 use hail_events::subjects;
 
+use crate::config::defaults;
+
 /// Provisioning failed; the message names the stream or consumer and says
 /// what the server answered, once (no error chain to repeat it).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,17 @@ pub struct StreamSettings {
     pub rides_max_bytes: i64,
     /// Replicas of each stream.
     pub replicas: usize,
+}
+
+impl Default for StreamSettings {
+    /// What the services create when no flag is given.
+    fn default() -> Self {
+        StreamSettings {
+            rides_max_age: defaults::rides_max_age(),
+            rides_max_bytes: defaults::RIDES_MAX_BYTES,
+            replicas: defaults::REPLICAS,
+        }
+    }
 }
 
 /// The de-duplication window of every stream (DESIGN.md: at least two minutes).
@@ -135,8 +148,9 @@ pub async fn ensure_streams(
     Ok(())
 }
 
-/// A service's durable pull consumer.
-#[derive(Debug, Clone)]
+/// A service's durable pull consumer; [`crate::service::Service::consumer_spec`]
+/// makes the one each service binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerSpec {
     /// Durable name: the consumer group.
     pub durable: String,

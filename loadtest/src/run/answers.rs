@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result};
 use async_nats::{Client, Message, Subscriber};
 use futures::StreamExt;
 use hail_events::{DriverId, RideId, RideMatched, RideUnmatched, UnmatchedReason, codec, headers};
+use hail_runtime::service::Service;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,13 +21,10 @@ use super::{
     schedule::Clock,
 };
 
-/// The subjects of every answer to a request.
-pub const ANSWER_SUBJECTS: [&str; 4] = [
-    "rides.matched.>",
-    "rides.unmatched.>",
-    "rides.priced.>",
-    "rides.screened.>",
-];
+/// The subjects of every answer to a request: every service's outputs.
+pub fn answer_subjects() -> impl Iterator<Item = &'static str> {
+    Service::ALL.into_iter().flat_map(Service::outputs).copied()
+}
 
 /// A ride of this run got a driver: its trip can start.
 #[derive(Debug, Clone)]
@@ -41,8 +39,8 @@ pub struct MatchedRide {
 /// Subscribes to every answer subject, and makes sure the server has the
 /// subscriptions before the first ride goes out.
 pub async fn subscribe(client: &Client, url: &str) -> Result<Vec<Subscriber>> {
-    let mut subs = Vec::with_capacity(ANSWER_SUBJECTS.len());
-    for subject in ANSWER_SUBJECTS {
+    let mut subs = Vec::new();
+    for subject in answer_subjects() {
         let sub = client
             .subscribe(subject)
             .await

@@ -57,7 +57,9 @@ use self::{
     report::{RunFacts, RunReport},
     schedule::{Clock, Schedule},
 };
-use crate::{publisher, roles::Role, streams};
+use hail_runtime::service::Service;
+
+use crate::{publisher, streams};
 
 /// Matched rides waiting for the fleet.
 const MATCHED_BUFFER: usize = 65_536;
@@ -113,7 +115,7 @@ async fn prepare(cfg: &RunConfig) -> Result<(Client, jetstream::Context, Vec<Sub
     let client =
         hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
     let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
-    let settings = crate::default_stream_settings();
+    let settings = hail_runtime::provision::StreamSettings::default();
     streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
     streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
     let subs = answers::subscribe(&client, &cfg.nats_url).await?;
@@ -246,14 +248,14 @@ async fn nothing_to_wait_for(js: &jetstream::Context, missing: Missing) -> bool 
         return true;
     }
     let lags = progress::lags(js).await;
-    let absent = |role: Role| {
+    let absent = |role: Service| {
         lags.iter()
             .any(|(r, lag)| *r == role && *lag == Lag::Absent)
     };
     [
-        (Role::Matching, missing.match_answer),
-        (Role::Pricing, missing.priced),
-        (Role::Fraud, missing.screened),
+        (Service::Matching, missing.match_answer),
+        (Service::Pricing, missing.priced),
+        (Service::Fraud, missing.screened),
     ]
     .into_iter()
     .all(|(role, n)| n == 0 || absent(role))

@@ -18,7 +18,7 @@ use super::{
     ledger::{Ledger, lock},
     schedule::Clock,
 };
-use crate::roles::Role;
+use hail_runtime::service::Service;
 
 /// Longest wait for the four consumer infos of one progress line.
 const LAG_TIMEOUT: Duration = Duration::from_millis(800);
@@ -44,9 +44,9 @@ impl Lag {
     }
 }
 
-/// The lag of each of the four services, in [`Role::ALL`] order, asked at once.
-pub async fn lags(js: &jetstream::Context) -> Vec<(Role, Lag)> {
-    let asks = Role::ALL.map(|role| async move {
+/// The lag of each of the four services, in [`Service::ALL`] order, asked at once.
+pub async fn lags(js: &jetstream::Context) -> Vec<(Service, Lag)> {
+    let asks = Service::ALL.map(|role| async move {
         let lag = tokio::time::timeout(LAG_TIMEOUT, lag(js, role.durable())).await;
         (role, lag.unwrap_or(Lag::Unknown))
     });
@@ -93,7 +93,12 @@ pub async fn report_progress(
 }
 
 /// The progress line, and the rides published so far (for the next line's rate).
-fn line(l: &Ledger, lags: &[(Role, Lag)], elapsed_us: u64, last_published: u64) -> (String, u64) {
+fn line(
+    l: &Ledger,
+    lags: &[(Service, Lag)],
+    elapsed_us: u64,
+    last_published: u64,
+) -> (String, u64) {
     let mut s = format!(
         "[{:>6.1} s] published {} ({}/s), failed {} | answers match {} price {} screen {} | lag",
         elapsed_us as f64 / 1e6,
@@ -134,10 +139,10 @@ mod tests {
             l.stored(index, 0, 10, false);
         }
         let lags = [
-            (Role::Matching, Lag::Messages(12)),
-            (Role::Pricing, Lag::Absent),
-            (Role::Fraud, Lag::Unknown),
-            (Role::Analytics, Lag::Messages(0)),
+            (Service::Matching, Lag::Messages(12)),
+            (Service::Pricing, Lag::Absent),
+            (Service::Fraud, Lag::Unknown),
+            (Service::Analytics, Lag::Messages(0)),
         ];
         let (text, published) = line(&l, &lags, 2_500_000, 1);
         assert_eq!(published, 3);

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use hail_runtime::service::{MONITOR_METRICS_PORT, Service};
+
 /// Scrape interval (and rule evaluation interval) of the local stack, in seconds.
 pub const LOCAL_INTERVAL_SECONDS: u32 = 2;
 
@@ -36,18 +38,14 @@ pub fn job(service: &str) -> String {
     format!("hail-{service}")
 }
 
-/// The local stack's processes at their default ports.
+/// The local stack's processes at their default ports: the four services,
+/// then the monitor.
 pub fn local_targets() -> Vec<Target> {
-    [
-        ("matching", 9101),
-        ("pricing", 9102),
-        ("fraud", 9103),
-        ("analytics", 9104),
-        ("monitor", 9105),
-    ]
-    .into_iter()
-    .map(|(service, port)| Target::local(&job(service), port))
-    .collect()
+    Service::ALL
+        .into_iter()
+        .map(|s| Target::local(&job(s.name()), s.metrics_port()))
+        .chain([Target::local(&job("monitor"), MONITOR_METRICS_PORT)])
+        .collect()
 }
 
 /// The checked-in `deploy/local/prometheus/prometheus.yml`.

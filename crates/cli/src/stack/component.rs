@@ -3,23 +3,15 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use hail_runtime::service::{MONITOR_BINARY, MONITOR_METRICS_PORT, Service};
 
 use super::Layout;
 
-/// The four services, in start order.
-pub const SERVICES: [&str; 4] = ["matching", "pricing", "fraud", "analytics"];
+/// The four services' names, in start order.
+pub const SERVICES: [&str; 4] = Service::NAMES;
 
-/// Default `/metrics` port of a service or the monitor.
-pub fn metrics_port(name: &str) -> Option<u16> {
-    match name {
-        "matching" => Some(9101),
-        "pricing" => Some(9102),
-        "fraud" => Some(9103),
-        "analytics" => Some(9104),
-        "monitor" => Some(9105),
-        _ => None,
-    }
-}
+/// The monitor's name in the stack (pid file, log file, `hail kill monitor`).
+pub const MONITOR: &str = "monitor";
 
 /// One process of the stack.
 #[derive(Debug, Clone)]
@@ -60,17 +52,15 @@ impl Component {
 
     /// A service (`matching`…) or the monitor.
     pub fn hail(layout: &Layout, name: &str) -> Result<Component> {
-        let port = metrics_port(name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown service {name:?}; one of matching, pricing, fraud, analytics, monitor"
-            )
-        })?;
-        let program = layout.hail_bin(&format!("hail-{name}"))?;
-        let ready = if name == "monitor" {
-            "healthz"
+        let (binary, port, ready) = if name == MONITOR {
+            (MONITOR_BINARY, MONITOR_METRICS_PORT, "healthz")
         } else {
-            "readyz"
+            let service: Service = name
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}, or {MONITOR}"))?;
+            (service.binary(), service.metrics_port(), "readyz")
         };
+        let program = layout.hail_bin(binary)?;
         Ok(Component {
             name: name.into(),
             program,
