@@ -155,7 +155,10 @@ mod tests {
 
     #[test]
     fn an_entry_lists_as_a_line_and_as_json() {
-        let l = Listed::new("card-1".into(), br#"{"blocked_at_ms":0,"reason":"chargeback"}"#);
+        let l = Listed::new(
+            "card-1".into(),
+            br#"{"blocked_at_ms":0,"reason":"chargeback"}"#,
+        );
         assert_eq!(l.line(), "card-1\t1970-01-01T00:00:00Z\tchargeback");
         let json = serde_json::to_value(&l).unwrap();
         assert_eq!(json["blocked_at"], "1970-01-01T00:00:00Z");
