@@ -151,13 +151,25 @@ mod tests {
     #[test]
     fn fault_flags_have_a_help_heading_of_their_own() {
         use clap::CommandFactory as _;
-        let help = Cli::command().render_help().to_string();
+        /// A service's parser: the runtime's flags, then its own.
+        #[derive(Parser)]
+        struct Service {
+            #[command(flatten)]
+            rt: RuntimeArgs,
+            #[arg(long)]
+            own: bool,
+        }
+        let help = Service::command().render_help().to_string();
         let (before, testing) = help
             .split_once("Testing only (fault injection):")
             .unwrap_or_else(|| panic!("no fault heading in {help}"));
         assert!(testing.contains("--fault-retry-rate") && testing.contains("--fault-hang-rate"));
         assert!(!before.contains("--fault-"), "{help}");
         assert!(!testing.contains("--instance"), "{help}");
+        assert!(
+            !testing.contains("--own"),
+            "a service's own flags stay out: {help}"
+        );
     }
 
     #[test]

@@ -12,18 +12,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Outcome;
 
+/// The help heading of the fault flags. Set per flag: a struct-level
+/// `next_help_heading` would also catch the flags a service declares after them.
+const HEADING: &str = "Testing only (fault injection)";
+
 /// The fault flags; every service flattens them through [`crate::RuntimeArgs`].
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
-#[command(next_help_heading = "Testing only (fault injection)")]
 pub struct FaultArgs {
     /// Fail this fraction (0 to 1) of deliveries as if the handler had hit a
     /// transient error, to exercise redelivery and the dead-letter path.
-    #[arg(long, env = "HAIL_FAULT_RETRY_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "HAIL_FAULT_RETRY_RATE", default_value_t = 0.0, help_heading = HEADING)]
     pub fault_retry_rate: f64,
 
     /// Never finish this fraction (0 to 1) of deliveries, as if the handler
     /// hung, so the ack wait expires and the server redelivers.
-    #[arg(long, env = "HAIL_FAULT_HANG_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "HAIL_FAULT_HANG_RATE", default_value_t = 0.0, help_heading = HEADING)]
     pub fault_hang_rate: f64,
 }
 
