@@ -63,7 +63,7 @@ pub enum Fault {
 impl Faults {
     /// `None` (no injection, nothing to pay) when every rate is 0.
     pub fn from_args(args: &FaultArgs) -> Option<Faults> {
-        (args.fault_retry_rate > 0.0 || args.fault_hang_rate > 0.0).then(|| Faults {
+        (args.fault_retry_rate > 0.0 || args.fault_hang_rate > 0.0).then_some(Faults {
             retry_rate: args.fault_retry_rate,
             hang_rate: args.fault_hang_rate,
         })
