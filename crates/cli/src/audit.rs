@@ -1,6 +1,6 @@
 //! `hail audit [--json]`: reads RIDES, DLQ and each consumer, and checks that
 //! every published request is accounted for exactly once per service. Exit 1
-//! when that does not hold.
+//! when that does not hold, 2 when the audit cannot run (`hail audit --help`).
 
 use std::collections::HashMap;
 

@@ -5,6 +5,10 @@
 //! - `audit`: every request accounted for once per service; `demo`: load, crash, catch up, audit.
 //! - `request`: publish one ride request, as a rider's app would.
 //! - `fraud`, `analytics`: the fraud blocklist and analytics' totals.
+//!
+//! Exit codes ([`EXIT_CODES`]): 0 done, 1 the audit does not hold (`audit`,
+//! `demo`), 2 the command could not run (bad flags, NATS unreachable, any other
+//! error), so a script can tell a failed check from a failed run.
 
 mod analytics_cmd;
 mod audit;
@@ -17,11 +21,24 @@ mod stack;
 mod status;
 mod up;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+
+/// The exit codes, as `hail --help` and `hail audit --help` print them.
+const EXIT_CODES: &str = "Exit codes:
+  0  done (for audit and demo: the audit holds)
+  1  the audit does not hold (audit, demo)
+  2  could not run: bad flags, NATS unreachable, or any other error";
+
+/// Exit code when the audit ran and does not hold.
+const DOES_NOT_HOLD: u8 = 1;
+/// Exit code when the command could not run; clap uses it for bad flags too.
+const COULD_NOT_RUN: u8 = 2;
 
 /// hail: a ride-hailing event platform on NATS JetStream.
 #[derive(Parser)]
-#[command(name = "hail", version)]
+#[command(name = "hail", version, after_help = EXIT_CODES)]
 struct Cli {
     /// NATS server URL.
     #[arg(
@@ -51,9 +68,11 @@ enum Command {
         /// matching, pricing, fraud, analytics or monitor.
         service: String,
     },
-    /// Check every published request is accounted for once per service (exit 1 if not).
+    /// Check every published request is accounted for once per service (exit 1 if not, 2 if it cannot run).
+    #[command(after_help = EXIT_CODES)]
     Audit(audit::AuditArgs),
     /// Run load, kill analytics, restart it, narrate, audit (exit 0 only if the audit holds).
+    #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
     /// Every service's consumer on RIDES: pending, unacknowledged, redelivered.
     Status(status::StatusArgs),
@@ -67,52 +86,113 @@ enum Command {
     Dlq(dlq_cmd::DlqArgs),
 }
 
-fn holds(ok: bool) -> anyhow::Result<()> {
-    anyhow::ensure!(ok, "the audit does not hold");
-    Ok(())
+/// How a command that ran ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Done; for `audit` and `demo`, the audit holds.
+    Done,
+    /// `audit` or `demo` ran and the audit does not hold.
+    DoesNotHold,
+}
+
+impl From<bool> for Verdict {
+    fn from(holds: bool) -> Self {
+        if holds {
+            Verdict::Done
+        } else {
+            Verdict::DoesNotHold
+        }
+    }
+}
+
+/// A command without a verdict of its own is done when it did not fail.
+fn done(result: anyhow::Result<()>) -> anyhow::Result<Verdict> {
+    result.map(|()| Verdict::Done)
+}
+
+/// Maps how the command ended to its exit code (see [`EXIT_CODES`]).
+fn exit_code(result: anyhow::Result<Verdict>) -> ExitCode {
+    match result {
+        Ok(Verdict::Done) => ExitCode::SUCCESS,
+        Ok(Verdict::DoesNotHold) => {
+            eprintln!("hail: the audit does not hold");
+            ExitCode::from(DOES_NOT_HOLD)
+        }
+        Err(e) => {
+            eprintln!("hail: error: {e:#}");
+            ExitCode::from(COULD_NOT_RUN)
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
+    // Bad flags end here, with clap's message and exit code 2 (COULD_NOT_RUN).
     let cli = Cli::parse();
-    hail_runtime::exit_code("hail", run(cli).await)
+    exit_code(run(cli).await)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match &cli.command {
-        Command::Up(args) => {
-            return up::up(&stack::Layout::discover()?, args, &mut std::io::stdout()).await;
-        }
-        Command::Down => return up::down(&stack::Layout::discover()?),
-        Command::Kill { service } => {
-            return up::kill(&stack::Layout::discover()?, service, &mut std::io::stdout());
-        }
-        Command::Start { service } => {
-            return up::start(&stack::Layout::discover()?, service, &mut std::io::stdout()).await;
-        }
-        Command::Demo(args) => {
-            let layout = stack::Layout::discover()?;
-            return holds(demo::run(&cli.nats_url, &layout, args.clone()).await?);
-        }
-        _ => {}
-    }
-    let client = hail_runtime::connect::connect(
-        &cli.nats_url,
-        "hail-cli",
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
-    let js = async_nats::jetstream::new(client);
+async fn run(cli: Cli) -> anyhow::Result<Verdict> {
+    let layout = stack::Layout::discover;
+    let mut out = std::io::stdout();
     match cli.command {
-        Command::Status(args) => status::run(&js, args).await,
-        Command::Request(args) => request::run(&js, args).await,
-        Command::Fraud(args) => fraud_cmd::run(&js, args).await,
-        Command::Analytics(args) => analytics_cmd::run(&js, args).await,
-        Command::Dlq(args) => dlq_cmd::run(&js, args).await,
-        Command::Audit(args) => holds(audit::run(&js, args).await?),
-        Command::Demo(_) => unreachable!("handled above"),
-        Command::Up(_) | Command::Down | Command::Kill { .. } | Command::Start { .. } => {
-            unreachable!("handled above")
-        }
+        Command::Up(args) => done(up::up(&layout()?, &args, &mut out).await),
+        Command::Down => done(up::down(&layout()?)),
+        Command::Kill { service } => done(up::kill(&layout()?, &service, &mut out)),
+        Command::Start { service } => done(up::start(&layout()?, &service, &mut out).await),
+        Command::Demo(args) => Ok(demo::run(&cli.nats_url, &layout()?, args).await?.into()),
+        on_nats => run_on_nats(&cli.nats_url, on_nats).await,
+    }
+}
+
+/// The commands that only talk to NATS.
+async fn run_on_nats(nats_url: &str, command: Command) -> anyhow::Result<Verdict> {
+    let client =
+        hail_runtime::connect::connect(nats_url, "hail-cli", std::time::Duration::from_secs(5))
+            .await?;
+    let js = async_nats::jetstream::new(client);
+    match command {
+        Command::Audit(args) => Ok(audit::run(&js, args).await?.into()),
+        Command::Status(args) => done(status::run(&js, args).await),
+        Command::Request(args) => done(request::run(&js, args).await),
+        Command::Fraud(args) => done(fraud_cmd::run(&js, args).await),
+        Command::Analytics(args) => done(analytics_cmd::run(&js, args).await),
+        Command::Dlq(args) => done(dlq_cmd::run(&js, args).await),
+        Command::Up(_)
+        | Command::Down
+        | Command::Kill { .. }
+        | Command::Start { .. }
+        | Command::Demo(_) => unreachable!("run handles the local commands"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_a_failed_check_from_a_failed_run() {
+        assert_eq!(exit_code(Ok(Verdict::Done)), ExitCode::SUCCESS);
+        assert_eq!(exit_code(Ok(Verdict::DoesNotHold)), ExitCode::from(1));
+        assert_eq!(exit_code(Err(anyhow::anyhow!("x"))), ExitCode::from(2));
+        assert_eq!(Verdict::from(false), Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn help_documents_the_exit_codes() {
+        let mut cli = Cli::command();
+        let audit = cli.find_subcommand_mut("audit").unwrap().render_long_help();
+        assert!(audit.to_string().contains("2  could not run"), "{audit}");
+        assert!(cli.render_long_help().to_string().contains("Exit codes:"));
+    }
+
+    #[test]
+    fn bad_flags_exit_2() {
+        let err = Cli::try_parse_from(["hail", "audit", "--no-such-flag"])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), i32::from(COULD_NOT_RUN));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::duration::parse_duration;
+use crate::{duration::parse_duration, fault::FaultArgs};
 
 /// The defaults of the flags, one definition each: the flags below show them,
 /// and [`crate::service::Service::default_consumer_spec`] and
@@ -105,19 +105,13 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Testing only: fail this fraction (0 to 1) of deliveries as if the handler had
-    /// hit a transient error, to exercise redelivery and the dead-letter path.
-    #[arg(long, env = "HAIL_FAULT_RETRY_RATE", default_value_t = 0.0)]
-    pub fault_retry_rate: f64,
-
-    /// Testing only: never finish this fraction (0 to 1) of deliveries, as if the
-    /// handler hung, so the ack wait expires and the server redelivers.
-    #[arg(long, env = "HAIL_FAULT_HANG_RATE", default_value_t = 0.0)]
-    pub fault_hang_rate: f64,
-
     /// Name of this instance in logs and the services API [default: <host>-<pid>].
     #[arg(long, env = "HAIL_INSTANCE")]
     pub instance: Option<String>,
+
+    /// Testing only: the `--fault-*` flags, under their own help heading.
+    #[command(flatten)]
+    pub faults: FaultArgs,
 }
 
 impl RuntimeArgs {
@@ -151,12 +145,7 @@ impl RuntimeArgs {
                 self.backoff.len()
             ));
         }
-        if !(0.0..=1.0).contains(&self.fault_retry_rate) {
-            return Err(format!(
-                "--fault-retry-rate must be within [0, 1], got {}",
-                self.fault_retry_rate
-            ));
-        }
+        self.faults.validate()?;
         if self.backoff.iter().any(|d| d.is_zero()) {
             return Err("--backoff entries must be longer than 0s".into());
         }
@@ -210,10 +199,36 @@ mod tests {
     }
 
     #[test]
+    fn fault_flags_have_a_help_heading_of_their_own() {
+        use clap::CommandFactory as _;
+        /// A service's parser: the runtime's flags, then its own.
+        #[derive(Parser)]
+        struct Service {
+            #[command(flatten)]
+            rt: RuntimeArgs,
+            #[arg(long)]
+            own: bool,
+        }
+        let help = Service::command().render_help().to_string();
+        let (before, testing) = help
+            .split_once("Testing only (fault injection):")
+            .unwrap_or_else(|| panic!("no fault heading in {help}"));
+        assert!(testing.contains("--fault-retry-rate") && testing.contains("--fault-hang-rate"));
+        assert!(!before.contains("--fault-"), "{help}");
+        assert!(!testing.contains("--instance"), "{help}");
+        assert!(
+            !testing.contains("--own"),
+            "a service's own flags stay out: {help}"
+        );
+    }
+
+    #[test]
     fn names_the_bad_flag() {
         let err = parse(&["--max-deliver", "3"]).validate().unwrap_err();
         assert!(err.starts_with("--backoff"), "{err}");
         let err = parse(&["--batch", "0"]).validate().unwrap_err();
         assert!(err.starts_with("--batch"), "{err}");
+        let err = parse(&["--fault-hang-rate", "2"]).validate().unwrap_err();
+        assert!(err.starts_with("--fault-hang-rate"), "{err}");
     }
 }

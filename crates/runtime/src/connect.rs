@@ -22,6 +22,7 @@ pub struct ConnectError {
 
 /// Connects as `name`, retrying with a growing delay until `timeout` has passed.
 ///
+/// <!-- no_run: needs a nats-server listening on 4222. -->
 /// ```no_run
 /// # async fn f() -> Result<(), hail_runtime::connect::ConnectError> {
 /// let client = hail_runtime::connect::connect("nats://127.0.0.1:4222", "pricing", std::time::Duration::from_secs(5)).await?;

@@ -16,9 +16,11 @@
 //!   [`prom_text`] read them back (CLI, monitor checks, tests).
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
+//! - [`fault`]: test-only fault injection (`--fault-*`), off unless a rate is set.
 //!
 //! A service's `main` parses its flags, then:
 //!
+//! <!-- no_run: needs a nats-server, and serves until SIGTERM. -->
 //! ```no_run
 //! # use hail_runtime::{Delivery, Handler, Outcome, Runtime, RuntimeArgs, service::Service};
 //! struct Echo;
@@ -38,6 +40,7 @@ pub mod connect;
 pub mod dead_letter;
 pub mod drivers;
 pub mod duration;
+pub mod fault;
 pub mod http;
 pub mod http_get;
 pub mod metrics;
@@ -240,8 +243,7 @@ impl Runtime {
             max_deliver: self.args.max_deliver,
             backoff: self.args.backoff.clone(),
             shutdown_timeout: self.args.shutdown_timeout,
-            fault_retry_rate: self.args.fault_retry_rate,
-            fault_hang_rate: self.args.fault_hang_rate,
+            faults: fault::Faults::from_args(&self.args.faults),
         };
         let result = worker::run(
             self.service.name(),

@@ -14,6 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     Handler, Outcome, Output,
     dead_letter::{Origin, dead_letter_headers},
+    fault::Faults,
     metrics::RuntimeMetrics,
     outcome::{Delivery, event_name},
 };
@@ -31,10 +32,8 @@ pub struct WorkerSettings {
     pub backoff: Vec<Duration>,
     /// Time allowed for in-flight messages at shutdown.
     pub shutdown_timeout: Duration,
-    /// Testing only: fraction of deliveries failed as transient before the handler.
-    pub fault_retry_rate: f64,
-    /// Testing only: fraction of deliveries that hang until shutdown.
-    pub fault_hang_rate: f64,
+    /// Testing only: faults injected instead of the handler; `None` in production.
+    pub faults: Option<Faults>,
 }
 
 impl WorkerSettings {
@@ -167,18 +166,10 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         return;
     }
     let timer = m.handler_seconds.start_timer();
-    let settings = &shared.settings;
-    let outcome = if injected_fault(stream_seq, delivered, settings.fault_hang_rate) {
-        shared.shutdown.cancelled().await;
-        Outcome::Retry {
-            reason: "injected hang (--fault-hang-rate)".into(),
-        }
-    } else if injected_fault(stream_seq, delivered, settings.fault_retry_rate) {
-        Outcome::Retry {
-            reason: "injected transient fault (--fault-retry-rate)".into(),
-        }
-    } else {
-        shared.handler.handle(&delivery).await
+    let faults = shared.settings.faults.as_ref();
+    let outcome = match faults.and_then(|f| f.pick(stream_seq, delivered)) {
+        Some(fault) => fault.outcome(&shared.shutdown).await,
+        None => shared.handler.handle(&delivery).await,
     };
     timer.observe_duration();
     let origin = Origin {
@@ -289,15 +280,6 @@ fn replayed_for_another(headers: Option<&async_nats::HeaderMap>, service: &str) 
         .is_some_and(|target| target.as_str() != service)
 }
 
-/// A deterministic pick of `rate` of all deliveries, spread over sequences.
-fn injected_fault(seq: u64, delivered: i64, rate: f64) -> bool {
-    if rate <= 0.0 {
-        return false;
-    }
-    let x = (seq ^ (delivered as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
-}
-
 async fn ack(msg: &Message, kind: AckKind) {
     if let Err(e) = msg.ack_with(kind).await {
         // The server redelivers after the ack wait; the effects are idempotent.
@@ -308,14 +290,6 @@ async fn ack(msg: &Message, kind: AckKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn injected_faults_hit_about_the_rate() {
-        assert!(!(1..1000).any(|s| injected_fault(s, 1, 0.0)));
-        assert!((1..1000).all(|s| injected_fault(s, 1, 1.0)));
-        let hits = (1..100_001).filter(|s| injected_fault(*s, 1, 0.1)).count();
-        assert!((9_000..11_000).contains(&hits), "{hits}");
-    }
 
     #[test]
     fn replays_are_handled_only_by_their_service() {
@@ -335,8 +309,7 @@ mod tests {
             max_deliver: 3,
             backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
             shutdown_timeout: Duration::ZERO,
-            fault_retry_rate: 0.0,
-            fault_hang_rate: 0.0,
+            faults: None,
         };
         assert_eq!(s.delay_after(1), Duration::from_secs(1));
         assert_eq!(s.delay_after(2), Duration::from_secs(5));

@@ -20,24 +20,27 @@
 //! and in `#[tokio::test]` tests alike; [`NatsServer::start`] blocks until the
 //! server is ready, at most 10 s.
 //!
+//! <!-- no_run: needs nats-server and the service binaries (`cargo build
+//! --workspace --bins`); the e2e tests in tests/ run exactly this. -->
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use std::time::Duration;
-//! use hail_testkit::{bin_path, http_get, metric_sum, wait_until, NatsServer, Process};
+//! use hail_testkit::{bin_path, free_port, http_get, metric_sum, wait_until, NatsServer, Process};
 //!
 //! let nats = NatsServer::start()?;
+//! let metrics_addr = format!("127.0.0.1:{}", free_port());
 //! let pricing = Process::spawn(
 //!     &bin_path("hail-pricing")?,
-//!     &[],
-//!     &[("HAIL_NATS_URL".into(), nats.url())],
+//!     &["--metrics-addr".into(), metrics_addr.clone()],
+//!     &[("NATS_URL".into(), nats.url())],
 //! )?;
-//! wait_until(Duration::from_secs(10), "pricing to serve /metrics", || async {
-//!     http_get("http://127.0.0.1:9101/metrics").await.is_ok()
+//! wait_until(Duration::from_secs(10), "pricing to be ready", || async {
+//!     matches!(http_get(&format!("http://{metrics_addr}/readyz")).await, Ok((200, _)))
 //! })
 //! .await?;
-//! let (_, body) = http_get("http://127.0.0.1:9101/metrics").await?;
-//! let handled = metric_sum(&body, "hail_messages_total", &[("outcome", "ack")]);
-//! # let _ = (pricing, handled);
+//! let (_, body) = http_get(&format!("http://{metrics_addr}/metrics")).await?;
+//! assert_eq!(metric_sum(&body, "hail_ready", &[("service", "pricing")]), Some(1.0));
+//! # let _ = pricing;
 //! # Ok(())
 //! # }
 //! ```
