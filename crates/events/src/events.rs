@@ -274,14 +274,3 @@ impl Event for DriverLocationUpdated {
         format!("driver:{}:{}", self.driver_id, self.at_ms)
     }
 }
-
-/// The names of every event type, for checking a `Hail-Event` header.
-pub const EVENT_NAMES: [&str; 7] = [
-    RideRequested::NAME,
-    DriverLocationUpdated::NAME,
-    RideMatched::NAME,
-    RideUnmatched::NAME,
-    FareQuoted::NAME,
-    RideScreened::NAME,
-    RideCompleted::NAME,
-];
