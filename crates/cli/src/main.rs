@@ -10,7 +10,7 @@ mod analytics_cmd;
 mod audit;
 mod audit_check;
 mod demo;
-mod dlq_cmd;
+mod dlq;
 mod fraud_cmd;
 mod request;
 mod stack;
@@ -64,7 +64,7 @@ enum Command {
     /// Per-city totals kept by analytics.
     Analytics(analytics_cmd::AnalyticsArgs),
     /// Inspect, replay and purge dead letters.
-    Dlq(dlq_cmd::DlqArgs),
+    Dlq(dlq::DlqArgs),
 }
 
 fn holds(ok: bool) -> anyhow::Result<()> {
@@ -108,7 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Request(args) => request::run(&js, args).await,
         Command::Fraud(args) => fraud_cmd::run(&js, args).await,
         Command::Analytics(args) => analytics_cmd::run(&js, args).await,
-        Command::Dlq(args) => dlq_cmd::run(&js, args).await,
+        Command::Dlq(args) => dlq::run(&js, args).await,
         Command::Audit(args) => holds(audit::run(&js, args).await?),
         Command::Demo(_) => unreachable!("handled above"),
         Command::Up(_) | Command::Down | Command::Kill { .. } | Command::Start { .. } => {

@@ -158,7 +158,7 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         published,
     };
     let event = event_name(delivery.headers);
-    if replayed_for_another(delivery.headers, &shared.service) {
+    if crate::replay::is_for_another(delivery.headers, &shared.service) {
         ack(&msg, AckKind::Ack).await;
         m.skipped
             .with_label_values(&["replay_for_another_service"])
@@ -282,13 +282,6 @@ async fn dead_letter<H>(
     }
 }
 
-/// A message replayed from another service's dead letters: not ours to handle.
-fn replayed_for_another(headers: Option<&async_nats::HeaderMap>, service: &str) -> bool {
-    headers
-        .and_then(|h| h.get(hail_events::headers::REPLAY_FOR))
-        .is_some_and(|target| target.as_str() != service)
-}
-
 /// A deterministic pick of `rate` of all deliveries, spread over sequences.
 fn injected_fault(seq: u64, delivered: i64, rate: f64) -> bool {
     if rate <= 0.0 {
@@ -315,16 +308,6 @@ mod tests {
         assert!((1..1000).all(|s| injected_fault(s, 1, 1.0)));
         let hits = (1..100_001).filter(|s| injected_fault(*s, 1, 0.1)).count();
         assert!((9_000..11_000).contains(&hits), "{hits}");
-    }
-
-    #[test]
-    fn replays_are_handled_only_by_their_service() {
-        let mut h = async_nats::HeaderMap::new();
-        assert!(!replayed_for_another(Some(&h), "fraud"));
-        h.insert(hail_events::headers::REPLAY_FOR, "fraud");
-        assert!(!replayed_for_another(Some(&h), "fraud"));
-        assert!(replayed_for_another(Some(&h), "pricing"));
-        assert!(!replayed_for_another(None, "pricing"));
     }
 
     #[test]
