@@ -3,7 +3,7 @@
 //! The one list of every event kind is the `every_event!` invocation below. From
 //! it come [`EventKind`] (the lookups by subject and by type name), [`AnyEvent`]
 //! (one variant per kind, decoded from a payload without knowing its type
-//! beforehand) and [`EVENT_NAMES`]. Code that handles several kinds matches on
+//! beforehand), [`EVENT_NAMES`] and the [`Event`] impls of the ride kinds. Code that handles several kinds matches on
 //! these rather than on subject tokens or name strings of its own.
 //!
 //! ```
@@ -22,13 +22,41 @@ use serde::Serialize;
 use crate::{
     City, DriverLocationUpdated, Event, EventError, FareQuoted, RideCompleted, RideId, RideMatched,
     RideRequested, RideScreened, RideUnmatched, codec,
+    events::{check_fare, check_matched, check_screened, no_checks},
+    subjects,
 };
 
 /// Writes [`EventKind`], [`AnyEvent`] and [`EVENT_NAMES`] from the list of kinds:
-/// `Variant(Type) on "subject pattern"` (`*` matches one token), with `ride` for
-/// the kinds published on `rides.<kind>.<city>` about one ride.
+/// `Variant(Type) on "subject pattern"` (`*` matches one token). A kind about one
+/// ride adds `ride "<tag>", <subject builder>, <validation>` and gets its
+/// [`Event`] impl from here.
 macro_rules! every_event {
-    ($( $(#[$doc:meta])* $variant:ident($ty:ident) on $pattern:literal $(, $ride:ident)? ;)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident($ty:ident) on $pattern:literal $(, ride $tag:literal, $subject:path, $check:path)?;
+    )*) => {
+        $($(
+            /// An event about one ride, on `rides.<tag>.<city>` with the message id
+            /// `<tag>:<ride id>`.
+            impl Event for $ty {
+                const NAME: &'static str = stringify!($ty);
+                const VERSION: u16 = 1;
+                fn subject(&self) -> String {
+                    $subject(&self.city)
+                }
+                fn ride_id(&self) -> Option<&RideId> {
+                    Some(&self.ride_id)
+                }
+                fn msg_id(&self) -> String {
+                    format!(concat!($tag, ":{}"), self.ride_id)
+                }
+                fn validate(&self) -> Result<(), EventError> {
+                    let check: fn(&$ty) -> Result<(), EventError> = $check;
+                    check(self)
+                }
+            }
+        )?)*
+
         /// Which event a message is: one per event type.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventKind {
@@ -67,7 +95,7 @@ macro_rules! every_event {
             /// Whether it is an event about one ride, on `rides.<kind>.<city>`.
             pub const fn is_ride(self) -> bool {
                 match self {
-                    $( EventKind::$variant => every_event!(@ride $($ride)?), )*
+                    $( EventKind::$variant => every_event!(@ride $($tag)?), )*
                 }
             }
 
@@ -133,25 +161,31 @@ macro_rules! every_event {
         /// The names of every event type, for checking a `Hail-Event` header.
         pub const EVENT_NAMES: [&str; EventKind::ALL.len()] = [$(<$ty as Event>::NAME),*];
     };
-    (@ride ride) => { true };
+    (@ride $tag:literal) => { true };
     (@ride) => { false };
 }
 
 every_event! {
     /// [`RideRequested`]
-    Requested(RideRequested) on "rides.requested.*", ride;
+    Requested(RideRequested) on "rides.requested.*",
+        ride "requested", subjects::rides_requested, no_checks;
     /// [`DriverLocationUpdated`]
     DriverLocation(DriverLocationUpdated) on "drivers.*.*";
     /// [`RideMatched`]
-    Matched(RideMatched) on "rides.matched.*", ride;
+    Matched(RideMatched) on "rides.matched.*",
+        ride "matched", subjects::rides_matched, check_matched;
     /// [`RideUnmatched`]
-    Unmatched(RideUnmatched) on "rides.unmatched.*", ride;
+    Unmatched(RideUnmatched) on "rides.unmatched.*",
+        ride "unmatched", subjects::rides_unmatched, no_checks;
     /// [`FareQuoted`]
-    Priced(FareQuoted) on "rides.priced.*", ride;
+    Priced(FareQuoted) on "rides.priced.*",
+        ride "priced", subjects::rides_priced, check_fare;
     /// [`RideScreened`]
-    Screened(RideScreened) on "rides.screened.*", ride;
+    Screened(RideScreened) on "rides.screened.*",
+        ride "screened", subjects::rides_screened, check_screened;
     /// [`RideCompleted`]
-    Completed(RideCompleted) on "rides.completed.*", ride;
+    Completed(RideCompleted) on "rides.completed.*",
+        ride "completed", subjects::rides_completed, no_checks;
 }
 
 impl EventKind {
