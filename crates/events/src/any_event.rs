@@ -3,8 +3,9 @@
 //! The one list of every event kind is the `every_event!` invocation below. From
 //! it come [`EventKind`] (the lookups by subject and by type name), [`AnyEvent`]
 //! (one variant per kind, decoded from a payload without knowing its type
-//! beforehand), [`EVENT_NAMES`] and the [`Event`] impls of the ride kinds. Code that handles several kinds matches on
-//! these rather than on subject tokens or name strings of its own.
+//! beforehand), [`EVENT_NAMES`] and the [`Event`] impls of the ride kinds. Code
+//! that handles several kinds matches on these rather than on subject tokens or
+//! name strings of its own.
 //!
 //! ```
 //! use hail_events::{AnyEvent, EventKind, codec, sample};
@@ -295,6 +296,10 @@ mod tests {
             assert_eq!(kind.to_string(), event.name());
             assert_eq!(kind.is_ride(), event.ride_id().is_some(), "{kind}");
             assert_eq!(event.city().as_str(), "berlin");
+            if let Some(ride) = event.ride_id() {
+                let tag = event.subject().split('.').nth(1).unwrap().to_string();
+                assert_eq!(event.msg_id(), format!("{tag}:{ride}"));
+            }
         }
     }
 
