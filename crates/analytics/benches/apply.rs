@@ -10,7 +10,6 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hail_analytics::{event::RideEvent, live::Live, state::State};
-use hail_runtime::Output;
 
 const CITIES: usize = 20;
 
@@ -75,16 +74,7 @@ fn handler_step(c: &mut Criterion) {
 }
 
 fn encoded(e: &RideEvent) -> (String, Vec<u8>) {
-    let out = match e {
-        RideEvent::Requested(e) => Output::event(e),
-        RideEvent::Matched(e) => Output::event(e),
-        RideEvent::Unmatched(e) => Output::event(e),
-        RideEvent::Priced(e) => Output::event(e),
-        RideEvent::Screened(e) => Output::event(e),
-        RideEvent::Completed(e) => Output::event(e),
-    }
-    .unwrap();
-    (out.subject, out.payload.to_vec())
+    (e.subject(), e.encode().unwrap().to_vec())
 }
 
 /// A fixed permutation of 0..n (xorshift Fisher-Yates).

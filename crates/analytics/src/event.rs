@@ -1,68 +1,13 @@
-//! Every event analytics reads, decoded as the kind its subject announces.
+//! Every event analytics reads: any hail event, decoded as the kind its subject
+//! announces (hail-events' [`AnyEvent`]). Analytics consumes the RIDES stream, so
+//! it sees ride kinds only; [`CityTotals`](crate::totals::CityTotals) counts
+//! nothing for any other.
 
-use hail_events::{
-    City, Event, EventError, FareQuoted, RideCompleted, RideMatched, RideRequested, RideScreened,
-    RideUnmatched, codec,
-};
-
-/// One ride event from `rides.<kind>.<city>`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RideEvent {
-    Requested(RideRequested),
-    Matched(RideMatched),
-    Unmatched(RideUnmatched),
-    Priced(FareQuoted),
-    Screened(RideScreened),
-    Completed(RideCompleted),
-}
-
-impl RideEvent {
-    /// Decodes and validates `bytes` as the event `subject`'s kind announces.
-    pub fn decode(subject: &str, bytes: &[u8]) -> Result<Self, EventError> {
-        Ok(match subject.split('.').nth(1) {
-            Some("requested") => RideEvent::Requested(codec::decode(bytes)?),
-            Some("matched") => RideEvent::Matched(codec::decode(bytes)?),
-            Some("unmatched") => RideEvent::Unmatched(codec::decode(bytes)?),
-            Some("priced") => RideEvent::Priced(codec::decode(bytes)?),
-            Some("screened") => RideEvent::Screened(codec::decode(bytes)?),
-            Some("completed") => RideEvent::Completed(codec::decode(bytes)?),
-            _ => {
-                return Err(EventError::InvalidField {
-                    field: "subject",
-                    reason: format!("{subject:?} is not a ride event subject"),
-                });
-            }
-        })
-    }
-
-    /// The city it happened in.
-    pub fn city(&self) -> &City {
-        match self {
-            RideEvent::Requested(e) => &e.city,
-            RideEvent::Matched(e) => &e.city,
-            RideEvent::Unmatched(e) => &e.city,
-            RideEvent::Priced(e) => &e.city,
-            RideEvent::Screened(e) => &e.city,
-            RideEvent::Completed(e) => &e.city,
-        }
-    }
-
-    /// The event type name (`RideRequested`…).
-    pub fn name(&self) -> &'static str {
-        match self {
-            RideEvent::Requested(_) => RideRequested::NAME,
-            RideEvent::Matched(_) => RideMatched::NAME,
-            RideEvent::Unmatched(_) => RideUnmatched::NAME,
-            RideEvent::Priced(_) => FareQuoted::NAME,
-            RideEvent::Screened(_) => RideScreened::NAME,
-            RideEvent::Completed(_) => RideCompleted::NAME,
-        }
-    }
-}
+pub use hail_events::AnyEvent as RideEvent;
 
 #[cfg(test)]
 mod tests {
-    use hail_events::sample;
+    use hail_events::{codec, sample};
 
     use super::*;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hail_events::{UnmatchedReason, Verdict};
+use hail_events::{EventKind, UnmatchedReason, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -93,6 +93,7 @@ impl CityTotals {
                 Verdict::Block => self.verdicts.block += 1,
             },
             RideEvent::Completed(_) => self.completed += 1,
+            RideEvent::DriverLocation(_) => {}
         }
     }
 
@@ -109,14 +110,16 @@ impl CityTotals {
 
     /// How many events of type `name` were counted.
     pub fn events(&self, name: &str) -> u64 {
-        match name {
-            "RideRequested" => self.requests,
-            "RideMatched" => self.matched,
-            "RideUnmatched" => self.unmatched_total(),
-            "FareQuoted" => self.priced,
-            "RideScreened" => self.verdicts.allow + self.verdicts.review + self.verdicts.block,
-            "RideCompleted" => self.completed,
-            _ => 0,
+        match EventKind::from_name(name) {
+            Ok(EventKind::Requested) => self.requests,
+            Ok(EventKind::Matched) => self.matched,
+            Ok(EventKind::Unmatched) => self.unmatched_total(),
+            Ok(EventKind::Priced) => self.priced,
+            Ok(EventKind::Screened) => {
+                self.verdicts.allow + self.verdicts.review + self.verdicts.block
+            }
+            Ok(EventKind::Completed) => self.completed,
+            Ok(EventKind::DriverLocation) | Err(_) => 0,
         }
     }
 
@@ -151,15 +154,20 @@ impl CityTotals {
     }
 }
 
-/// The event names analytics counts, in pipeline order.
-pub const EVENT_NAMES: [&str; 6] = [
-    "RideRequested",
-    "RideMatched",
-    "RideUnmatched",
-    "FareQuoted",
-    "RideScreened",
-    "RideCompleted",
-];
+/// The event names analytics counts (the ride kinds), in pipeline order.
+pub const EVENT_NAMES: [&str; 6] = {
+    let mut names = [""; 6];
+    let (mut i, mut n) = (0, 0);
+    while i < EventKind::ALL.len() {
+        if EventKind::ALL[i].is_ride() {
+            names[n] = EventKind::ALL[i].name();
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == names.len(), "analytics counts every ride kind");
+    names
+};
 
 #[cfg(test)]
 mod tests {
@@ -233,6 +241,23 @@ mod tests {
         }));
         assert_eq!((t.requests, t.completed), (1, 1));
         assert_eq!(t.events("RideRequested"), 1);
+        assert_eq!(t.events("DriverLocationUpdated"), 0);
+        assert_eq!(t.events("RideBooked"), 0);
+    }
+
+    #[test]
+    fn counts_the_ride_kinds_in_pipeline_order() {
+        assert_eq!(
+            EVENT_NAMES,
+            [
+                "RideRequested",
+                "RideMatched",
+                "RideUnmatched",
+                "FareQuoted",
+                "RideScreened",
+                "RideCompleted",
+            ]
+        );
     }
 
     #[test]

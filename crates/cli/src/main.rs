@@ -14,7 +14,7 @@ mod analytics_cmd;
 mod audit;
 mod audit_check;
 mod demo;
-mod dlq_cmd;
+mod dlq;
 mod fraud_cmd;
 mod request;
 mod stack;
@@ -83,7 +83,7 @@ enum Command {
     /// Per-city totals kept by analytics.
     Analytics(analytics_cmd::AnalyticsArgs),
     /// Inspect, replay and purge dead letters.
-    Dlq(dlq_cmd::DlqArgs),
+    Dlq(dlq::DlqArgs),
 }
 
 /// How a command that ran ended.
@@ -157,7 +157,7 @@ async fn run_on_nats(nats_url: &str, command: Command) -> anyhow::Result<Verdict
         Command::Request(args) => done(request::run(&js, args).await),
         Command::Fraud(args) => done(fraud_cmd::run(&js, args).await),
         Command::Analytics(args) => done(analytics_cmd::run(&js, args).await),
-        Command::Dlq(args) => done(dlq_cmd::run(&js, args).await),
+        Command::Dlq(args) => done(dlq::run(&js, args).await),
         Command::Up(_)
         | Command::Down
         | Command::Kill { .. }

@@ -166,37 +166,15 @@ fn check_non_negative(field: &'static str, v: f64) -> Result<(), EventError> {
     }
 }
 
-macro_rules! ride_event {
-    ($ty:ident, $name:literal, $subject:path, $tag:literal, $check:expr) => {
-        impl Event for $ty {
-            const NAME: &'static str = $name;
-            const VERSION: u16 = 1;
-            fn subject(&self) -> String {
-                $subject(&self.city)
-            }
-            fn ride_id(&self) -> Option<&RideId> {
-                Some(&self.ride_id)
-            }
-            fn msg_id(&self) -> String {
-                format!(concat!($tag, ":{}"), self.ride_id)
-            }
-            fn validate(&self) -> Result<(), EventError> {
-                let check: fn(&$ty) -> Result<(), EventError> = $check;
-                check(self)
-            }
-        }
-    };
-}
-
-fn no_checks<T>(_: &T) -> Result<(), EventError> {
+pub(crate) fn no_checks<T>(_: &T) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_matched(e: &RideMatched) -> Result<(), EventError> {
+pub(crate) fn check_matched(e: &RideMatched) -> Result<(), EventError> {
     check_non_negative("pickup_distance_m", e.pickup_distance_m)
 }
 
-fn check_fare(e: &FareQuoted) -> Result<(), EventError> {
+pub(crate) fn check_fare(e: &FareQuoted) -> Result<(), EventError> {
     check_non_negative("distance_m", e.distance_m)?;
     check_non_negative("surge", e.surge)?;
     if e.currency.len() != 3 || !e.currency.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -208,7 +186,7 @@ fn check_fare(e: &FareQuoted) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_screened(e: &RideScreened) -> Result<(), EventError> {
+pub(crate) fn check_screened(e: &RideScreened) -> Result<(), EventError> {
     if !(0.0..=1.0).contains(&e.score) {
         return Err(EventError::InvalidField {
             field: "score",
@@ -217,49 +195,6 @@ fn check_screened(e: &RideScreened) -> Result<(), EventError> {
     }
     Ok(())
 }
-
-ride_event!(
-    RideRequested,
-    "RideRequested",
-    subjects::rides_requested,
-    "requested",
-    no_checks
-);
-ride_event!(
-    RideMatched,
-    "RideMatched",
-    subjects::rides_matched,
-    "matched",
-    check_matched
-);
-ride_event!(
-    RideUnmatched,
-    "RideUnmatched",
-    subjects::rides_unmatched,
-    "unmatched",
-    no_checks
-);
-ride_event!(
-    FareQuoted,
-    "FareQuoted",
-    subjects::rides_priced,
-    "priced",
-    check_fare
-);
-ride_event!(
-    RideScreened,
-    "RideScreened",
-    subjects::rides_screened,
-    "screened",
-    check_screened
-);
-ride_event!(
-    RideCompleted,
-    "RideCompleted",
-    subjects::rides_completed,
-    "completed",
-    no_checks
-);
 
 impl Event for DriverLocationUpdated {
     const NAME: &'static str = "DriverLocationUpdated";
@@ -274,14 +209,3 @@ impl Event for DriverLocationUpdated {
         format!("driver:{}:{}", self.driver_id, self.at_ms)
     }
 }
-
-/// The names of every event type, for checking a `Hail-Event` header.
-pub const EVENT_NAMES: [&str; 7] = [
-    RideRequested::NAME,
-    DriverLocationUpdated::NAME,
-    RideMatched::NAME,
-    RideUnmatched::NAME,
-    FareQuoted::NAME,
-    RideScreened::NAME,
-    RideCompleted::NAME,
-];

@@ -4,6 +4,8 @@
 //!   cannot be constructed, decoded or encoded.
 //! - [`events`]: every event type and the [`Event`] trait that gives each its
 //!   subject, deterministic message id and schema version.
+//! - [`any_event`]: [`AnyEvent`] and [`EventKind`], the one place that knows every
+//!   kind: which kind a subject or a type name is, and decoding any event.
 //! - [`subjects`]: stream names and subject builders.
 //! - [`codec`]: MessagePack with named fields inside a versioned envelope.
 //! - [`headers`]: the headers every message carries (`Nats-Msg-Id`, `Hail-Event`,
@@ -21,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod any_event;
 pub mod codec;
 mod error;
 pub mod events;
@@ -30,6 +33,7 @@ pub mod position;
 pub mod sample;
 pub mod subjects;
 
+pub use any_event::{AnyEvent, EVENT_NAMES, EventKind};
 pub use codec::MAX_PAYLOAD_BYTES;
 pub use error::EventError;
 pub use events::*;

@@ -1,6 +1,10 @@
 //! Small valid events for examples, tests and benchmarks.
 
-use crate::{CardFingerprint, City, DeviceId, FareQuoted, LatLng, RideId, RideRequested, RiderId};
+use crate::{
+    AnyEvent, CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus,
+    FareQuoted, LatLng, RideCompleted, RideId, RideMatched, RideRequested, RideScreened,
+    RideUnmatched, RiderId, UnmatchedReason, Verdict,
+};
 
 /// A valid request in `city` with pickup and drop-off a few kilometres apart.
 pub fn ride_requested(ride: &str, city: &str) -> RideRequested {
@@ -75,4 +79,64 @@ pub fn ride_requested_raw(ride: &str, city: &str, lat: f64, lon: f64) -> Vec<u8>
         e: body,
     })
     .expect("encode raw sample")
+}
+
+/// A valid match of `ride`.
+pub fn ride_matched(ride: &str, city: &str) -> RideMatched {
+    RideMatched {
+        ride_id: RideId::new(ride).expect("sample ride id"),
+        city: City::new(city).expect("sample city"),
+        driver_id: DriverId::new(format!("driver-{ride}")).expect("sample driver id"),
+        pickup_distance_m: 420.0,
+        eta_s: 90,
+        requested_at_ms: 1_800_000_000_000,
+        matched_at_ms: 1_800_000_000_040,
+    }
+}
+
+/// One valid event of every kind, in [`EventKind::ALL`](crate::EventKind::ALL) order.
+pub fn one_of_each(ride: &str, city: &str) -> Vec<AnyEvent> {
+    let c = || City::new(city).expect("sample city");
+    let r = || RideId::new(ride).expect("sample ride id");
+    let matched = ride_matched(ride, city);
+    let driver = matched.driver_id.clone();
+    vec![
+        ride_requested(ride, city).into(),
+        DriverLocationUpdated {
+            driver_id: driver.clone(),
+            city: c(),
+            position: LatLng::new(52.510, 13.400).expect("sample position"),
+            status: DriverStatus::Available,
+            at_ms: 1_800_000_000_000,
+        }
+        .into(),
+        matched.into(),
+        RideUnmatched {
+            ride_id: r(),
+            city: c(),
+            reason: UnmatchedReason::AllNearbyClaimed,
+            requested_at_ms: 1_800_000_000_000,
+            at_ms: 1_800_000_000_030,
+        }
+        .into(),
+        fare_quoted(ride, city).into(),
+        RideScreened {
+            ride_id: r(),
+            city: c(),
+            rider_id: RiderId::new(format!("rider-{ride}")).expect("sample rider id"),
+            score: 0.1,
+            verdict: Verdict::Allow,
+            rules: vec!["new_device".into()],
+            requested_at_ms: 1_800_000_000_000,
+            at_ms: 1_800_000_000_020,
+        }
+        .into(),
+        RideCompleted {
+            ride_id: r(),
+            city: c(),
+            driver_id: driver,
+            at_ms: 1_800_000_900_000,
+        }
+        .into(),
+    ]
 }

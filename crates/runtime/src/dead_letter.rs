@@ -49,6 +49,19 @@ pub fn dead_letter_headers(
     (subjects::dlq(origin.service), h)
 }
 
+/// Whether `name` is one of the `Hail-Dlq-*` headers added here (any case).
+///
+/// ```
+/// use hail_runtime::dead_letter::is_dead_letter_header;
+/// assert!(is_dead_letter_header("hail-dlq-reason"));
+/// assert!(!is_dead_letter_header("Hail-Event"));
+/// ```
+pub fn is_dead_letter_header(name: &str) -> bool {
+    const PREFIX: &str = "Hail-Dlq-";
+    name.get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+}
+
 /// Header values cannot hold line breaks; keep the reason readable and bounded.
 fn single_line(s: &str) -> String {
     let mut line: String = s
@@ -91,5 +104,7 @@ mod tests {
             h.get(headers::MSG_ID).unwrap().as_str(),
             "dlq:pricing:RIDES:42"
         );
+        let added = h.iter().filter(|(n, _)| is_dead_letter_header(n.as_ref()));
+        assert_eq!(added.count(), 7);
     }
 }

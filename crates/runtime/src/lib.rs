@@ -8,7 +8,8 @@
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
-//!   for messages the server gave up on after their last delivery.
+//!   for messages the server gave up on after their last delivery; [`replay`]
+//!   sends one back for its service (both halves of the replay protocol).
 //! - [`drivers`]: every driver's last location, loaded at start and kept live;
 //!   [`request_feed`]: every ride request, for state all instances must share;
 //!   both on [`ordered_feed`] (load what a stream holds, then follow it).
@@ -48,6 +49,7 @@ pub mod ordered_feed;
 mod outcome;
 pub mod prom_text;
 pub mod provision;
+pub mod replay;
 pub mod request_feed;
 pub mod service;
 pub mod service_api;

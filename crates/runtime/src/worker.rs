@@ -157,7 +157,7 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         published,
     };
     let event = event_name(delivery.headers);
-    if replayed_for_another(delivery.headers, &shared.service) {
+    if crate::replay::is_for_another(delivery.headers, &shared.service) {
         ack(&msg, AckKind::Ack).await;
         m.skipped
             .with_label_values(&["replay_for_another_service"])
@@ -273,13 +273,6 @@ async fn dead_letter<H>(
     }
 }
 
-/// A message replayed from another service's dead letters: not ours to handle.
-fn replayed_for_another(headers: Option<&async_nats::HeaderMap>, service: &str) -> bool {
-    headers
-        .and_then(|h| h.get(hail_events::headers::REPLAY_FOR))
-        .is_some_and(|target| target.as_str() != service)
-}
-
 async fn ack(msg: &Message, kind: AckKind) {
     if let Err(e) = msg.ack_with(kind).await {
         // The server redelivers after the ack wait; the effects are idempotent.
@@ -290,16 +283,6 @@ async fn ack(msg: &Message, kind: AckKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replays_are_handled_only_by_their_service() {
-        let mut h = async_nats::HeaderMap::new();
-        assert!(!replayed_for_another(Some(&h), "fraud"));
-        h.insert(hail_events::headers::REPLAY_FOR, "fraud");
-        assert!(!replayed_for_another(Some(&h), "fraud"));
-        assert!(replayed_for_another(Some(&h), "pricing"));
-        assert!(!replayed_for_another(None, "pricing"));
-    }
 
     #[test]
     fn backoff_by_delivery() {

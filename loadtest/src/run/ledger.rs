@@ -11,6 +11,7 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
+use hail_events::EventKind;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -31,12 +32,12 @@ pub enum Answer {
 impl Answer {
     /// The answer a subject carries (`rides.priced.paris` → `Priced`).
     pub fn of_subject(subject: &str) -> Option<Answer> {
-        match subject.split('.').nth(1)? {
-            "matched" => Some(Answer::Matched),
-            "unmatched" => Some(Answer::Unmatched),
-            "priced" => Some(Answer::Priced),
-            "screened" => Some(Answer::Screened),
-            _ => None,
+        match EventKind::of_subject(subject).ok()? {
+            EventKind::Matched => Some(Answer::Matched),
+            EventKind::Unmatched => Some(Answer::Unmatched),
+            EventKind::Priced => Some(Answer::Priced),
+            EventKind::Screened => Some(Answer::Screened),
+            EventKind::Requested | EventKind::DriverLocation | EventKind::Completed => None,
         }
     }
 
@@ -349,6 +350,20 @@ mod tests {
             });
         }
         l
+    }
+
+    #[test]
+    fn answers_are_known_by_their_subject() {
+        assert_eq!(
+            Answer::of_subject("rides.priced.paris"),
+            Some(Answer::Priced)
+        );
+        assert_eq!(
+            Answer::of_subject("rides.unmatched.paris"),
+            Some(Answer::Unmatched)
+        );
+        assert_eq!(Answer::of_subject("rides.requested.paris"), None);
+        assert_eq!(Answer::of_subject("rides.bogus.paris"), None);
     }
 
     #[test]
