@@ -13,7 +13,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
 use hail_events::subjects;
-use hail_testkit::NatsServer;
+use hail_probe::NatsServer;
 
 use crate::{
     city::CITIES,
