@@ -24,6 +24,10 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         assert!(run.pipeline_rides_per_s > 0.0, "{:?}", run.pipeline);
         // A fresh server per run: RIDES holds this run's requests and no earlier run's.
         let messages = run.stream_messages;
-        assert!((200..=200 * 4).contains(&messages), "{messages} in {:?}", run.pipeline);
+        assert!(
+            (200..=200 * 4).contains(&messages),
+            "{messages} in {:?}",
+            run.pipeline
+        );
     }
 }

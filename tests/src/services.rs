@@ -62,7 +62,10 @@ impl Service {
     /// Waits until `/readyz` answers 200; fails at once, quoting the log,
     /// if the process exits first (a service that cannot start never gets ready).
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        Ok(self.process.wait_ready(&self.url("/readyz"), timeout).await?)
+        Ok(self
+            .process
+            .wait_ready(&self.url("/readyz"), timeout)
+            .await?)
     }
 
     /// Sum of a metric's samples with the given labels, from `/metrics` (0 when absent).

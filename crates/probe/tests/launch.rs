@@ -47,7 +47,12 @@ async fn a_process_that_exits_fails_at_once_with_its_status_and_log() {
     let ready = err.downcast_ref::<ReadyError>().expect("a ReadyError");
     assert!(matches!(ready.reason, NotReady::Exited { .. }), "{err}");
     let msg = err.to_string();
-    for needle in ["sh exited (exit status: 3)", "before it was ready at", "cannot bind", "sh.log"] {
+    for needle in [
+        "sh exited (exit status: 3)",
+        "before it was ready at",
+        "cannot bind",
+        "sh.log",
+    ] {
         assert!(msg.contains(needle), "no {needle:?} in {msg}");
     }
 }
@@ -74,7 +79,10 @@ async fn the_log_file_is_kept_where_asked_and_appended_to() {
             .ready("http://127.0.0.1:9/", WAIT)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains(&log.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&log.display().to_string()),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "first\nsecond\n");
 }
