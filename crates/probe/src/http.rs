@@ -94,7 +94,7 @@ impl HttpError {
 /// # }
 /// ```
 pub async fn http_get(url: &str) -> Result<(u16, String), HttpError> {
-    let response = client()
+    let response = client(url)?
         .get(url)
         .send()
         .await
@@ -120,15 +120,21 @@ pub(crate) fn http_get_blocking(url: &str) -> Result<(u16, String), anyhow::Erro
     })
 }
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
+/// The shared client; building it fails only when the system's TLS roots are unusable.
+fn client(url: &str) -> Result<&'static reqwest::Client, HttpError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let built = CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             // An idle connection belongs to the runtime that opened it; keep none.
             .pool_max_idle_per_host(0)
             .build()
-            .expect("building the HTTP client (TLS roots)")
+            .map_err(|e| HttpError::new("", &e).detail)
+    });
+    built.as_ref().map_err(|detail| HttpError {
+        kind: HttpErrorKind::Connect,
+        url: url.to_owned(),
+        detail: format!("cannot build the HTTP client: {detail}"),
     })
 }
 

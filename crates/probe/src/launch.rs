@@ -105,12 +105,8 @@ impl Launch {
         let mut process = self.spawn()?;
         match process.wait_ready(ready_url, timeout).await {
             Ok(()) => Ok(process),
-            Err(mut e) => {
-                if let NotReady::Exited { status, .. } = &mut e.reason {
-                    *status = process.exit_status();
-                }
-                Err(e.into()) // dropping the process kills it
-            }
+            // Dropping the process kills it.
+            Err(e) => Err(e.with_status(process.exit_status()).into()),
         }
     }
 
@@ -159,6 +155,18 @@ pub struct ReadyError {
     pub reason: NotReady,
     /// The end of its log, headed by the log's path.
     pub log: String,
+}
+
+impl ReadyError {
+    /// Adds the exit status of a process that exited, once its owner has reaped it
+    /// ([`Process::exit_status`]); [`Process::wait_ready`] works through a shared
+    /// reference and cannot.
+    pub fn with_status(mut self, exit_status: Option<ExitStatus>) -> Self {
+        if let NotReady::Exited { status, .. } = &mut self.reason {
+            *status = status.or(exit_status);
+        }
+        self
+    }
 }
 
 impl Process {

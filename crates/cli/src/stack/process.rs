@@ -47,7 +47,7 @@ fn is_zombie(pid: i32) -> bool {
 pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
     fs::create_dir_all(layout.state.join("run"))?;
     fs::create_dir_all(layout.state.join("logs"))?;
-    let process = Launch::new(&c.program)
+    let mut process = Launch::new(&c.program)
         .args(&c.args)
         .log_file(layout.log_file(&c.name))
         .own_process_group()
@@ -57,6 +57,7 @@ pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<
     // that `hail down` can still find.
     fs::write(layout.pid_file(&c.name), format!("{}\n", process.pid()))?;
     let ready = process.wait_ready(&c.ready_url, timeout).await;
+    let ready = ready.map_err(|e| e.with_status(process.exit_status()));
     process.detach();
     ready.with_context(|| format!("{} is not ready", c.name))
 }
