@@ -13,8 +13,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
 use hail_events::subjects;
+use hail_probe::NatsServer;
 use hail_runtime::service::Service;
-use hail_testkit::NatsServer;
 
 use crate::{
     city::CITIES,

@@ -3,8 +3,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Result, bail};
-use hail_testkit::{Process, bin_path, free_port, http_get};
+use anyhow::Result;
+use hail_probe::{Launch, Process, bin_path, free_port};
 use tokio::time::Instant;
 
 use hail_runtime::service::Service;
@@ -14,7 +14,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long each gets to stop on SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Where each service binary is; the error is the testkit's, which says how to build them.
+/// Where each service binary is; the error says how to build them.
 pub fn binaries() -> Result<Vec<(Service, PathBuf)>> {
     Service::ALL
         .iter()
@@ -42,13 +42,10 @@ impl Services {
         };
         for (role, path) in binaries {
             let port = free_port();
-            let args = [
-                "--nats-url".to_string(),
-                nats_url.to_string(),
-                "--metrics-addr".to_string(),
-                format!("127.0.0.1:{port}"),
-            ];
-            let process = Process::spawn(path, &args, &[])?;
+            let process = Launch::new(path)
+                .args(["--nats-url", nats_url])
+                .args(["--metrics-addr".to_string(), format!("127.0.0.1:{port}")])
+                .spawn()?;
             services.running.push(Running {
                 role: *role,
                 process,
@@ -62,30 +59,12 @@ impl Services {
         Ok(services)
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    async fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        for s in &mut self.running {
+        for s in &self.running {
             let url = format!("http://127.0.0.1:{}/readyz", s.port);
-            loop {
-                if matches!(http_get(&url).await, Ok((200, _))) {
-                    break;
-                }
-                if !s.process.is_running() {
-                    bail!(
-                        "{} exited before it was ready; its log:\n{}",
-                        s.role.binary(),
-                        s.process.log()
-                    );
-                }
-                if Instant::now() >= deadline {
-                    bail!(
-                        "{} not ready ({url} not 200) within {READY_TIMEOUT:?}; its log:\n{}",
-                        s.role.binary(),
-                        s.process.log()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            s.process.wait_ready(&url, left).await?;
         }
         Ok(())
     }

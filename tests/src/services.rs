@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use hail_testkit::{Process, bin_path, free_port, http_get, metric_sum, wait_until};
+use hail_testkit::{Launch, Process, bin_path, free_port, http_get, metric_sum};
 
 /// One service process and the port of its `/metrics`.
 pub struct Service {
@@ -62,21 +62,10 @@ impl Service {
     /// Waits until `/readyz` answers 200; fails at once, quoting the log,
     /// if the process exits first (a service that cannot start never gets ready).
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let url = self.url("/readyz");
-        let what = format!("{} ready at {url}", self.name);
-        let log = || format!("--- {} log ---\n{}", self.name, self.process.log());
-        wait_until(timeout, &what, || async {
-            self.process.has_exited() || matches!(http_get(&url).await, Ok((200, _)))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", log()))?;
-        anyhow::ensure!(
-            !self.process.has_exited(),
-            "{} exited before it was ready at {url}\n{}",
-            self.name,
-            log()
-        );
-        Ok(())
+        Ok(self
+            .process
+            .wait_ready(&self.url("/readyz"), timeout)
+            .await?)
     }
 
     /// Sum of a metric's samples with the given labels, from `/metrics` (0 when absent).
@@ -103,8 +92,10 @@ fn spawn_process(name: &str, nats_url: &str, port: u16, extra: &[&str]) -> Resul
         format!("127.0.0.1:{port}"),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let env = vec![("RUST_LOG".to_string(), "info".to_string())];
-    Process::spawn(&bin, &args, &env)
+    Launch::new(bin)
+        .args(args)
+        .envs([("RUST_LOG", "info")])
+        .spawn()
 }
 
 /// Starts all four services and waits until each is ready.

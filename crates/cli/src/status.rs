@@ -13,7 +13,7 @@ use anyhow::Result;
 use async_nats::jetstream;
 use futures::StreamExt;
 use hail_events::subjects;
-use hail_runtime::{http_get::http_get, prom_text::metric_sum};
+use hail_probe::{http_get, metric_sum};
 use serde::Serialize;
 
 use crate::stack::SERVICES;

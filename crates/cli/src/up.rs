@@ -1,9 +1,6 @@
 //! `hail up`, `hail down`, `hail kill <service>`, `hail start <service>`.
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::{io::Write, time::Duration};
 
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
@@ -51,46 +48,24 @@ pub async fn up(layout: &Layout, args: &UpArgs, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+/// How long a component gets to answer at its readiness URL.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Starts `c` unless it runs already, then waits for its readiness URL.
 pub async fn ensure_started(layout: &Layout, c: &Component) -> Result<()> {
     if process::running_pid(layout, &c.name).is_none() {
-        process::start(layout, c)?;
+        return process::start(layout, c, READY_TIMEOUT).await;
     }
-    wait_ready(layout, c, Duration::from_secs(60)).await
-}
-
-async fn wait_ready(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if matches!(
-            hail_runtime::http_get::http_get(&c.ready_url).await,
-            Ok((200, _))
-        ) {
-            return Ok(());
-        }
-        if process::running_pid(layout, &c.name).is_none() {
-            anyhow::bail!(
-                "{} exited at start; its log:\n{}",
+    let exited = || process::running_pid(layout, &c.name).is_none();
+    hail_probe::wait_for_url(&c.ready_url, READY_TIMEOUT, exited)
+        .await
+        .with_context(|| {
+            format!(
+                "{} is not ready; {}",
                 c.name,
-                log_tail(layout, &c.name)
-            );
-        }
-        if start.elapsed() > timeout {
-            anyhow::bail!(
-                "{} not ready at {} after {timeout:?}; its log:\n{}",
-                c.name,
-                c.ready_url,
-                log_tail(layout, &c.name)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn log_tail(layout: &Layout, name: &str) -> String {
-    let text = std::fs::read_to_string(layout.log_file(name)).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+                process::log_tail(layout, &c.name)
+            )
+        })
 }
 
 /// Stops everything, last started first.

@@ -13,8 +13,8 @@
 //! - [`drivers`]: every driver's last location, loaded at start and kept live;
 //!   [`request_feed`]: every ride request, for state all instances must share;
 //!   both on [`ordered_feed`] (load what a stream holds, then follow it).
-//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`; [`http_get`] and
-//!   [`prom_text`] read them back (CLI, monitor checks, tests).
+//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz` (hail-probe
+//!   reads them back for the CLI, the load generator and tests).
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
 //! - [`fault`]: test-only fault injection (`--fault-*`), off unless a rate is set.
@@ -43,11 +43,9 @@ pub mod drivers;
 pub mod duration;
 pub mod fault;
 pub mod http;
-pub mod http_get;
 pub mod metrics;
 pub mod ordered_feed;
 mod outcome;
-pub mod prom_text;
 pub mod provision;
 pub mod replay;
 pub mod request_feed;

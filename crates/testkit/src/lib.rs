@@ -4,17 +4,21 @@
 //! processes, so tests run in parallel and leave nothing behind: each handle
 //! SIGKILLs its process on drop and removes its temporary directory.
 //!
-//! - [`bins`]: where the binaries are: [`nats_server_bin`] finds nats-server,
-//!   [`bin_path`] a hail service binary built by `cargo build --workspace --bins`.
-//! - [`nats`]: [`NatsServer`], a JetStream-enabled nats-server on free ports with a
-//!   temporary store that can be killed like a crash and restarted on the same
-//!   ports with its state recovered.
-//! - [`process`]: [`Process`], a child process with its output in a log file, to
-//!   terminate gracefully (SIGTERM) or kill (SIGKILL).
-//! - [`port`]: [`free_port`] for services that need a port chosen up front.
-//! - [`wait`]: [`wait_until`], how a test waits for a condition (never a bare sleep).
-//! - [`http_get`] (re-exported from hail-runtime): a tiny HTTP/1.1 GET for `/metrics` and health endpoints.
-//! - [`metric_sum`] (re-exported from hail-runtime): one metric out of a Prometheus text exposition.
+//! The pieces live in hail-probe, which the CLI and the load generator use
+//! too; this crate gathers them under the names the tests use:
+//!
+//! - [`bin_path`] finds a hail binary built by `cargo build --workspace --bins`,
+//!   [`nats_server_bin`] finds nats-server.
+//! - [`NatsServer`] (module [`nats`]): a JetStream-enabled nats-server on free
+//!   ports with a temporary store that can be killed like a crash and restarted
+//!   on the same ports with its state recovered.
+//! - [`Process`]: a child process with its output in a log file, to terminate
+//!   gracefully (SIGTERM) or kill (SIGKILL); [`Launch`] starts one and waits
+//!   until it is ready.
+//! - [`free_port`] for services that need a port chosen up front.
+//! - [`wait_until`]: how a test waits for a condition (never a bare sleep).
+//! - [`http_get`]: a GET for `/metrics` and health endpoints.
+//! - [`metric_sum`]: one metric out of a Prometheus text exposition.
 //!
 //! The process handles are synchronous (`std::process`), so they work in plain
 //! and in `#[tokio::test]` tests alike; [`NatsServer::start`] blocks until the
@@ -46,16 +50,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod bins;
-pub mod nats;
-pub mod port;
-pub mod process;
-pub mod wait;
+/// The nats-server of a test, from [`hail_probe::nats_server`].
+pub mod nats {
+    pub use hail_probe::nats_server::{DEFAULT_MAX_FILE_STORE, NatsServer};
+}
 
-pub use bins::{bin_path, nats_server_bin};
-pub use hail_runtime::http_get::{http_get, http_get_blocking};
-pub use hail_runtime::prom_text::metric_sum;
-pub use nats::NatsServer;
-pub use port::free_port;
-pub use process::Process;
-pub use wait::wait_until;
+pub use hail_probe::{
+    HttpError, Launch, NatsServer, Process, bin_path, free_port, http_get, metric_sum,
+    nats_server_bin, wait_until,
+};

@@ -3,7 +3,6 @@
 
 use std::{
     fs,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -12,6 +11,8 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
+
+use hail_probe::Launch;
 
 use super::{Component, Layout};
 
@@ -40,30 +41,34 @@ fn is_zombie(pid: i32) -> bool {
 }
 
 /// Starts `c` in its own process group (a Ctrl-C of the caller does not reach it),
-/// output appended to its log, and writes its pid file. Returns the pid.
-pub fn start(layout: &Layout, c: &Component) -> Result<i32> {
+/// output appended to its log, writes its pid file and waits up to `timeout`
+/// until its readiness URL answers 200. It keeps running after `hail` exits,
+/// also when it does not get ready (`hail down` stops it then).
+pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
     fs::create_dir_all(layout.state.join("run"))?;
     fs::create_dir_all(layout.state.join("logs"))?;
-    let log_path = layout.log_file(&c.name);
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let child = {
-        use std::os::unix::process::CommandExt;
-        Command::new(&c.program)
-            .args(&c.args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start {} ({})", c.name, c.program.display()))?
-    };
-    let pid = i32::try_from(child.id()).context("pid out of range")?;
-    fs::write(layout.pid_file(&c.name), format!("{pid}\n"))?;
-    Ok(pid)
+    let mut process = Launch::new(&c.program)
+        .args(&c.args)
+        .log_file(layout.log_file(&c.name))
+        .own_process_group()
+        .spawn()
+        .with_context(|| format!("cannot start {} ({})", c.name, c.program.display()))?;
+    // The pid file first: a `hail` interrupted while waiting leaves a component
+    // that `hail down` can still find.
+    fs::write(layout.pid_file(&c.name), format!("{}\n", process.pid()))?;
+    let ready = process.wait_ready(&c.ready_url, timeout).await;
+    let ready = ready.map_err(|e| e.with_status(process.exit_status()));
+    process.detach();
+    ready.with_context(|| format!("{} is not ready", c.name))
+}
+
+/// The last lines of a component's log, headed by its path, for error messages.
+pub fn log_tail(layout: &Layout, name: &str) -> String {
+    let path = layout.log_file(name);
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("its log {}:\n{tail}", path.display())
 }
 
 /// Sends `signal`; with SIGTERM waits up to `timeout` and then sends SIGKILL.

@@ -1,6 +1,8 @@
-//! Child processes (hail's service binaries, usually) with their output in a log file.
+//! Child processes (hail's service binaries, usually) with their output in a log file;
+//! [`crate::launch`] starts them and waits until they are ready.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -10,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
+
+use crate::launch::Launch;
 
 /// How often a blocking wait checks whether a child has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -29,6 +33,8 @@ pub struct Process {
     log_path: PathBuf,
     /// Where this run's output starts in the log, which may hold earlier runs.
     log_start: u64,
+    /// Set by [`Process::detach`]: left running on drop.
+    detached: bool,
     /// Holds the log when the caller gave no directory; removed on drop.
     _log_dir: Option<TempDir>,
 }
@@ -37,13 +43,7 @@ impl Process {
     /// Spawns `program` with `args` and extra `envs` (on top of the inherited
     /// environment), logging to a file in a temporary directory of its own.
     pub fn spawn(program: &Path, args: &[String], envs: &[(String, String)]) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("hail-proc-")
-            .tempdir()
-            .context("creating a temp dir for the process log")?;
-        let mut process = Self::spawn_in(dir.path(), program, args, envs)?;
-        process._log_dir = Some(dir);
-        Ok(process)
+        Launch::new(program).args(args).envs(pairs(envs)).spawn()
     }
 
     /// Like [`Process::spawn`], logging to `<log_dir>/<name>.log`, which
@@ -54,27 +54,43 @@ impl Process {
         args: &[String],
         envs: &[(String, String)],
     ) -> Result<Self> {
-        let name = program.file_name().map_or_else(
-            || program.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let log_path = log_dir.join(format!("{name}.log"));
-        let (log, log_start) = open_log(&log_path)?;
-        let child = Command::new(program)
+        let log = log_dir.join(format!("{}.log", program_name(program)));
+        Launch::new(program)
             .args(args)
-            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .envs(pairs(envs))
+            .log_file(log)
+            .spawn()
+    }
+
+    /// Spawns what `launch` describes; its log goes to `log_path`, whose
+    /// temporary directory (if any) the process keeps until dropped.
+    pub(crate) fn start(
+        launch: &Launch,
+        log_path: PathBuf,
+        log_dir: Option<TempDir>,
+    ) -> Result<Self> {
+        let (log, log_start) = open_log(&log_path)?;
+        let mut command = Command::new(launch.program());
+        command
+            .args(launch.arg_list())
+            .envs(launch.env_list().iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log file handle")?)
-            .stderr(log)
+            .stderr(log);
+        if launch.in_own_process_group() {
+            command.process_group(0);
+        }
+        let child = command
             .spawn()
-            .with_context(|| format!("spawning {}", program.display()))?;
+            .with_context(|| format!("spawning {}", launch.program().display()))?;
         Ok(Self {
-            name,
+            name: program_name(launch.program()),
             child,
             status: None,
             log_path,
             log_start,
-            _log_dir: None,
+            detached: false,
+            _log_dir: log_dir,
         })
     }
 
@@ -111,6 +127,11 @@ impl Process {
     /// Everything the process wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         read_log(&self.log_path)
+    }
+
+    /// The last lines this run wrote, headed by the log's path, for error messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log_path, self.log_start)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -157,6 +178,18 @@ impl Process {
         )
     }
 
+    /// Lets the process outlive this handle (a daemon started by `hail up`):
+    /// it is neither killed nor waited for on drop. Returns its pid.
+    pub fn detach(mut self) -> u32 {
+        self.detached = true;
+        self.pid()
+    }
+
+    /// The exit status, if the process has exited (reaping it).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.try_status()
+    }
+
     /// SIGKILLs the process, as a crash would, and reaps it.
     pub fn kill(&mut self) {
         if self.status.is_none() {
@@ -189,8 +222,18 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        self.kill();
+        if !self.detached {
+            self.kill();
+        }
     }
+}
+
+/// The file name of `program`, e.g. `hail-pricing`.
+fn program_name(program: &Path) -> String {
+    program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// SIGKILLs `child` unless it has already exited, then reaps it; its exit status if known.
@@ -240,4 +283,8 @@ pub(crate) fn log_tail(path: &Path, start: u64) -> String {
         lines.len().min(LOG_TAIL_LINES),
         path.display()
     )
+}
+
+fn pairs(envs: &[(String, String)]) -> impl Iterator<Item = (&String, &String)> {
+    envs.iter().map(|(k, v)| (k, v))
 }

@@ -1,11 +1,11 @@
-//! A real nats-server with JetStream for one test: free ports, temporary store,
-//! killed on drop, and restartable on the same ports to simulate a crash.
+//! A private nats-server with JetStream, for a benchmark run or one test: free
+//! loopback ports, a temporary store, killed on drop, and restartable on the
+//! same ports to simulate a crash.
 
 use std::ffi::OsString;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,15 +13,16 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use tempfile::TempDir;
 
 use crate::bins::nats_server_bin;
-use crate::process::{kill_and_reap, log_tail, open_log, read_log};
-use hail_runtime::http_get::http_get_blocking;
+use crate::http::http_get_blocking;
+use crate::launch::Launch;
+use crate::process::{Process, read_log};
 
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// JetStream's file storage limit unless a test asks for another. nats-server
+/// JetStream's file storage limit unless the caller asks for another. nats-server
 /// otherwise derives it from the free disk of the host (75% of it), so the
 /// services' stream reservations (RIDES asks for 8 GiB by default) would pass
 /// or fail depending on the machine. It is accounting only: tests write far less.
@@ -38,7 +39,7 @@ const MAX_MEMORY_STORE: u64 = 1 << 30;
 #[derive(Debug)]
 pub struct NatsServer {
     launcher: Launcher,
-    child: Child,
+    process: Process,
     ports: Ports,
 }
 
@@ -82,10 +83,10 @@ impl NatsServer {
             store_dir: dir.path().join("store"),
             dir,
         };
-        let (child, ports) = launcher.launch(None)?;
+        let (process, ports) = launcher.launch(None)?;
         Ok(Self {
             launcher,
-            child,
+            process,
             ports,
         })
     }
@@ -112,7 +113,7 @@ impl NatsServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The server's log (all runs, including restarts), for diagnostics.
@@ -122,7 +123,7 @@ impl NatsServer {
 
     /// SIGKILLs the server, as a crash would, and reaps it. Its store stays.
     pub fn kill(&mut self) {
-        kill_and_reap(&mut self.child);
+        self.process.kill();
     }
 
     /// Starts the server again on the same client and monitor ports with the
@@ -131,13 +132,14 @@ impl NatsServer {
     /// ready like [`NatsServer::start`].
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        let (child, _) = self.launcher.launch(Some(self.ports))?;
-        self.child = child;
+        let (process, _) = self.launcher.launch(Some(self.ports))?;
+        self.process = process;
         Ok(())
     }
 }
 
 impl Drop for NatsServer {
+    /// Kills the server before its temporary directory (in `launcher`) is removed.
     fn drop(&mut self) {
         self.kill();
     }
@@ -169,27 +171,23 @@ impl Launcher {
     }
 
     /// Spawns the server on `ports` (or server-chosen ports) and waits until it is ready.
-    fn launch(&self, ports: Option<Ports>) -> Result<(Child, Ports)> {
+    fn launch(&self, ports: Option<Ports>) -> Result<(Process, Ports)> {
         let ports_dir = self.ports_dir();
         // A fresh ports dir: the file of a killed run must not be mistaken for this one's.
         let _ = fs::remove_dir_all(&ports_dir);
         fs::create_dir_all(&ports_dir).context("creating the ports file dir")?;
         // Early failures (bad flags) go to stderr before `-l` takes effect.
-        let (log, log_start) = open_log(&self.log_path())?;
-        let mut child = Command::new(&self.bin)
+        let mut process = Launch::new(&self.bin)
             .args(self.args(ports))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("duplicating the log file handle")?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawning {}", self.bin.display()))?;
-        match wait_ready(&mut child, &ports_dir, ports) {
-            Ok(ready) => Ok((child, ready)),
+            .log_file(self.log_path())
+            .spawn()?;
+        match wait_ready(&mut process, &ports_dir, ports) {
+            Ok(ready) => Ok((process, ready)),
             Err(e) => {
-                kill_and_reap(&mut child);
+                process.kill();
                 Err(anyhow!(
                     "nats-server did not start: {e:#}; {}",
-                    log_tail(&self.log_path(), log_start)
+                    process.log_tail()
                 ))
             }
         }
@@ -209,13 +207,13 @@ impl Launcher {
     }
 }
 
-fn wait_ready(child: &mut Child, ports_dir: &Path, expected: Option<Ports>) -> Result<Ports> {
+fn wait_ready(process: &mut Process, ports_dir: &Path, expected: Option<Ports>) -> Result<Ports> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Some(status) = child.try_wait().context("checking on nats-server")? {
+        if let Some(status) = process.exit_status() {
             bail!("it exited during startup with {status}");
         }
-        let probe = probe(child.id(), ports_dir);
+        let probe = probe(process.pid(), ports_dir);
         if let Ok(ports) = probe {
             if let Some(expected) = expected.filter(|e| *e != ports) {
                 bail!("it listens on {ports:?} instead of {expected:?}");

@@ -11,7 +11,7 @@
 /// let body = "# TYPE hail_handled_total counter\n\
 ///             hail_handled_total{service=\"pricing\",outcome=\"ack\"} 3\n\
 ///             hail_handled_total{service=\"pricing\",outcome=\"nak\"} 1\n";
-/// let sum = |labels: &[(&str, &str)]| hail_runtime::prom_text::metric_sum(body, "hail_handled_total", labels);
+/// let sum = |labels: &[(&str, &str)]| hail_probe::prom_text::metric_sum(body, "hail_handled_total", labels);
 /// assert_eq!(sum(&[]), Some(4.0));
 /// assert_eq!(sum(&[("outcome", "ack")]), Some(3.0));
 /// assert_eq!(sum(&[("outcome", "dlq")]), None);

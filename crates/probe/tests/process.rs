@@ -4,7 +4,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-use hail_testkit::{Process, wait_until};
+use hail_probe::{Process, wait_until};
 
 const SH: &str = "/bin/sh";
 const WAIT: Duration = Duration::from_secs(10);
