@@ -71,10 +71,16 @@ impl Component {
         } else {
             "readyz"
         };
+        let mut args = vec!["--nats-url".into(), "nats://127.0.0.1:4222".into()];
+        if name == "matching" {
+            // Each city's service area; pricing's tariffs are built in, these are not.
+            let cities = layout.deploy("cities.toml").display().to_string();
+            args.extend(["--cities".into(), cities]);
+        }
         Ok(Component {
             name: name.into(),
             program,
-            args: vec!["--nats-url".into(), "nats://127.0.0.1:4222".into()],
+            args,
             ready_url: format!("http://127.0.0.1:{port}/{ready}"),
             url: format!("http://127.0.0.1:{port}/metrics"),
         })
