@@ -174,7 +174,10 @@ mod tests {
         }
         // Angles are equal when they point the same way, whatever turn they add.
         let same = |a: f64, b: f64| (a - b).sin().abs() < 1e-9 && (a - b).cos() > 0.0;
-        assert!(same(angle_towards(centre, north), std::f64::consts::FRAC_PI_2));
+        assert!(same(
+            angle_towards(centre, north),
+            std::f64::consts::FRAC_PI_2
+        ));
         assert!(same(angle_towards(centre, east), 0.0));
     }
 }

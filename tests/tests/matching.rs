@@ -409,7 +409,10 @@ async fn a_pickup_outside_the_service_area_is_unmatched() -> Result<()> {
         .iter()
         .map(|(dlat, dlon)| format!("{{ lat = {}, lon = {} }}", lat + dlat, lon + dlon))
         .collect();
-    let text = format!("[[city]]\nname = \"{CITY}\"\narea = [{}]\n", ring.join(", "));
+    let text = format!(
+        "[[city]]\nname = \"{CITY}\"\narea = [{}]\n",
+        ring.join(", ")
+    );
     std::fs::write(cities.path(), text)?;
     let server = NatsServer::start()?;
     let js = jetstream_of(&server).await?;

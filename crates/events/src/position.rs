@@ -171,7 +171,10 @@ mod tests {
             let b = LatLng::new(b_lat, b_lon).unwrap();
             let (by_geo, by_hand) = (a.haversine_m(&b), hand_rolled_m(&a, &b));
             assert!(by_geo.is_finite(), "{a:?} {b:?}");
-            assert!((by_geo - by_hand).abs() < 1e-6, "{a:?} {b:?}: {by_geo} vs {by_hand}");
+            assert!(
+                (by_geo - by_hand).abs() < 1e-6,
+                "{a:?} {b:?}: {by_geo} vs {by_hand}"
+            );
         }
     }
 

@@ -166,12 +166,13 @@ fn label(table: &toml::Table, n: usize) -> String {
 
 /// One `[[city]]` table, validated.
 fn city_area(table: toml::Table) -> Result<(City, Polygon<f64>), FieldError> {
-    let raw: RawCity = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        let message = e.inner().message().to_string();
-        (field, message)
-    })?;
+    let raw: RawCity =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            let message = e.inner().message().to_string();
+            (field, message)
+        })?;
     let city = City::new(raw.name).map_err(|e| ("name".to_string(), e.to_string()))?;
     Ok((city, polygon(&raw.area)?))
 }

@@ -71,7 +71,10 @@ fn a_pickup_on_an_edge_or_a_vertex_is_outside() {
 fn the_notch_of_a_concave_area_is_outside() {
     let (a, cove) = (areas(), city("cove"));
     assert!(!a.admits(&cove, at(1.5, 1.5)), "in the notch");
-    assert!(!a.admits(&cove, at(0.5 + 1e-9, 1.5)), "just above its floor");
+    assert!(
+        !a.admits(&cove, at(0.5 + 1e-9, 1.5)),
+        "just above its floor"
+    );
     assert!(a.admits(&cove, at(0.5 - 1e-9, 1.5)), "just below its floor");
     assert!(a.admits(&cove, at(1.5, 0.5)), "west arm");
     assert!(a.admits(&cove, at(1.5, 2.5)), "east arm");
@@ -162,7 +165,9 @@ area = [{ lat = 0.0, lon = 0.0 }, { lat = 1.0, lon = 1.0 }, { lat = 0.0, lon = 0
         r#"cities file c.toml: city "line", field area: has 2 distinct vertices; a polygon needs at least 3"#
     );
     let empty = "[[city]]\nname = \"none\"\narea = []\n";
-    let err = ServiceAreas::parse(empty, "c.toml").unwrap_err().to_string();
+    let err = ServiceAreas::parse(empty, "c.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("has 0 distinct vertices"), "{err}");
 }
 
