@@ -23,7 +23,7 @@
 use std::{collections::HashMap, path::Path};
 
 use geo::{Contains, LineString, Point, Polygon, Validation};
-use hail_events::{City, LatLng};
+use hail_events::{City, EventError, LatLng};
 use serde::Deserialize;
 
 /// A cities file that cannot be used.
@@ -182,7 +182,7 @@ fn city_area(table: toml::Table) -> Result<(City, Polygon<f64>), FieldError> {
 fn polygon(ring: &[RawVertex]) -> Result<Polygon<f64>, FieldError> {
     let mut points = Vec::with_capacity(ring.len());
     for (i, v) in ring.iter().enumerate() {
-        let at = LatLng::new(v.lat, v.lon).map_err(|e| (format!("area[{i}]"), e.to_string()))?;
+        let at = LatLng::new(v.lat, v.lon).map_err(|e| (vertex_field(i, &e), e.to_string()))?;
         points.push(Point::from(at));
     }
     let mut distinct = points.clone();
@@ -202,6 +202,19 @@ fn polygon(ring: &[RawVertex]) -> Result<Polygon<f64>, FieldError> {
         .check_validation()
         .map_err(|e| ("area".to_string(), e.to_string()))?;
     Ok(polygon)
+}
+
+/// `area[i].lat` or `area[i].lon`, whichever `e` refuses.
+fn vertex_field(i: usize, e: &EventError) -> String {
+    match e {
+        EventError::InvalidCoordinate {
+            field: "latitude", ..
+        } => format!("area[{i}].lat"),
+        EventError::InvalidCoordinate {
+            field: "longitude", ..
+        } => format!("area[{i}].lon"),
+        _ => format!("area[{i}]"),
+    }
 }
 
 /// The parser's message, prefixed with the line it points at.

@@ -104,12 +104,12 @@ fn a_bad_file_is_named_with_its_city_and_field() {
         (
             "{ lat = 1.0, lon = 0.0 },\n]",
             "{ lat = 91.0, lon = 0.0 },\n]",
-            r#"cities file c.toml: city "square", field area[3]: invalid latitude: 91"#,
+            r#"cities file c.toml: city "square", field area[3].lat: invalid latitude: 91"#,
         ),
         (
             "{ lat = 1.0, lon = 0.0 },\n]",
             "{ lat = 1.0, lon = -180.5 },\n]",
-            r#"cities file c.toml: city "square", field area[3]: invalid longitude: -180.5"#,
+            r#"cities file c.toml: city "square", field area[3].lon: invalid longitude: -180.5"#,
         ),
         (
             r#"name = "cove""#,
