@@ -83,18 +83,33 @@ impl LatLng {
 
     /// Initial great-circle bearing towards `other`, in degrees clockwise from
     /// north, in [0, 360).
+    ///
+    /// ```
+    /// use hail_events::LatLng;
+    /// let a = LatLng::new(0.0, 0.0).unwrap();
+    /// assert!((a.bearing_deg(&LatLng::new(0.0, 1.0).unwrap()) - 90.0).abs() < 1e-9);
+    /// ```
     pub fn bearing_deg(&self, other: &LatLng) -> f64 {
         Haversine.bearing(Point::from(*self), Point::from(*other))
     }
 
     /// The position `meters` away along the great circle leaving at `bearing_deg`
     /// (degrees clockwise from north).
+    ///
+    /// ```
+    /// use hail_events::LatLng;
+    /// let a = LatLng::new(52.52, 13.405).unwrap();
+    /// let b = a.destination(0.0, 1_000.0).unwrap();
+    /// assert!(b.lat() > a.lat());
+    /// assert!((a.haversine_m(&b) - 1_000.0).abs() < 1e-6);
+    /// ```
     pub fn destination(&self, bearing_deg: f64, meters: f64) -> Result<LatLng, EventError> {
         let p = Haversine.destination(Point::from(*self), bearing_deg, meters);
         LatLng::new(p.y(), p.x())
     }
 }
 
+/// x = longitude, y = latitude: geo's axis order.
 impl From<LatLng> for Point<f64> {
     fn from(p: LatLng) -> Self {
         Point::new(p.lon, p.lat)
