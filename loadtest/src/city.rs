@@ -47,8 +47,6 @@ pub const CITIES: [CityModel; 4] = [
 pub const PICKUP_RADIUS_M: f64 = 8_000.0;
 /// Trips are between these lengths (straight line), in metres.
 pub const TRIP_M: (f64, f64) = (500.0, 12_000.0);
-/// Metres per degree of latitude (and of longitude at the equator).
-pub const M_PER_DEG: f64 = 111_320.0;
 
 /// Parses one city name; an unknown name is an error that lists the known ones.
 pub fn parse_city(name: &str) -> Result<CityModel> {
@@ -109,12 +107,14 @@ pub fn dropoff_from(pickup: LatLng, rng: &mut SplitMix64) -> Result<LatLng, Even
 }
 
 /// The point `dist_m` metres from (lat, lon) in direction `angle` (radians, 0 is
-/// east, π/2 north), on a local flat approximation: good to well under 1 % at city
-/// scale.
+/// east, π/2 north), along the great circle ([`LatLng::destination`]).
 pub fn offset(lat: f64, lon: f64, dist_m: f64, angle: f64) -> Result<LatLng, EventError> {
-    let dlat = dist_m * angle.sin() / M_PER_DEG;
-    let dlon = dist_m * angle.cos() / (M_PER_DEG * lat.to_radians().cos());
-    LatLng::new(lat + dlat, lon + dlon)
+    LatLng::new(lat, lon)?.destination(90.0 - angle.to_degrees(), dist_m)
+}
+
+/// The direction from `from` to `to`, in the convention of [`offset`].
+pub fn angle_towards(from: LatLng, to: LatLng) -> f64 {
+    (90.0 - from.bearing_deg(&to)).to_radians()
 }
 
 /// Seed from a text (the run id), so the same run id gives the same trips.
@@ -159,5 +159,25 @@ mod tests {
             assert_eq!(city.trip(42, 7).unwrap(), city.trip(42, 7).unwrap());
             assert_ne!(city.trip(42, 7).unwrap(), city.trip(43, 7).unwrap());
         }
+    }
+
+    #[test]
+    fn offset_goes_the_distance_in_the_direction() {
+        let (lat, lon) = (52.52, 13.405);
+        let centre = LatLng::new(lat, lon).unwrap();
+        let north = offset(lat, lon, 1_000.0, std::f64::consts::FRAC_PI_2).unwrap();
+        let east = offset(lat, lon, 1_000.0, 0.0).unwrap();
+        assert!(north.lat() > lat && (north.lon() - lon).abs() < 1e-9);
+        assert!(east.lon() > lon);
+        for p in [north, east] {
+            assert!((centre.haversine_m(&p) - 1_000.0).abs() < 1e-6);
+        }
+        // Angles are equal when they point the same way, whatever turn they add.
+        let same = |a: f64, b: f64| (a - b).sin().abs() < 1e-9 && (a - b).cos() > 0.0;
+        assert!(same(
+            angle_towards(centre, north),
+            std::f64::consts::FRAC_PI_2
+        ));
+        assert!(same(angle_towards(centre, east), 0.0));
     }
 }

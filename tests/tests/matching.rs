@@ -6,6 +6,8 @@
 //!   completion does not release a driver another ride holds;
 //! - a process SIGKILLed mid-run leaks no driver, and a restarted one rebuilds the
 //!   same index from DRIVERS and the claims bucket.
+//! - with a cities file, a pickup outside its city's service area is answered
+//!   unmatched as outside_service_area and takes no driver; one inside is matched.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -395,6 +397,53 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     assert_eq!(matched.len(), 2);
     assert_eq!(unmatched[1].ride_id.as_str(), "d");
     check_claims_match(&js, &matched[1..]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pickup_outside_the_service_area_is_unmatched() -> Result<()> {
+    let _serial = serial().await;
+    // Berlin's area: 0.05° around the centre, about 5.5 km north-south.
+    let cities = tempfile::Builder::new().suffix(".toml").tempfile()?;
+    let (lat, lon) = CENTRE;
+    let ring: Vec<String> = [(-0.05, -0.05), (-0.05, 0.05), (0.05, 0.05), (0.05, -0.05)]
+        .iter()
+        .map(|(dlat, dlon)| format!("{{ lat = {}, lon = {} }}", lat + dlat, lon + dlon))
+        .collect();
+    let text = format!(
+        "[[city]]\nname = \"{CITY}\"\narea = [{}]\n",
+        ring.join(", ")
+    );
+    std::fs::write(cities.path(), text)?;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    let file = cities.path().display().to_string();
+    let flags = ["--cities", &file, "--radius-m", "10000"];
+    let svc = Service::spawn_with("matching", &server.url(), &flags)?;
+    svc.wait_ready(READY).await?;
+    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
+    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+
+    // Either side of the northern edge, 11 m apart; the only driver is 5.6 km
+    // away, within the radius, so only the area tells the two apart.
+    let mut outside = sample::ride_requested("outside", CITY);
+    outside.pickup = at(0.0501, 0.0);
+    let mut inside = sample::ride_requested("inside", CITY);
+    inside.pickup = at(0.0499, 0.0);
+    publish(&js, &[outside], None).await?;
+    wait_answered(&js, 1).await?;
+    publish(&js, &[inside], None).await?;
+    wait_answered(&js, 2).await?;
+
+    let (matched, unmatched) = answers(&js).await?;
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert_eq!(unmatched[0].ride_id.as_str(), "outside");
+    assert_eq!(unmatched[0].reason, UnmatchedReason::OutsideServiceArea);
+    assert_eq!(matched.len(), 1, "{matched:?}");
+    assert_eq!(matched[0].ride_id.as_str(), "inside");
+    assert_eq!(matched[0].driver_id, DriverId::new("d-0")?);
+    let outcome = [("city", CITY), ("outcome", "outside_service_area")];
+    wait_metric(&[&svc], "hail_matching_requests_total", &outcome, 1.0).await?;
+    check_claims_match(&js, &matched).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

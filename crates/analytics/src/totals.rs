@@ -15,6 +15,9 @@ use crate::{
 pub struct Unmatched {
     pub no_driver_in_radius: u64,
     pub all_nearby_claimed: u64,
+    /// Absent from checkpoints written before the reason existed.
+    #[serde(default)]
+    pub outside_service_area: u64,
 }
 
 /// fraud's verdicts.
@@ -78,6 +81,7 @@ impl CityTotals {
             RideEvent::Unmatched(u) => match u.reason {
                 UnmatchedReason::NoDriverInRadius => self.unmatched.no_driver_in_radius += 1,
                 UnmatchedReason::AllNearbyClaimed => self.unmatched.all_nearby_claimed += 1,
+                UnmatchedReason::OutsideServiceArea => self.unmatched.outside_service_area += 1,
             },
             RideEvent::Priced(f) => {
                 self.priced += 1;
@@ -99,7 +103,9 @@ impl CityTotals {
 
     /// All unmatched rides.
     pub fn unmatched_total(&self) -> u64 {
-        self.unmatched.no_driver_in_radius + self.unmatched.all_nearby_claimed
+        self.unmatched.no_driver_in_radius
+            + self.unmatched.all_nearby_claimed
+            + self.unmatched.outside_service_area
     }
 
     /// Matched over decided (matched + unmatched) rides; `None` before any.
@@ -129,6 +135,7 @@ impl CityTotals {
         self.matched += other.matched;
         self.unmatched.no_driver_in_radius += other.unmatched.no_driver_in_radius;
         self.unmatched.all_nearby_claimed += other.unmatched.all_nearby_claimed;
+        self.unmatched.outside_service_area += other.unmatched.outside_service_area;
         self.priced += other.priced;
         self.verdicts.allow += other.verdicts.allow;
         self.verdicts.review += other.verdicts.review;

@@ -93,6 +93,8 @@ pub enum UnmatchedReason {
     NoDriverInRadius,
     /// Drivers were in range but all were claimed by other rides.
     AllNearbyClaimed,
+    /// The pickup lies outside its city's service area.
+    OutsideServiceArea,
 }
 
 /// pricing quoted a fare for the ride.

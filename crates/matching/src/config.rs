@@ -1,10 +1,10 @@
 //! matching's own flags, validated once at start into [`Settings`].
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use hail_runtime::{RuntimeArgs, duration::parse_duration};
 
-use crate::eta::UrbanSpeed;
+use crate::{eta::UrbanSpeed, service_area::ServiceAreas};
 
 /// Largest search radius accepted, in metres.
 pub const MAX_RADIUS_M: f64 = 100_000.0;
@@ -30,6 +30,13 @@ pub struct MatchingArgs {
     /// longer than the whole --backoff schedule.
     #[arg(long, env = "HAIL_MATCHING_FORGET_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub forget_after: Duration,
+
+    /// Cities file: each city's service area as a polygon (TOML; see
+    /// deploy/local/cities.toml). A pickup outside its city's area is answered
+    /// unmatched as outside_service_area. Without it, or for a city it does not
+    /// list, every pickup is served.
+    #[arg(long, env = "HAIL_MATCHING_CITIES", value_name = "FILE")]
+    pub cities: Option<PathBuf>,
 }
 
 /// How a request is matched.
@@ -44,16 +51,19 @@ pub struct Policy {
 }
 
 /// Validated settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// How requests are matched.
     pub policy: Policy,
     /// Lifetime of forgettable records in the claims bucket.
     pub forget_after: Duration,
+    /// Where each city is served.
+    pub areas: ServiceAreas,
 }
 
 impl MatchingArgs {
-    /// Checks every flag against the others and the runtime's, naming the bad one.
+    /// Checks every flag against the others and the runtime's, naming the bad one,
+    /// and loads the cities file (an error names its city and field).
     pub fn validate(&self, runtime: &RuntimeArgs) -> Result<Settings, String> {
         if !(self.radius_m.is_finite() && self.radius_m > 0.0 && self.radius_m <= MAX_RADIUS_M) {
             return Err(format!(
@@ -73,7 +83,12 @@ impl MatchingArgs {
                 self.forget_after
             ));
         }
+        let areas = match &self.cities {
+            Some(path) => ServiceAreas::load(path).map_err(|e| format!("--cities: {e}"))?,
+            None => ServiceAreas::none(),
+        };
         Ok(Settings {
+            areas,
             policy: Policy {
                 radius_m: self.radius_m,
                 speed,
@@ -109,6 +124,7 @@ mod tests {
         assert_eq!(s.policy.radius_m, 3000.0);
         assert_eq!(s.policy.max_claim_attempts, 32);
         assert_eq!(s.forget_after, Duration::from_secs(3600));
+        assert_eq!(s.areas, ServiceAreas::none());
     }
 
     #[test]
@@ -122,12 +138,16 @@ mod tests {
 
     #[test]
     fn names_the_bad_flag() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 6] = [
             (&["--radius-m", "0"], "--radius-m"),
             (&["--radius-m", "NaN"], "--radius-m"),
             (&["--speed-kmh=-3"], "--speed-kmh"),
             (&["--max-claim-attempts", "0"], "--max-claim-attempts"),
             (&["--forget-after", "90s"], "--forget-after"),
+            (
+                &["--cities", "/nonexistent.toml"],
+                "--cities: cannot read the cities file /nonexistent.toml",
+            ),
         ];
         for (args, flag) in cases {
             let err = validate(args).unwrap_err();

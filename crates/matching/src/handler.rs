@@ -121,6 +121,7 @@ fn reason_label(reason: hail_events::UnmatchedReason) -> &'static str {
     match reason {
         hail_events::UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
         hail_events::UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
+        hail_events::UnmatchedReason::OutsideServiceArea => "outside_service_area",
     }
 }
 

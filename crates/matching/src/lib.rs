@@ -6,6 +6,7 @@
 //!   neighbour is the nearest by great-circle distance.
 //! - [`nearest`]: the nearest driver by haversine distance within a radius.
 //! - [`index`]: every known driver, its claim state, and R-trees of free and busy ones.
+//! - [`service_area`]: each city's service area, a polygon from the cities file.
 //! - [`eta`]: pickup ETA at an urban speed.
 //! - [`record`]: what the claims bucket remembers about a ride.
 //!
@@ -30,6 +31,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod nearest;
 pub mod record;
+pub mod service_area;
 pub mod sphere;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -62,8 +64,9 @@ pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()>
     )
     .await?;
     let available = lock(&index).free_count();
-    tracing::info!(drivers, held, available, "driver index loaded");
-    let matcher = Matcher::new(index, claims, settings.policy);
+    let areas = settings.areas.cities().count();
+    tracing::info!(drivers, held, available, areas, "driver index loaded");
+    let matcher = Matcher::new(index, claims, settings.policy, settings.areas);
     rt.serve(handler::Matching::new(matcher, metrics)).await
 }
 

@@ -1,6 +1,10 @@
 //! The claim protocol: the index proposes the nearest free driver, the claims
 //! bucket decides.
 //!
+//! A pickup outside its city's service area is answered unmatched
+//! (`outside_service_area`) before any driver is looked at, and that answer is
+//! remembered like any other.
+//!
 //! For a request: reserve the nearest free driver locally (so concurrent requests
 //! of this process pick different drivers), write `ride.<id>` = pending with that
 //! driver, create `driver.<id>` = the ride (the arbiter), then write
@@ -25,6 +29,7 @@ use crate::{
     lock,
     nearest::Slot,
     record::{Pickup, RideRecord},
+    service_area::ServiceAreas,
 };
 
 /// Rounds of "conflict, re-read, go on" before a request is retried later.
@@ -70,15 +75,22 @@ pub struct Matcher {
     index: Arc<Mutex<DriverIndex>>,
     claims: Claims,
     policy: Policy,
+    areas: ServiceAreas,
 }
 
 impl Matcher {
-    /// A matcher over `index`, claiming in `claims`.
-    pub fn new(index: Arc<Mutex<DriverIndex>>, claims: Claims, policy: Policy) -> Self {
+    /// A matcher over `index`, claiming in `claims`, serving pickups in `areas`.
+    pub fn new(
+        index: Arc<Mutex<DriverIndex>>,
+        claims: Claims,
+        policy: Policy,
+        areas: ServiceAreas,
+    ) -> Self {
         Self {
             index,
             claims,
             policy,
+            areas,
         }
     }
 
@@ -140,6 +152,10 @@ impl Matcher {
         now_ms: u64,
         lost: &mut u32,
     ) -> Result<Answer, ClaimsError> {
+        if !self.areas.admits(&req.city, req.pickup) {
+            let reason = UnmatchedReason::OutsideServiceArea;
+            return self.unmatched(req, reason, expected, now_ms).await;
+        }
         for _ in 0..self.policy.max_claim_attempts {
             let taken = lock(&self.index).take_nearest(req.pickup, self.policy.radius_m);
             let candidate = match taken {

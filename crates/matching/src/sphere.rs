@@ -8,6 +8,11 @@
 //! three dimensions is the nearest on the Earth, at any latitude and across the
 //! antimeridian. [`meters_for_chord`] turns a chord back into metres, as a bound
 //! that the haversine distance of the same pair can only exceed by rounding.
+//!
+//! Why not geo: geo measures distances on the sphere ([`LatLng::haversine_m`] is
+//! its `Haversine`), but its R-tree support indexes planar coordinates, which is
+//! the problem above; it has no nearest-neighbour search on the sphere. So the
+//! index stays here, on the same sphere: [`EARTH_RADIUS_M`] is geo's radius.
 
 use hail_events::{LatLng, position::EARTH_RADIUS_M};
 

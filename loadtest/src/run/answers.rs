@@ -139,5 +139,6 @@ fn reason_name(reason: UnmatchedReason) -> &'static str {
     match reason {
         UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
         UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
+        UnmatchedReason::OutsideServiceArea => "outside_service_area",
     }
 }

@@ -268,6 +268,22 @@ mod tests {
         assert!((0.72..0.90).contains(&share), "{share}");
     }
 
+    /// matching answers a pickup outside deploy/local/cities.toml unmatched, so
+    /// every pickup the generator draws, whatever the seed, must lie inside it.
+    #[test]
+    fn pickups_stay_inside_the_local_service_areas() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/cities.toml");
+        let areas = hail_matching::service_area::ServiceAreas::load(path.as_ref()).unwrap();
+        for seed in 0..20 {
+            let d = Demand::new("t1", seed, &CITIES, 8).unwrap();
+            for i in 0..5_000 {
+                let t = d.trip(i).unwrap();
+                let city = &d.cities()[t.city].city;
+                assert!(areas.admits(city, t.pickup), "{seed} {i} {t:?}");
+            }
+        }
+    }
+
     #[test]
     fn refuses_bad_settings_naming_them() {
         let err = Demand::new("a.b", 1, &CITIES, 4).unwrap_err();

@@ -28,7 +28,7 @@ use super::{
     schedule::Clock,
 };
 use crate::{
-    city::{M_PER_DEG, PICKUP_RADIUS_M, TRIP_M, offset},
+    city::{PICKUP_RADIUS_M, TRIP_M, angle_towards, offset},
     rng::{SplitMix64, mix},
 };
 
@@ -296,7 +296,7 @@ impl Fleet {
             return;
         }
         d.heading = if centre.haversine_m(&d.pos) > PICKUP_RADIUS_M {
-            bearing(d.pos, centre)
+            angle_towards(d.pos, centre)
         } else {
             d.heading + turn
         };
@@ -341,13 +341,6 @@ fn along(on: &OnTrip, at_us: u64) -> Result<LatLng, EventError> {
         on.from.lat() + (on.to.lat() - on.from.lat()) * f,
         on.from.lon() + (on.to.lon() - on.from.lon()) * f,
     )
-}
-
-/// The direction from `from` to `to`, in the convention of [`offset`].
-fn bearing(from: LatLng, to: LatLng) -> f64 {
-    let north = (to.lat() - from.lat()) * M_PER_DEG;
-    let east = (to.lon() - from.lon()) * M_PER_DEG * from.lat().to_radians().cos();
-    north.atan2(east)
 }
 
 #[cfg(test)]

@@ -61,10 +61,16 @@ impl Component {
             (service.binary(), service.metrics_port(), "readyz")
         };
         let program = layout.hail_bin(binary)?;
+        let mut args = vec!["--nats-url".into(), "nats://127.0.0.1:4222".into()];
+        if name == Service::Matching.name() {
+            // Each city's service area; pricing's tariffs are built in, these are not.
+            let cities = layout.deploy("cities.toml").display().to_string();
+            args.extend(["--cities".into(), cities]);
+        }
         Ok(Component {
             name: name.into(),
             program,
-            args: vec!["--nats-url".into(), "nats://127.0.0.1:4222".into()],
+            args,
             ready_url: format!("http://127.0.0.1:{port}/{ready}"),
             url: format!("http://127.0.0.1:{port}/metrics"),
         })
