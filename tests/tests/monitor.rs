@@ -98,7 +98,10 @@ async fn a_stopped_consumer_shows_its_backlog_filling_the_retention_of_rides() -
     let rides_stream = [("stream_name", "RIDES")];
     let long = Duration::from_secs(30);
     wait_until(long, "the monitor to read RIDES' limits", || async {
-        monitor.value("hail_stream_max_bytes", &rides_stream).await == Some(1_048_576.0)
+        monitor
+            .value("nats_stream_limit_bytes", &rides_stream)
+            .await
+            == Some(1_048_576.0)
     })
     .await?;
     assert_eq!(

@@ -15,7 +15,8 @@
 //! - hail's own, labelled by `stream_name` and `consumer_name` only:
 //!   `hail_consumer_lag_messages`, `hail_consumer_lag_seconds`,
 //!   `hail_consumer_status`, `hail_consumer_retention_used_ratio`,
-//!   `hail_stream_max_age_seconds`, `hail_stream_max_bytes` and
+//!   `hail_stream_max_age_seconds` (the exporter has no max age; its
+//!   `nats_stream_limit_bytes` gives max_bytes) and
 //!   `hail_monitor_polls_failed_total`.
 //!
 //! Modules:

@@ -7,7 +7,7 @@ use hail_runtime::service::MONITOR_BINARY;
 /// nats_consumer_* and nats_stream_* (as prometheus-nats-exporter
 /// -jsz=consumers -prefix=nats names and labels them),
 /// hail_consumer_lag_messages, hail_consumer_lag_seconds, hail_consumer_status,
-/// hail_stream_max_age_seconds, hail_stream_max_bytes and
+/// hail_stream_max_age_seconds and
 /// hail_consumer_retention_used_ratio on /metrics.
 #[derive(Parser)]
 #[command(name = MONITOR_BINARY, version)]

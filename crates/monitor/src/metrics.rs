@@ -21,7 +21,6 @@ const CONSUMER_LABELS: [&str; 2] = ["stream_name", "consumer_name"];
 pub struct MonitorMetrics {
     nats: NatsSeries,
     stream_max_age: GaugeVec,
-    stream_max_bytes: IntGaugeVec,
     retention_used: GaugeVec,
     lag_messages: IntGaugeVec,
     lag_seconds: GaugeVec,
@@ -68,12 +67,6 @@ impl MonitorMetrics {
                 registry,
                 "hail_stream_max_age_seconds",
                 "the stream's max_age: older messages are dropped, read or not (absent when unlimited)",
-                s,
-            )?,
-            stream_max_bytes: int_vec(
-                registry,
-                "hail_stream_max_bytes",
-                "the stream's max_bytes: past it the oldest messages are dropped, read or not (absent when unlimited)",
                 s,
             )?,
             retention_used: float_vec(
@@ -129,13 +122,6 @@ impl MonitorMetrics {
                     .with_label_values(&l)
                     .set(age.as_secs_f64()),
                 None => drop(self.stream_max_age.remove_label_values(&l)),
-            }
-            match w.max_bytes {
-                Some(bytes) => self
-                    .stream_max_bytes
-                    .with_label_values(&l)
-                    .set(clamp(bytes)),
-                None => drop(self.stream_max_bytes.remove_label_values(&l)),
             }
         }
         let mut seen = HashSet::new();
