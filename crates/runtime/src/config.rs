@@ -162,7 +162,7 @@ impl RuntimeArgs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use clap::Parser;
 
     use super::*;
@@ -173,7 +173,8 @@ mod tests {
         rt: RuntimeArgs,
     }
 
-    fn parse(args: &[&str]) -> RuntimeArgs {
+    /// The runtime's flags parsed from `args` (without the program name).
+    pub(crate) fn parse(args: &[&str]) -> RuntimeArgs {
         Cli::parse_from(std::iter::once("svc").chain(args.iter().copied())).rt
     }
 

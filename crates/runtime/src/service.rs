@@ -191,15 +191,8 @@ impl FromStr for Service {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        rt: RuntimeArgs,
-    }
+    use crate::config::tests::parse;
 
     #[test]
     fn names_parse_back_and_are_distinct() {
@@ -244,7 +237,7 @@ mod tests {
 
     #[test]
     fn without_flags_a_service_binds_its_default_consumer() {
-        let args = Cli::parse_from(["hail-service"]).rt;
+        let args = parse(&[]);
         for s in Service::ALL {
             assert_eq!(s.consumer_spec(&args), s.default_consumer_spec(), "{s}");
         }
@@ -252,16 +245,14 @@ mod tests {
 
     #[test]
     fn flags_shape_the_consumer_but_not_what_it_reads() {
-        let args = Cli::parse_from([
-            "hail-service",
+        let args = parse(&[
             "--max-deliver",
             "3",
             "--backoff",
             "1s,2s",
             "--max-ack-pending",
             "10",
-        ])
-        .rt;
+        ]);
         let spec = Service::Fraud.consumer_spec(&args);
         assert_eq!((spec.max_deliver, spec.max_ack_pending), (3, 10));
         assert_eq!(spec.backoff.len(), 2);
