@@ -2,8 +2,8 @@
 //!
 //! Starts a testkit nats-server (free ports, temp store), publishes 100,000
 //! `DriverLocationUpdated` to DRIVERS (one per driver, spread over four cities,
-//! three in four available), starts the release `hail-pricing` next to this
-//! example's directory, waits for `/readyz`, checks it loaded every driver, and
+//! three in four available), starts the `hail-pricing` of this example's
+//! profile (or of `$HAIL_BIN_DIR`), waits for `/readyz`, checks it loaded every driver, and
 //! reads VmRSS (and VmHWM, the peak) from /proc/<pid>/status. Then it prices
 //! 20,000 requests and reads them again.
 //!
@@ -12,15 +12,16 @@
 //! cargo run --release -p hail-pricing --example rss_100k_drivers
 //! ```
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use async_nats::jetstream;
+use hail_e2e::services::Service;
 use hail_events::{
     City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideId, codec, headers,
     sample,
 };
-use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
+use hail_testkit::{NatsServer, wait_until};
 
 const DRIVERS: usize = 100_000;
 const REQUESTS: usize = 20_000;
@@ -90,27 +91,9 @@ async fn publish_all<E: Event>(
     Ok(())
 }
 
-/// `<target>/release/examples/this` → `<target>/release/hail-pricing`.
-fn pricing_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("no target directory")?;
-    let bin = dir.join(hail_runtime::service::Service::Pricing.binary());
-    anyhow::ensure!(
-        bin.exists(),
-        "{} missing: cargo build --release -p hail-pricing --bins",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-async fn metric(port: u16, name: &str) -> f64 {
-    match http_get(&format!("http://127.0.0.1:{port}/metrics")).await {
-        Ok((200, body)) => metric_sum(&body, name, &[]).unwrap_or(0.0),
-        _ => -1.0,
-    }
+/// The metric's value; -1 when `/metrics` cannot be read.
+async fn metric(pricing: &Service, name: &str) -> f64 {
+    pricing.metric(name, &[]).await.unwrap_or(-1.0)
 }
 
 #[tokio::main]
@@ -126,30 +109,16 @@ async fn main() -> Result<()> {
     publish_all(&js, DRIVERS, driver).await?;
     println!("published {DRIVERS} drivers");
 
-    let port = free_port();
-    let args = [
-        "--nats-url".to_string(),
-        server.url(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let mut pricing = Process::spawn(&pricing_bin()?, &args, &[])?;
+    let mut pricing = Service::spawn("pricing", &server.url())?;
     let started = std::time::Instant::now();
-    wait_until(Duration::from_secs(120), "hail-pricing ready", || async {
-        matches!(
-            http_get(&format!("http://127.0.0.1:{port}/readyz")).await,
-            Ok((200, _))
-        )
-    })
-    .await
-    .with_context(|| pricing.log())?;
+    pricing.wait_ready(Duration::from_secs(120)).await?;
     let ready_after = started.elapsed();
-    let known = metric(port, "hail_pricing_drivers_known").await;
+    let known = metric(&pricing, "hail_pricing_drivers_known").await;
     anyhow::ensure!(
         known == DRIVERS as f64,
         "pricing knows {known} drivers, not {DRIVERS}"
     );
-    let (rss, hwm) = pricing.memory_kib()?;
+    let (rss, hwm) = pricing.process.memory_kib()?;
     println!(
         "ready after {ready_after:?} with {known} drivers: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,
@@ -158,15 +127,15 @@ async fn main() -> Result<()> {
 
     publish_all(&js, REQUESTS, request).await?;
     wait_until(Duration::from_secs(120), "requests priced", || async {
-        metric(port, "hail_messages_processed_total").await >= REQUESTS as f64
+        metric(&pricing, "hail_messages_processed_total").await >= REQUESTS as f64
     })
     .await?;
-    let (rss, hwm) = pricing.memory_kib()?;
+    let (rss, hwm) = pricing.process.memory_kib()?;
     println!(
         "after pricing {REQUESTS} requests: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    pricing.terminate(Duration::from_secs(10))?;
+    pricing.process.terminate(Duration::from_secs(10))?;
     Ok(())
 }
