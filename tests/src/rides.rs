@@ -1,11 +1,14 @@
-//! Publishing ride requests and reading back what the stream and consumers hold.
+//! Creating hail's streams, publishing ride requests and other events, and
+//! reading back what the stream and consumers hold.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
 use hail_events::{Event, codec, headers, sample, subjects};
+use hail_runtime::provision::{StreamSettings, ensure_streams};
 
 /// Cities the test rides are spread over.
 pub const CITIES: [&str; 3] = ["berlin", "paris", "lisbon"];
@@ -15,13 +18,33 @@ pub fn ride(prefix: &str, i: usize) -> hail_events::RideRequested {
     sample::ride_requested(&format!("{prefix}-{i}"), CITIES[i % CITIES.len()])
 }
 
+/// Connects to `nats_url` and creates hail's streams, RIDES keeping an hour
+/// and at most 1 GiB, on one replica; the JetStream context.
+pub async fn streams(nats_url: &str) -> Result<jetstream::Context> {
+    let js = jetstream::new(async_nats::connect(nats_url).await?);
+    let settings = StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    ensure_streams(&js, &settings).await?;
+    Ok(js)
+}
+
 /// Publishes rides `from..to` of `prefix`, awaiting PubAcks in windows of 1,000.
 pub async fn publish(js: &jetstream::Context, prefix: &str, from: usize, to: usize) -> Result<()> {
+    publish_all(js, (from..to).map(|i| ride(prefix, i))).await
+}
+
+/// Publishes `events` in order, awaiting PubAcks in windows of 1,000.
+pub async fn publish_all<E: Event>(
+    js: &jetstream::Context,
+    events: impl IntoIterator<Item = E>,
+) -> Result<()> {
     let mut pending = Vec::with_capacity(1000);
-    for i in from..to {
-        let r = ride(prefix, i);
+    for e in events {
         let ack = js
-            .publish_with_headers(r.subject(), headers::for_event(&r), codec::encode(&r)?)
+            .publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
             .await?;
         pending.push(ack);
         if pending.len() == 1000 {

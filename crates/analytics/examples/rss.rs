@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Result;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use hail_analytics::checkpoint;
-use hail_e2e::services::Service;
+use hail_e2e::{rides, services::Service};
 use hail_events::{
     City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, codec, headers, sample,
     subjects,
@@ -33,14 +33,8 @@ const CITIES: [&str; 5] = ["berlin", "paris", "lisbon", "madrid", "rome"];
 #[tokio::main]
 async fn main() -> Result<()> {
     let server = NatsServer::start()?;
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    publish_drivers(&js).await?;
+    let js = rides::streams(&server.url()).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     let events = publish_rides(&js).await?;
     println!("published {DRIVERS} drivers and {events} ride events");
 
@@ -100,22 +94,15 @@ async fn flush(acks: &mut Vec<PublishAckFuture>) -> Result<()> {
     Ok(())
 }
 
-async fn publish_drivers(js: &jetstream::Context) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for i in 0..DRIVERS {
-        let d = DriverLocationUpdated {
-            driver_id: DriverId::new(format!("d{i}"))?,
-            city: City::new(CITIES[i % CITIES.len()])?,
-            position: LatLng::new(52.4 + (i % 1000) as f64 * 1e-4, 13.3)?,
-            status: DriverStatus::Available,
-            at_ms: 1_800_000_000_000,
-        };
-        acks.push(send(js, &d).await?);
-        if acks.len() == 1000 {
-            flush(&mut acks).await?;
-        }
+/// Available driver `i` in one of the cities.
+fn driver(i: usize) -> DriverLocationUpdated {
+    DriverLocationUpdated {
+        driver_id: DriverId::new(format!("d{i}")).expect("driver id"),
+        city: City::new(CITIES[i % CITIES.len()]).expect("city"),
+        position: LatLng::new(52.4 + (i % 1000) as f64 * 1e-4, 13.3).expect("position"),
+        status: DriverStatus::Available,
+        at_ms: 1_800_000_000_000,
     }
-    flush(&mut acks).await
 }
 
 /// Request, quote, match and completion of each ride: 4 events per ride.

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use async_nats::jetstream;
-use hail_e2e::services::Service;
+use hail_e2e::{rides, services::Service};
 use hail_events::{
-    CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng,
-    RideId, RideRequested, RiderId, codec, headers,
+    CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus, LatLng, RideId,
+    RideRequested, RiderId,
 };
 use hail_runtime::provision::{StreamSettings, ensure_streams};
 use hail_testkit::{NatsServer, wait_until};
@@ -44,9 +44,9 @@ async fn main() -> Result<()> {
     )
     .await?;
     let t = Instant::now();
-    publish_all(&js, (0..DRIVERS).map(driver)).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     let now = hail_runtime::now_ms();
-    publish_all(&js, (0..REQUESTS).map(|i| request(i, now))).await?;
+    rides::publish_all(&js, (0..REQUESTS).map(|i| request(i, now))).await?;
     println!(
         "published {DRIVERS} drivers and {REQUESTS} requests in {:?}",
         t.elapsed()
@@ -100,28 +100,6 @@ async fn report(when: &str, fraud: &Service) -> Result<()> {
             .metric("hail_fraud_replayed_requests_total", &[])
             .await?,
     );
-    Ok(())
-}
-
-async fn publish_all<E: Event>(
-    js: &jetstream::Context,
-    events: impl Iterator<Item = E>,
-) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for e in events {
-        acks.push(
-            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await?;
-            }
-        }
-    }
-    for a in acks {
-        a.await?;
-    }
     Ok(())
 }
 

@@ -13,11 +13,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use async_nats::jetstream;
-use hail_e2e::services::Service;
-use hail_events::{
-    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, codec, headers,
-};
+use hail_e2e::{rides, services::Service};
+use hail_events::{City, DriverId, DriverLocationUpdated, DriverStatus, LatLng};
 use hail_runtime::service::Service::Matching;
 use hail_testkit::{NatsServer, bin_path, wait_until};
 
@@ -30,14 +27,8 @@ async fn main() -> Result<()> {
         None => 100_000,
     };
     let server = NatsServer::start()?;
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    publish_drivers(&js, drivers).await?;
+    let js = rides::streams(&server.url()).await?;
+    rides::publish_all(&js, (0..drivers).map(driver)).await?;
 
     let started = std::time::Instant::now();
     let matching = Service::spawn("matching", &server.url())?;
@@ -65,32 +56,16 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// N available drivers spread over ±0.15° lat, ±0.25° lon around Berlin.
-async fn publish_drivers(js: &jetstream::Context, n: usize) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for i in 0..n {
-        let update = DriverLocationUpdated {
-            driver_id: DriverId::new(format!("driver-{i}"))?,
-            city: City::new("berlin")?,
-            position: LatLng::new(52.52 + spread(i, 1) * 0.15, 13.405 + spread(i, 2) * 0.25)?,
-            status: DriverStatus::Available,
-            at_ms: 1_800_000_000_000,
-        };
-        let payload = codec::encode(&update)?;
-        acks.push(
-            js.publish_with_headers(update.subject(), headers::for_event(&update), payload)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await.context("driver update not acknowledged")?;
-            }
-        }
+/// Available driver `i`, somewhere within ±0.15° lat, ±0.25° lon of Berlin.
+fn driver(i: usize) -> DriverLocationUpdated {
+    DriverLocationUpdated {
+        driver_id: DriverId::new(format!("driver-{i}")).expect("driver id"),
+        city: City::new("berlin").expect("city"),
+        position: LatLng::new(52.52 + spread(i, 1) * 0.15, 13.405 + spread(i, 2) * 0.25)
+            .expect("a position near Berlin"),
+        status: DriverStatus::Available,
+        at_ms: 1_800_000_000_000,
     }
-    for a in acks {
-        a.await.context("driver update not acknowledged")?;
-    }
-    Ok(())
 }
 
 /// A spread in [-1, 1) for item `i`, different per `salt` (splitmix64).

@@ -14,13 +14,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
-use async_nats::jetstream;
-use hail_e2e::services::Service;
-use hail_events::{
-    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideId, codec, headers,
-    sample,
-};
+use anyhow::Result;
+use hail_e2e::{rides, services::Service};
+use hail_events::{City, DriverId, DriverLocationUpdated, DriverStatus, LatLng, RideId, sample};
 use hail_testkit::{NatsServer, wait_until};
 
 const DRIVERS: usize = 100_000;
@@ -67,30 +63,6 @@ fn request(i: usize) -> hail_events::RideRequested {
     r
 }
 
-async fn publish_all<E: Event>(
-    js: &jetstream::Context,
-    n: usize,
-    make: impl Fn(usize) -> E,
-) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for i in 0..n {
-        let e = make(i);
-        acks.push(
-            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await.context("publish not acknowledged")?;
-            }
-        }
-    }
-    for a in acks {
-        a.await.context("publish not acknowledged")?;
-    }
-    Ok(())
-}
-
 /// The metric's value; -1 when `/metrics` cannot be read.
 async fn metric(pricing: &Service, name: &str) -> f64 {
     pricing.metric(name, &[]).await.unwrap_or(-1.0)
@@ -99,14 +71,8 @@ async fn metric(pricing: &Service, name: &str) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let server = NatsServer::start()?;
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    publish_all(&js, DRIVERS, driver).await?;
+    let js = rides::streams(&server.url()).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     println!("published {DRIVERS} drivers");
 
     let mut pricing = Service::spawn("pricing", &server.url())?;
@@ -125,7 +91,7 @@ async fn main() -> Result<()> {
         hwm as f64 / 1024.0
     );
 
-    publish_all(&js, REQUESTS, request).await?;
+    rides::publish_all(&js, (0..REQUESTS).map(request)).await?;
     wait_until(Duration::from_secs(120), "requests priced", || async {
         metric(&pricing, "hail_messages_processed_total").await >= REQUESTS as f64
     })
