@@ -99,9 +99,14 @@ async fn main() -> ExitCode {
 /// and the results, not for every connection event.
 fn init_logs() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // The services' colour rule: on a terminal, unless NO_COLOR is set.
+    let ansi = hail_runtime::telemetry::use_color(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR"),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -3,8 +3,9 @@
 use std::{process::Output, time::Duration};
 
 use async_nats::jetstream;
+use hail_e2e::services::Service;
 use hail_events::subjects;
-use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, metric_sum, wait_until};
+use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
 use serde_json::Value;
 
 /// Runs the generator to the end; its JSON report (stdout) and its stderr.
@@ -22,25 +23,11 @@ async fn loadgen(args: &[&str]) -> (Output, Value, String) {
     (out, report, stderr)
 }
 
-/// A service binary against `url`, once its `/readyz` answers 200; and its metrics URL.
-async fn service(name: &str, url: &str) -> (Process, String) {
-    let port = free_port();
-    let args = [
-        "--nats-url".to_string(),
-        url.to_string(),
-        "--metrics-addr".to_string(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let process = Process::spawn(&bin_path(name).unwrap(), &args, &[]).unwrap();
-    let ready = format!("http://127.0.0.1:{port}/readyz");
-    wait_until(
-        Duration::from_secs(30),
-        &format!("{name} ready"),
-        || async { matches!(http_get(&ready).await, Ok((200, _))) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; its log:\n{}", process.log()));
-    (process, format!("http://127.0.0.1:{port}/metrics"))
+/// The service `name` (`pricing`…) against `url`, once its `/readyz` answers 200.
+async fn service(name: &'static str, url: &str) -> Service {
+    let service = Service::spawn(name, url).unwrap();
+    service.wait_ready(Duration::from_secs(30)).await.unwrap();
+    service
 }
 
 async fn stream_state(url: &str, stream: &str) -> jetstream::stream::State {
@@ -198,7 +185,7 @@ async fn a_full_window_refuses_rides_instead_of_slowing_the_schedule() {
 async fn with_pricing_running_every_ride_is_priced() {
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let (_pricing, _) = service("hail-pricing", &url).await;
+    let _pricing = service("pricing", &url).await;
     let (out, r, stderr) = loadgen(&[
         "--nats-url",
         &url,
@@ -234,7 +221,8 @@ async fn with_pricing_running_every_ride_is_priced() {
 async fn matched_rides_become_trips_that_complete_and_release_their_drivers() {
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let (_matching, metrics) = service("hail-matching", &url).await;
+    let matching = service("matching", &url).await;
+    let metrics = matching.url("/metrics");
     let (out, r, stderr) = loadgen(&[
         "--nats-url",
         &url,

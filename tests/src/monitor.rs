@@ -1,50 +1,56 @@
 //! hail-monitor as a child process on a free port, and reading its `/metrics`.
 
-use anyhow::Result;
-use hail_testkit::{Process, bin_path, free_port, http_get, metric_sum};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+
+use anyhow::{Context as _, Result};
+use hail_testkit::{Process, free_port, http_get, metric_sum};
+
+use crate::services::launch;
 
 /// A running hail-monitor polling every 200 ms over a 2 s window.
 pub struct Monitor {
     _process: Process,
-    port: u16,
+    addr: SocketAddr,
 }
 
 impl Monitor {
-    /// Starts hail-monitor against `nats_url` with `/metrics` on a free port.
+    /// Starts hail-monitor against `nats_url` with `/metrics` on a free port of 127.0.0.1.
     pub fn spawn(nats_url: &str) -> Result<Monitor> {
-        let port = free_port();
-        let args: Vec<String> = [
-            "--nats-url",
+        Monitor::spawn_at(nats_url, (Ipv4Addr::LOCALHOST, free_port()).into())
+    }
+
+    /// Starts hail-monitor against `nats_url` with `/metrics` on a free port of
+    /// `[::1]`, the IPv6 loopback.
+    pub fn spawn_ipv6(nats_url: &str) -> Result<Monitor> {
+        let port = TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port on [::1]")?
+            .port();
+        Monitor::spawn_at(nats_url, (Ipv6Addr::LOCALHOST, port).into())
+    }
+
+    fn spawn_at(nats_url: &str, addr: SocketAddr) -> Result<Monitor> {
+        let process = launch(
+            hail_runtime::service::MONITOR_BINARY,
             nats_url,
-            "--interval",
-            "200ms",
-            "--window",
-            "2s",
-            "--metrics-addr",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("127.0.0.1:{port}")])
-        .collect();
-        let process = Process::spawn(
-            &bin_path(hail_runtime::service::MONITOR_BINARY)?,
-            &args,
-            &[],
-        )?;
+            &addr.to_string(),
+        )?
+        .args(["--interval", "200ms", "--window", "2s"])
+        .spawn()?;
         Ok(Monitor {
             _process: process,
-            port,
+            addr,
         })
     }
 
     /// The port of its `/metrics`.
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `http://[::1]:<port>`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.addr)
     }
 
     /// Sum of a metric's samples with `labels`; None when absent or unreachable.

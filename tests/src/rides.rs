@@ -1,11 +1,14 @@
-//! Publishing ride requests and reading back what the stream and consumers hold.
+//! Creating hail's streams, publishing ride requests and other events, and
+//! reading back what the stream and consumers hold.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
 use hail_events::{Event, codec, headers, sample, subjects};
+use hail_runtime::provision::{StreamSettings, ensure_streams};
 
 /// Cities the test rides are spread over.
 pub const CITIES: [&str; 3] = ["berlin", "paris", "lisbon"];
@@ -15,13 +18,33 @@ pub fn ride(prefix: &str, i: usize) -> hail_events::RideRequested {
     sample::ride_requested(&format!("{prefix}-{i}"), CITIES[i % CITIES.len()])
 }
 
+/// Connects to `nats_url` and creates hail's streams, RIDES keeping an hour
+/// and at most 1 GiB, on one replica; the JetStream context.
+pub async fn streams(nats_url: &str) -> Result<jetstream::Context> {
+    let js = jetstream::new(async_nats::connect(nats_url).await?);
+    let settings = StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        replicas: 1,
+    };
+    ensure_streams(&js, &settings).await?;
+    Ok(js)
+}
+
 /// Publishes rides `from..to` of `prefix`, awaiting PubAcks in windows of 1,000.
 pub async fn publish(js: &jetstream::Context, prefix: &str, from: usize, to: usize) -> Result<()> {
+    publish_all(js, (from..to).map(|i| ride(prefix, i))).await
+}
+
+/// Publishes `events` in order, awaiting PubAcks in windows of 1,000.
+pub async fn publish_all<E: Event>(
+    js: &jetstream::Context,
+    events: impl IntoIterator<Item = E>,
+) -> Result<()> {
     let mut pending = Vec::with_capacity(1000);
-    for i in from..to {
-        let r = ride(prefix, i);
+    for e in events {
         let ack = js
-            .publish_with_headers(r.subject(), headers::for_event(&r), codec::encode(&r)?)
+            .publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
             .await?;
         pending.push(ack);
         if pending.len() == 1000 {
@@ -67,43 +90,18 @@ pub async fn drained(js: &jetstream::Context, durable: &str) -> bool {
     matches!(consumer_backlog(js, durable).await, Ok((0, 0)))
 }
 
-/// Every message on `filter` in `stream`: (count, distinct `Hail-Ride-Id`s).
-pub async fn read_subject(
+/// Every message stored on `filter` in `stream`, oldest first.
+pub async fn stored(
     js: &jetstream::Context,
     stream: &str,
     filter: &str,
-) -> Result<(usize, HashSet<String>)> {
-    let s = js.get_stream(stream).await?;
-    let consumer = s
+) -> Result<Vec<jetstream::Message>> {
+    let consumer = js
+        .get_stream(stream)
+        .await?
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
             filter_subject: filter.to_string(),
             deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut ids = HashSet::with_capacity(total);
-    let mut count = 0;
-    let mut messages = consumer.messages().await?;
-    while count < total {
-        let msg = messages
-            .next()
-            .await
-            .context("ordered consumer ended early")??;
-        count += 1;
-        if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(headers::RIDE_ID)) {
-            ids.insert(id.to_string());
-        }
-    }
-    Ok((count, ids))
-}
-
-/// The dead letters of one service: (reason kind, reason) of each.
-pub async fn dead_letters(js: &jetstream::Context, service: &str) -> Result<Vec<(String, String)>> {
-    let s = js.get_stream(subjects::DLQ_STREAM).await?;
-    let consumer = s
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::dlq(service),
             ..Default::default()
         })
         .await?;
@@ -115,9 +113,35 @@ pub async fn dead_letters(js: &jetstream::Context, service: &str) -> Result<Vec<
             .next()
             .await
             .context("ordered consumer ended early")??;
-        let h = msg.headers.clone().unwrap_or_default();
-        let get = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
-        out.push((get(headers::dlq::REASON_KIND), get(headers::dlq::REASON)));
+        out.push(msg);
     }
     Ok(out)
+}
+
+/// Every message on `filter` in `stream`: (count, distinct `Hail-Ride-Id`s).
+pub async fn read_subject(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Result<(usize, HashSet<String>)> {
+    let messages = stored(js, stream, filter).await?;
+    let ids = messages
+        .iter()
+        .filter_map(|msg| msg.headers.as_ref()?.get(headers::RIDE_ID))
+        .map(|id| id.to_string())
+        .collect();
+    Ok((messages.len(), ids))
+}
+
+/// The dead letters of one service: (reason kind, reason) of each.
+pub async fn dead_letters(js: &jetstream::Context, service: &str) -> Result<Vec<(String, String)>> {
+    let messages = stored(js, subjects::DLQ_STREAM, &subjects::dlq(service)).await?;
+    Ok(messages
+        .iter()
+        .map(|msg| {
+            let h = msg.headers.clone().unwrap_or_default();
+            let get = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
+            (get(headers::dlq::REASON_KIND), get(headers::dlq::REASON))
+        })
+        .collect())
 }

@@ -1,4 +1,5 @@
-//! A hail service binary running as a child process.
+//! A hail service binary running as a child process, and [`launch`], how the
+//! tests, the load generator's tests and the examples start a service or the monitor.
 
 use std::time::Duration;
 
@@ -82,19 +83,19 @@ impl Service {
     }
 }
 
+/// The binary `binary` (e.g. `hail-pricing`, `hail-monitor`) against `nats_url`
+/// with its `/metrics`, `/healthz` and `/readyz` at `metrics_addr` (`127.0.0.1:9102`,
+/// `[::1]:9105`), logging at info; more flags can follow.
+pub fn launch(binary: &str, nats_url: &str, metrics_addr: &str) -> Result<Launch> {
+    Ok(Launch::new(bin_path(binary)?)
+        .args(["--nats-url", nats_url, "--metrics-addr", metrics_addr])
+        .envs([("RUST_LOG", "info")]))
+}
+
 fn spawn_process(name: &str, nats_url: &str, port: u16, extra: &[&str]) -> Result<Process> {
     let service: hail_runtime::service::Service = name.parse()?;
-    let bin = bin_path(service.binary())?;
-    let mut args = vec![
-        "--nats-url".to_string(),
-        nats_url.to_string(),
-        "--metrics-addr".to_string(),
-        format!("127.0.0.1:{port}"),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Launch::new(bin)
-        .args(args)
-        .envs([("RUST_LOG", "info")])
+    launch(service.binary(), nats_url, &format!("127.0.0.1:{port}"))?
+        .args(extra)
         .spawn()
 }
 

@@ -1,7 +1,8 @@
 //! `hail status` against the real services, hail-monitor and the real CLI:
 //! instances and rates come from every instance through the NATS services API,
 //! lag from JetStream, lag in seconds, retention and status from the monitor;
-//! a killed service shows as stopped with its lag.
+//! a killed service shows as stopped with its lag; a monitor on the IPv6
+//! loopback (`http://[::1]:<port>`) serves the status column too.
 
 use std::{
     sync::{
@@ -66,6 +67,41 @@ impl Drop for Trickle {
     }
 }
 
+/// Whether the monitor reports every service's consumer `ok`.
+async fn all_ok(monitor: &Monitor) -> bool {
+    let mut all = true;
+    for s in SERVICES {
+        all &= monitor.status_is(s, "ok").await;
+    }
+    all
+}
+
+/// The table of `hail status --monitor-url http://[::1]:<port>` has every
+/// service's status from a monitor listening on the IPv6 loopback only.
+async fn status_through_an_ipv6_monitor(server: &NatsServer) -> Result<()> {
+    let monitor = Monitor::spawn_ipv6(&server.url())?;
+    let url = monitor.base_url();
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    wait_until(
+        WAIT,
+        "the [::1] monitor to report every consumer ok",
+        || all_ok(&monitor),
+    )
+    .await?;
+    let table = hail(&server.url(), &["status", "--monitor-url", &url]).await?;
+    for s in SERVICES {
+        let columns: Vec<&str> = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(s))
+            .with_context(|| format!("no {s} line in\n{table}"))?
+            .split_whitespace()
+            .collect();
+        // service, lag (msgs), lag (s), retention, rate/s, status, instances
+        assert_eq!(columns.get(5), Some(&"ok"), "{s} via {url}:\n{table}");
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_counts_every_instance_and_shows_a_stopped_service() -> Result<()> {
     let _serial = serial().await;
@@ -80,14 +116,11 @@ async fn status_counts_every_instance_and_shows_a_stopped_service() -> Result<()
     }
     let monitor = Monitor::spawn(&server.url())?;
     let js = jetstream::new(async_nats::connect(server.url()).await?);
-    wait_until(WAIT, "the monitor to report every consumer ok", || async {
-        let mut all = true;
-        for s in SERVICES {
-            all &= monitor.status_is(s, "ok").await;
-        }
-        all
+    wait_until(WAIT, "the monitor to report every consumer ok", || {
+        all_ok(&monitor)
     })
     .await?;
+    status_through_an_ipv6_monitor(&server).await?;
 
     // Under a steady 200 rides/s: every service processes, pricing with two instances.
     let trickle = Trickle::start(js.clone());

@@ -3,8 +3,8 @@
 //! DRIVERS; they are there because a real deployment has them).
 //!
 //! Starts its own nats-server (hail-testkit), publishes the drivers and 25,000
-//! rides × 4 events, starts the hail-analytics binary built next to this
-//! example, waits until its consumer is drained and its checkpoint covers the
+//! rides × 4 events, starts the hail-analytics binary of this example's
+//! profile, waits until its consumer is drained and its checkpoint covers the
 //! whole stream, then prints VmRSS and VmHWM from /proc.
 //!
 //! ```text
@@ -13,16 +13,18 @@
 //! ```
 //! (`HAIL_BIN_DIR` overrides where hail-analytics is looked for.)
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use hail_analytics::checkpoint;
+use hail_e2e::{rides, services::Service};
 use hail_events::{
     City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, codec, headers, sample,
     subjects,
 };
-use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
+use hail_runtime::service::Service::Analytics;
+use hail_testkit::{NatsServer, bin_path, wait_until};
 
 const DRIVERS: usize = 100_000;
 const RIDES: usize = 25_000;
@@ -31,27 +33,13 @@ const CITIES: [&str; 5] = ["berlin", "paris", "lisbon", "madrid", "rome"];
 #[tokio::main]
 async fn main() -> Result<()> {
     let server = NatsServer::start()?;
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    publish_drivers(&js).await?;
+    let js = rides::streams(&server.url()).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     let events = publish_rides(&js).await?;
     println!("published {DRIVERS} drivers and {events} ride events");
 
-    let port = free_port();
-    let args = [
-        "--nats-url".to_string(),
-        server.url(),
-        "--metrics-addr".to_string(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let bin = analytics_bin()?;
     let started = std::time::Instant::now();
-    let mut analytics = Process::spawn(&bin, &args, &[])?;
+    let mut analytics = Service::spawn("analytics", &server.url())?;
     let last = js
         .get_stream(subjects::RIDES_STREAM)
         .await?
@@ -65,14 +53,13 @@ async fn main() -> Result<()> {
         || async { covered(&js).await >= last },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", analytics.log()))?;
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", analytics.process.log()))?;
     let took = started.elapsed();
-    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).await?;
-    let counted = metric_sum(&body, "hail_analytics_events_total", &[]).unwrap_or(0.0);
-    let (rss, hwm) = analytics.memory_kib()?;
+    let counted = analytics.metric("hail_analytics_events_total", &[]).await?;
+    let (rss, hwm) = analytics.process.memory_kib()?;
     println!(
         "hail-analytics ({}) counted {counted} events in {took:.1?} from start ({:.0} events/s)",
-        bin.display(),
+        bin_path(Analytics.binary())?.display(),
         counted / took.as_secs_f64()
     );
     println!(
@@ -80,27 +67,8 @@ async fn main() -> Result<()> {
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    analytics.terminate(Duration::from_secs(15))?;
+    analytics.process.terminate(Duration::from_secs(15))?;
     Ok(())
-}
-
-/// hail-analytics next to this example (`target/<profile>/examples/..`).
-fn analytics_bin() -> Result<PathBuf> {
-    let dir = match std::env::var_os("HAIL_BIN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let exe = std::env::current_exe()?;
-            let examples = exe.parent().context("example has no directory")?;
-            examples.parent().context("no profile directory")?.into()
-        }
-    };
-    let bin = dir.join(hail_runtime::service::Service::Analytics.binary());
-    anyhow::ensure!(
-        bin.is_file(),
-        "{} not found: cargo build --release -p hail-analytics",
-        bin.display()
-    );
-    Ok(bin)
 }
 
 async fn covered(js: &jetstream::Context) -> u64 {
@@ -126,22 +94,15 @@ async fn flush(acks: &mut Vec<PublishAckFuture>) -> Result<()> {
     Ok(())
 }
 
-async fn publish_drivers(js: &jetstream::Context) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for i in 0..DRIVERS {
-        let d = DriverLocationUpdated {
-            driver_id: DriverId::new(format!("d{i}"))?,
-            city: City::new(CITIES[i % CITIES.len()])?,
-            position: LatLng::new(52.4 + (i % 1000) as f64 * 1e-4, 13.3)?,
-            status: DriverStatus::Available,
-            at_ms: 1_800_000_000_000,
-        };
-        acks.push(send(js, &d).await?);
-        if acks.len() == 1000 {
-            flush(&mut acks).await?;
-        }
+/// Available driver `i` in one of the cities.
+fn driver(i: usize) -> DriverLocationUpdated {
+    DriverLocationUpdated {
+        driver_id: DriverId::new(format!("d{i}")).expect("driver id"),
+        city: City::new(CITIES[i % CITIES.len()]).expect("city"),
+        position: LatLng::new(52.4 + (i % 1000) as f64 * 1e-4, 13.3).expect("position"),
+        status: DriverStatus::Available,
+        at_ms: 1_800_000_000_000,
     }
-    flush(&mut acks).await
 }
 
 /// Request, quote, match and completion of each ride: 4 events per ride.

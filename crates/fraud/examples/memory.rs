@@ -15,14 +15,15 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_nats::jetstream;
+use hail_e2e::{rides, services::Service};
 use hail_events::{
-    CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng,
-    RideId, RideRequested, RiderId, codec, headers,
+    CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus, LatLng, RideId,
+    RideRequested, RiderId,
 };
 use hail_runtime::provision::{StreamSettings, ensure_streams};
-use hail_testkit::{NatsServer, Process, bin_path, free_port, http_get, metric_sum, wait_until};
+use hail_testkit::{NatsServer, wait_until};
 
 const DRIVERS: u64 = 100_000;
 const RIDERS: u64 = 100_000;
@@ -43,122 +44,62 @@ async fn main() -> Result<()> {
     )
     .await?;
     let t = Instant::now();
-    publish_all(&js, (0..DRIVERS).map(driver)).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     let now = hail_runtime::now_ms();
-    publish_all(&js, (0..REQUESTS).map(|i| request(i, now))).await?;
+    rides::publish_all(&js, (0..REQUESTS).map(|i| request(i, now))).await?;
     println!(
         "published {DRIVERS} drivers and {REQUESTS} requests in {:?}",
         t.elapsed()
     );
 
-    let port = free_port();
-    let mut fraud = spawn(&server, port)?;
+    let mut fraud = Service::spawn("fraud", &server.url())?;
     let t = Instant::now();
-    wait_screened(port, REQUESTS as f64, &fraud).await?;
+    wait_screened(&fraud, REQUESTS as f64).await?;
     println!("screened {REQUESTS} requests in {:?}", t.elapsed());
-    report("after screening", port, &fraud).await?;
+    report("after screening", &fraud).await?;
 
-    fraud.kill();
-    let mut fraud = spawn(&server, port)?;
     let t = Instant::now();
-    wait_until(
-        Duration::from_secs(300),
-        "fraud ready after restart",
-        || async {
-            matches!(
-                http_get(&format!("http://127.0.0.1:{port}/readyz")).await,
-                Ok((200, _))
-            )
-        },
-    )
-    .await?;
+    fraud.restart()?;
+    fraud.wait_ready(Duration::from_secs(300)).await?;
     println!("restart: replay and ready in {:?}", t.elapsed());
-    report("after restart and replay", port, &fraud).await?;
-    fraud.kill();
+    report("after restart and replay", &fraud).await?;
+    fraud.process.kill();
     Ok(())
 }
 
-fn spawn(server: &NatsServer, port: u16) -> Result<Process> {
-    let args = [
-        "--nats-url".to_string(),
-        server.url(),
-        "--metrics-addr".to_string(),
-        format!("127.0.0.1:{port}"),
-    ];
-    Process::spawn(&fraud_bin()?, &args, &[])
-}
-
-/// `target/<profile>/hail-fraud` beside `target/<profile>/examples/memory`.
-fn fraud_bin() -> Result<std::path::PathBuf> {
-    if std::env::var_os("HAIL_BIN_DIR").is_some() {
-        return bin_path(hail_runtime::service::Service::Fraud.binary());
-    }
-    let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .context("locating the target directory")?;
-    let bin = profile.join(hail_runtime::service::Service::Fraud.binary());
-    anyhow::ensure!(bin.is_file(), "{} not found: build it first", bin.display());
-    Ok(bin)
-}
-
-async fn metric(port: u16, name: &str) -> Result<f64> {
-    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).await?;
-    Ok(metric_sum(&body, name, &[]).unwrap_or(0.0))
-}
-
-async fn wait_screened(port: u16, n: f64, fraud: &Process) -> Result<()> {
+async fn wait_screened(fraud: &Service, n: f64) -> Result<()> {
     wait_until(
         Duration::from_secs(600),
         "fraud screened every request",
         || async {
-            metric(port, "hail_fraud_verdicts_total")
+            fraud
+                .metric("hail_fraud_verdicts_total", &[])
                 .await
                 .is_ok_and(|v| v >= n)
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", fraud.log()))
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", fraud.process.log()))
 }
 
-async fn report(when: &str, port: u16, fraud: &Process) -> Result<()> {
+async fn report(when: &str, fraud: &Service) -> Result<()> {
     // The history gauges refresh every 10 s.
     wait_until(Duration::from_secs(30), "history gauges", || async {
-        metric(port, "hail_fraud_history_riders")
+        fraud
+            .metric("hail_fraud_history_riders", &[])
             .await
             .is_ok_and(|v| v > 0.0)
     })
     .await?;
-    let (rss, hwm) = fraud.memory_kib()?;
+    let (rss, hwm) = fraud.process.memory_kib()?;
     println!(
         "{when}: VmRSS {rss} kB (peak VmHWM {hwm} kB); history: {} riders, {} requests; replayed {}",
-        metric(port, "hail_fraud_history_riders").await?,
-        metric(port, "hail_fraud_history_entries").await?,
-        metric(port, "hail_fraud_replayed_requests_total").await?,
+        fraud.metric("hail_fraud_history_riders", &[]).await?,
+        fraud.metric("hail_fraud_history_entries", &[]).await?,
+        fraud
+            .metric("hail_fraud_replayed_requests_total", &[])
+            .await?,
     );
-    Ok(())
-}
-
-async fn publish_all<E: Event>(
-    js: &jetstream::Context,
-    events: impl Iterator<Item = E>,
-) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for e in events {
-        acks.push(
-            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await?;
-            }
-        }
-    }
-    for a in acks {
-        a.await?;
-    }
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Starts a testkit nats-server (free ports, temp store), publishes 100,000
 //! `DriverLocationUpdated` to DRIVERS (one per driver, spread over four cities,
-//! three in four available), starts the release `hail-pricing` next to this
-//! example's directory, waits for `/readyz`, checks it loaded every driver, and
+//! three in four available), starts the `hail-pricing` of this example's
+//! profile (or of `$HAIL_BIN_DIR`), waits for `/readyz`, checks it loaded every driver, and
 //! reads VmRSS (and VmHWM, the peak) from /proc/<pid>/status. Then it prices
 //! 20,000 requests and reads them again.
 //!
@@ -12,15 +12,12 @@
 //! cargo run --release -p hail-pricing --example rss_100k_drivers
 //! ```
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result};
-use async_nats::jetstream;
-use hail_events::{
-    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideId, codec, headers,
-    sample,
-};
-use hail_testkit::{NatsServer, Process, free_port, http_get, metric_sum, wait_until};
+use anyhow::Result;
+use hail_e2e::{rides, services::Service};
+use hail_events::{City, DriverId, DriverLocationUpdated, DriverStatus, LatLng, RideId, sample};
+use hail_testkit::{NatsServer, wait_until};
 
 const DRIVERS: usize = 100_000;
 const REQUESTS: usize = 20_000;
@@ -66,107 +63,45 @@ fn request(i: usize) -> hail_events::RideRequested {
     r
 }
 
-async fn publish_all<E: Event>(
-    js: &jetstream::Context,
-    n: usize,
-    make: impl Fn(usize) -> E,
-) -> Result<()> {
-    let mut acks = Vec::with_capacity(1000);
-    for i in 0..n {
-        let e = make(i);
-        acks.push(
-            js.publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await.context("publish not acknowledged")?;
-            }
-        }
-    }
-    for a in acks {
-        a.await.context("publish not acknowledged")?;
-    }
-    Ok(())
-}
-
-/// `<target>/release/examples/this` → `<target>/release/hail-pricing`.
-fn pricing_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("no target directory")?;
-    let bin = dir.join(hail_runtime::service::Service::Pricing.binary());
-    anyhow::ensure!(
-        bin.exists(),
-        "{} missing: cargo build --release -p hail-pricing --bins",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-async fn metric(port: u16, name: &str) -> f64 {
-    match http_get(&format!("http://127.0.0.1:{port}/metrics")).await {
-        Ok((200, body)) => metric_sum(&body, name, &[]).unwrap_or(0.0),
-        _ => -1.0,
-    }
+/// The metric's value; -1 when `/metrics` cannot be read.
+async fn metric(pricing: &Service, name: &str) -> f64 {
+    pricing.metric(name, &[]).await.unwrap_or(-1.0)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let server = NatsServer::start()?;
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    publish_all(&js, DRIVERS, driver).await?;
+    let js = rides::streams(&server.url()).await?;
+    rides::publish_all(&js, (0..DRIVERS).map(driver)).await?;
     println!("published {DRIVERS} drivers");
 
-    let port = free_port();
-    let args = [
-        "--nats-url".to_string(),
-        server.url(),
-        "--metrics-addr".into(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let mut pricing = Process::spawn(&pricing_bin()?, &args, &[])?;
+    let mut pricing = Service::spawn("pricing", &server.url())?;
     let started = std::time::Instant::now();
-    wait_until(Duration::from_secs(120), "hail-pricing ready", || async {
-        matches!(
-            http_get(&format!("http://127.0.0.1:{port}/readyz")).await,
-            Ok((200, _))
-        )
-    })
-    .await
-    .with_context(|| pricing.log())?;
+    pricing.wait_ready(Duration::from_secs(120)).await?;
     let ready_after = started.elapsed();
-    let known = metric(port, "hail_pricing_drivers_known").await;
+    let known = metric(&pricing, "hail_pricing_drivers_known").await;
     anyhow::ensure!(
         known == DRIVERS as f64,
         "pricing knows {known} drivers, not {DRIVERS}"
     );
-    let (rss, hwm) = pricing.memory_kib()?;
+    let (rss, hwm) = pricing.process.memory_kib()?;
     println!(
         "ready after {ready_after:?} with {known} drivers: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
 
-    publish_all(&js, REQUESTS, request).await?;
+    rides::publish_all(&js, (0..REQUESTS).map(request)).await?;
     wait_until(Duration::from_secs(120), "requests priced", || async {
-        metric(port, "hail_messages_processed_total").await >= REQUESTS as f64
+        metric(&pricing, "hail_messages_processed_total").await >= REQUESTS as f64
     })
     .await?;
-    let (rss, hwm) = pricing.memory_kib()?;
+    let (rss, hwm) = pricing.process.memory_kib()?;
     println!(
         "after pricing {REQUESTS} requests: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    pricing.terminate(Duration::from_secs(10))?;
+    pricing.process.terminate(Duration::from_secs(10))?;
     Ok(())
 }

@@ -43,8 +43,8 @@ fn is_executable(path: &Path) -> bool {
 /// Path of a workspace binary such as `"hail-pricing"`.
 ///
 /// `$HAIL_BIN_DIR/<name>` if that variable is set, else next to the running
-/// test executable: tests live in `target/<profile>/deps/`, binaries in
-/// `target/<profile>/`. Cargo does not build other packages' binaries for a
+/// test or example executable: tests live in `target/<profile>/deps/`,
+/// examples in `target/<profile>/examples/`, binaries in `target/<profile>/`. Cargo does not build other packages' binaries for a
 /// test, so the error says how to build them.
 pub fn bin_path(name: &str) -> Result<PathBuf> {
     let dir = match env::var_os("HAIL_BIN_DIR").filter(|d| !d.is_empty()) {
@@ -62,11 +62,15 @@ pub fn bin_path(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// `target/<profile>/deps/test-abc` → `target/<profile>`; any other exe → its directory.
+/// `target/<profile>/deps/test-abc` or `target/<profile>/examples/rss` →
+/// `target/<profile>`; any other exe → its directory.
 fn bin_dir_for_exe(exe: &Path) -> PathBuf {
     let dir = exe.parent().unwrap_or(Path::new("."));
+    let in_target_subdir = dir
+        .file_name()
+        .is_some_and(|n| n == "deps" || n == "examples");
     match dir.parent() {
-        Some(up) if dir.file_name().is_some_and(|n| n == "deps") => up.to_path_buf(),
+        Some(up) if in_target_subdir => up.to_path_buf(),
         _ => dir.to_path_buf(),
     }
 }
@@ -79,6 +83,12 @@ mod tests {
     fn test_exe_in_deps_maps_to_profile_dir() {
         let exe = Path::new("/w/target/debug/deps/e2e-0123abcd");
         assert_eq!(bin_dir_for_exe(exe), Path::new("/w/target/debug"));
+    }
+
+    #[test]
+    fn example_maps_to_profile_dir() {
+        let exe = Path::new("/w/target/release/examples/rss");
+        assert_eq!(bin_dir_for_exe(exe), Path::new("/w/target/release"));
     }
 
     #[test]

@@ -29,19 +29,15 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use std::time::Duration;
-//! use hail_testkit::{bin_path, free_port, http_get, metric_sum, wait_until, NatsServer, Process};
+//! use hail_testkit::{Launch, NatsServer, bin_path, free_port, http_get, metric_sum};
 //!
 //! let nats = NatsServer::start()?;
 //! let metrics_addr = format!("127.0.0.1:{}", free_port());
-//! let pricing = Process::spawn(
-//!     &bin_path("hail-pricing")?,
-//!     &["--metrics-addr".into(), metrics_addr.clone()],
-//!     &[("NATS_URL".into(), nats.url())],
-//! )?;
-//! wait_until(Duration::from_secs(10), "pricing to be ready", || async {
-//!     matches!(http_get(&format!("http://{metrics_addr}/readyz")).await, Ok((200, _)))
-//! })
-//! .await?;
+//! let pricing = Launch::new(bin_path("hail-pricing")?)
+//!     .args(["--metrics-addr", &metrics_addr])
+//!     .envs([("NATS_URL", nats.url())])
+//!     .ready(&format!("http://{metrics_addr}/readyz"), Duration::from_secs(10))
+//!     .await?;
 //! let (_, body) = http_get(&format!("http://{metrics_addr}/metrics")).await?;
 //! assert_eq!(metric_sum(&body, "hail_ready", &[("service", "pricing")]), Some(1.0));
 //! # let _ = pricing;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use hail_testkit::{Process, free_port, http_get, wait_until};
+use hail_testkit::{Process, free_port, http_get};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -69,14 +69,13 @@ impl Prometheus {
         self.process.log()
     }
 
-    /// Waits until `/-/ready` answers 200; the error quotes Prometheus's log.
+    /// Waits until `/-/ready` answers 200; fails at once, quoting Prometheus's
+    /// log, if it exits first.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let url = self.url("/-/ready");
-        wait_until(timeout, &format!("Prometheus ready at {url}"), || async {
-            matches!(http_get(&url).await, Ok((200, _)))
-        })
-        .await
-        .map_err(|e| anyhow!("{e}\n--- prometheus log ---\n{}", self.log()))
+        Ok(self
+            .process
+            .wait_ready(&self.url("/-/ready"), timeout)
+            .await?)
     }
 
     /// Evaluates `expr` now through `/api/v1/query`: a vector's samples, or a
