@@ -18,17 +18,23 @@ pub fn ride(prefix: &str, i: usize) -> hail_events::RideRequested {
     sample::ride_requested(&format!("{prefix}-{i}"), CITIES[i % CITIES.len()])
 }
 
-/// Connects to `nats_url` and creates hail's streams, RIDES keeping an hour
-/// and at most 1 GiB, on one replica; the JetStream context.
+/// Connects to `nats_url` and creates hail's streams ([`ensure_test_streams`]);
+/// the JetStream context.
 pub async fn streams(nats_url: &str) -> Result<jetstream::Context> {
     let js = jetstream::new(async_nats::connect(nats_url).await?);
+    ensure_test_streams(&js).await?;
+    Ok(js)
+}
+
+/// Creates hail's streams as the tests use them, before any service starts:
+/// RIDES keeping an hour and at most 1 GiB, on one replica.
+pub async fn ensure_test_streams(js: &jetstream::Context) -> Result<()> {
     let settings = StreamSettings {
         rides_max_age: Duration::from_secs(3600),
         rides_max_bytes: 1 << 30,
         replicas: 1,
     };
-    ensure_streams(&js, &settings).await?;
-    Ok(js)
+    Ok(ensure_streams(js, &settings).await?)
 }
 
 /// Publishes rides `from..to` of `prefix`, awaiting PubAcks in windows of 1,000.

@@ -368,12 +368,7 @@ async fn the_floor_passes_what_is_never_counted_and_the_cli_reads_it_while_down(
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = js_of(&server).await?;
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    hail_e2e::rides::ensure_test_streams(&js).await?;
     let mut expected = BTreeMap::new();
     publish_rides(&js, 0, 150, &mut expected).await?;
     // A poison message: dead-lettered, settled without counting.

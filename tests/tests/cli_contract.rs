@@ -37,14 +37,7 @@ async fn audit(nats_url: &str) -> Result<(Option<i32>, Value)> {
 }
 
 async fn streams(server: &NatsServer) -> Result<jetstream::Context> {
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    Ok(js)
+    hail_e2e::rides::streams(&server.url()).await
 }
 
 /// A pricing output for `ride`, as far as the audit reads it (its headers).

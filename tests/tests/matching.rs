@@ -32,14 +32,7 @@ const AVAILABLE: &str = "hail_matching_drivers_available";
 const CLAIMED: &str = "hail_matching_drivers_claimed";
 
 async fn jetstream_of(server: &NatsServer) -> Result<jetstream::Context> {
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &settings).await?;
-    Ok(js)
+    hail_e2e::rides::streams(&server.url()).await
 }
 
 fn at(dlat: f64, dlon: f64) -> LatLng {

@@ -161,12 +161,7 @@ async fn the_same_request_published_twice_is_stored_once() -> Result<()> {
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = jetstream_of(&server).await?;
-    let rt = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    hail_runtime::provision::ensure_streams(&js, &rt).await?;
+    hail_e2e::rides::ensure_test_streams(&js).await?;
 
     let ride = sample::ride_requested("twice", "berlin");
     let mut acks = Vec::new();

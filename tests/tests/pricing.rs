@@ -204,12 +204,7 @@ async fn quotes(js: &jetstream::Context) -> Result<HashMap<String, FareQuoted>> 
 
 /// RIDES (1 GiB), DRIVERS and DLQ, before any service has started.
 async fn ensure_streams(js: &jetstream::Context) -> Result<()> {
-    let settings = hail_runtime::provision::StreamSettings {
-        rides_max_age: Duration::from_secs(3600),
-        rides_max_bytes: 1 << 30,
-        replicas: 1,
-    };
-    Ok(hail_runtime::provision::ensure_streams(js, &settings).await?)
+    hail_e2e::rides::ensure_test_streams(js).await
 }
 
 async fn wait_drained(js: &jetstream::Context) -> Result<()> {
