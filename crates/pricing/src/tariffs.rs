@@ -204,7 +204,7 @@ impl TariffBook {
     }
 
     /// The built-in book: berlin, paris, lisbon (EUR), london (GBP), nyc (USD),
-    /// and a EUR default. deploy/local/tariffs.toml writes the same out.
+    /// and a EUR default: deploy/local/tariffs.toml, compiled in.
     pub fn builtin() -> TariffBook {
         TariffBook::parse(BUILTIN, false, "(built in)")
             .unwrap_or_else(|e| unreachable!("the built-in tariffs are invalid: {e}"))
@@ -274,50 +274,9 @@ fn place(path: &FieldPath) -> String {
     }
 }
 
-const BUILTIN: &str = r#"
-[default]
-currency = "EUR"
-base_minor = 250
-per_km_minor = 120
-per_minute_minor = 30
-minimum_minor = 700
-
-[cities.berlin]
-currency = "EUR"
-base_minor = 250
-per_km_minor = 130
-per_minute_minor = 30
-minimum_minor = 700
-
-[cities.paris]
-currency = "EUR"
-base_minor = 300
-per_km_minor = 110
-per_minute_minor = 35
-minimum_minor = 800
-
-[cities.lisbon]
-currency = "EUR"
-base_minor = 200
-per_km_minor = 90
-per_minute_minor = 20
-minimum_minor = 400
-
-[cities.london]
-currency = "GBP"
-base_minor = 250
-per_km_minor = 125
-per_minute_minor = 20
-minimum_minor = 600
-
-[cities.nyc]
-currency = "USD"
-base_minor = 300
-per_km_minor = 140
-per_minute_minor = 40
-minimum_minor = 1000
-maximum_minor = 40000
-"#;
+/// The built-in tariffs are deploy/local/tariffs.toml itself, compiled in, so
+/// the file and the defaults cannot drift apart.
+const BUILTIN: &str = include_str!("../../../deploy/local/tariffs.toml");
 
 #[cfg(test)]
 mod tests;
