@@ -19,6 +19,7 @@ use hail_events::{
     City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideMatched, codec,
     headers, subjects,
 };
+use hail_runtime::service::Service;
 use hail_testkit::{bin_path, wait_until};
 use serde_json::Value;
 use tokio::{
@@ -290,7 +291,7 @@ pub async fn matched_drivers(js: &jetstream::Context) -> Result<Vec<(String, Str
         .get_stream(subjects::RIDES_STREAM)
         .await?
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: "rides.matched.>".to_string(),
+            filter_subject: subjects::RIDES_MATCHED_ALL.to_string(),
             ..Default::default()
         })
         .await?;
@@ -368,10 +369,11 @@ async fn print_redeliveries(scenario: &str, js: &jetstream::Context, requests: u
     let mut stream = js.get_stream(subjects::RIDES_STREAM).await?;
     let messages = stream.info().await?.state.messages;
     let mut line = format!("[{scenario}] redeliveries:");
-    for durable in SERVICES {
+    for service in Service::ALL {
+        let durable = service.durable();
         let info = stream.consumer_info(durable).await?;
         // analytics reads all of RIDES; the others only the requests (no completions here).
-        let read = if durable == "analytics" {
+        let read = if service == Service::Analytics {
             messages
         } else {
             requests
