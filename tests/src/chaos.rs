@@ -287,23 +287,12 @@ fn audited(v: &Value) -> Result<Audited> {
 
 /// Every `RideMatched` stored: ride id → driver id.
 pub async fn matched_drivers(js: &jetstream::Context) -> Result<Vec<(String, String)>> {
-    let consumer = js
-        .get_stream(subjects::RIDES_STREAM)
-        .await?
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::RIDES_MATCHED_ALL.to_string(),
-            ..Default::default()
-        })
-        .await?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = consumer.messages().await?;
-    while out.len() < total {
-        let msg = messages.next().await.context("ordered consumer ended")??;
+    let filter = subjects::RIDES_MATCHED_ALL;
+    rides::read_all(js, subjects::RIDES_STREAM, filter, |msg| {
         let m: RideMatched = codec::decode(&msg.payload)?;
-        out.push((m.ride_id.to_string(), m.driver_id.to_string()));
-    }
-    Ok(out)
+        Ok((m.ride_id.to_string(), m.driver_id.to_string()))
+    })
+    .await
 }
 
 /// Drains, audits and checks one scenario's outcome; prints its report.

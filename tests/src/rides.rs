@@ -73,37 +73,38 @@ pub async fn read_subject(
     stream: &str,
     filter: &str,
 ) -> Result<(usize, HashSet<String>)> {
-    let s = js.get_stream(stream).await?;
-    let consumer = s
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: filter.to_string(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut ids = HashSet::with_capacity(total);
-    let mut count = 0;
-    let mut messages = consumer.messages().await?;
-    while count < total {
-        let msg = messages
-            .next()
-            .await
-            .context("ordered consumer ended early")??;
-        count += 1;
-        if let Some(id) = msg.headers.as_ref().and_then(|h| h.get(headers::RIDE_ID)) {
-            ids.insert(id.to_string());
-        }
-    }
-    Ok((count, ids))
+    let ids = read_all(js, stream, filter, |msg| {
+        let id = msg.headers.as_ref().and_then(|h| h.get(headers::RIDE_ID));
+        Ok(id.map(|v| v.to_string()))
+    })
+    .await?;
+    Ok((ids.len(), ids.into_iter().flatten().collect()))
 }
 
 /// The dead letters of one service: (reason kind, reason) of each.
 pub async fn dead_letters(js: &jetstream::Context, service: &str) -> Result<Vec<(String, String)>> {
-    let s = js.get_stream(subjects::DLQ_STREAM).await?;
-    let consumer = s
+    read_all(js, subjects::DLQ_STREAM, &subjects::dlq(service), |msg| {
+        let h = msg.headers.clone().unwrap_or_default();
+        let get = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
+        Ok((get(headers::dlq::REASON_KIND), get(headers::dlq::REASON)))
+    })
+    .await
+}
+
+/// Every message on `filter` in `stream` when called, in stream order, each
+/// turned into a `T` by `each`.
+pub async fn read_all<T>(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+    mut each: impl FnMut(&jetstream::Message) -> Result<T>,
+) -> Result<Vec<T>> {
+    let consumer = js
+        .get_stream(stream)
+        .await?
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::dlq(service),
+            filter_subject: filter.to_string(),
+            deliver_policy: DeliverPolicy::All,
             ..Default::default()
         })
         .await?;
@@ -115,9 +116,7 @@ pub async fn dead_letters(js: &jetstream::Context, service: &str) -> Result<Vec<
             .next()
             .await
             .context("ordered consumer ended early")??;
-        let h = msg.headers.clone().unwrap_or_default();
-        let get = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
-        out.push((get(headers::dlq::REASON_KIND), get(headers::dlq::REASON)));
+        out.push(each(&msg)?);
     }
     Ok(out)
 }

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context as _, Result};
-use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
-use futures::StreamExt;
+use anyhow::Result;
+use async_nats::jetstream;
 use hail_events::{headers, subjects};
 use hail_runtime::{replay, service::Service};
 
-use crate::audit_check::{Inputs, Report, check};
+use crate::{
+    audit_check::{Inputs, Report, check},
+    read_all::{info, read_all},
+};
 
 /// Flags of `hail audit`.
 #[derive(Debug, clap::Args)]
@@ -117,7 +119,8 @@ async fn dead_lettered_requests(js: &jetstream::Context, service: &str) -> Resul
         .collect())
 }
 
-/// (stream sequence, headers) of every message on `filter`.
+/// (stream sequence, headers) of every message on `filter`; none when `stream`
+/// does not exist.
 async fn read(
     js: &jetstream::Context,
     stream: &str,
@@ -126,26 +129,11 @@ async fn read(
     let Ok(s) = js.get_stream(stream).await else {
         return Ok(Vec::new());
     };
-    let consumer = s
-        .create_consumer(OrderedConfig {
-            filter_subject: filter.to_string(),
-            headers_only: true,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot read {filter} from {stream}"))?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = consumer.messages().await?;
-    while out.len() < total {
-        let msg = messages.next().await.context("reading ended early")??;
-        let seq = msg
-            .info()
-            .map(|i| i.stream_sequence)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push((seq, msg.headers.clone().unwrap_or_default()));
-    }
-    Ok(out)
+    read_all(&s, filter, true, |msg| {
+        let seq = info(msg)?.stream_sequence;
+        Ok((seq, msg.headers.clone().unwrap_or_default()))
+    })
+    .await
 }
 
 /// The table, on stderr (for `hail demo`, whose stdout may be JSON).
