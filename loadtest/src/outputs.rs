@@ -21,7 +21,7 @@ pub fn for_message(
     subject: &str,
     hdrs: Option<&HeaderMap>,
 ) -> Result<Option<Output>, String> {
-    let is_request = subject.starts_with("rides.requested.");
+    let is_request = subjects::matches(subjects::RIDES_REQUESTED_ALL, subject);
     if role == Service::Analytics || !is_request {
         return Ok(None);
     }

@@ -19,6 +19,7 @@ use hail_events::{
     City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideMatched, codec,
     headers, subjects,
 };
+use hail_runtime::service::Service;
 use hail_testkit::{bin_path, wait_until};
 use serde_json::Value;
 use tokio::{
@@ -286,7 +287,7 @@ fn audited(v: &Value) -> Result<Audited> {
 
 /// Every `RideMatched` stored: ride id → driver id.
 pub async fn matched_drivers(js: &jetstream::Context) -> Result<Vec<(String, String)>> {
-    let messages = rides::stored(js, subjects::RIDES_STREAM, "rides.matched.>").await?;
+    let messages = rides::stored(js, subjects::RIDES_STREAM, subjects::RIDES_MATCHED_ALL).await?;
     messages
         .iter()
         .map(|msg| {
@@ -359,10 +360,11 @@ async fn print_redeliveries(scenario: &str, js: &jetstream::Context, requests: u
     let mut stream = js.get_stream(subjects::RIDES_STREAM).await?;
     let messages = stream.info().await?.state.messages;
     let mut line = format!("[{scenario}] redeliveries:");
-    for durable in SERVICES {
+    for service in Service::ALL {
+        let durable = service.durable();
         let info = stream.consumer_info(durable).await?;
         // analytics reads all of RIDES; the others only the requests (no completions here).
-        let read = if durable == "analytics" {
+        let read = if service == Service::Analytics {
             messages
         } else {
             requests

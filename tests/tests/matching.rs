@@ -19,8 +19,8 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
 use hail_e2e::{rides, serial, services::Service};
 use hail_events::{
-    City, DriverId, DriverLocationUpdated, DriverStatus, Event, LatLng, RideCompleted, RideId,
-    RideMatched, RideRequested, RideUnmatched, UnmatchedReason, codec, headers, sample,
+    City, DriverId, DriverLocationUpdated, DriverStatus, Event, EventKind, LatLng, RideCompleted,
+    RideId, RideMatched, RideRequested, RideUnmatched, UnmatchedReason, codec, headers, sample,
 };
 use hail_testkit::{NatsServer, wait_until};
 
@@ -296,8 +296,10 @@ async fn two_processes_never_give_one_driver_two_rides() -> Result<()> {
         while replayed.len() < again.len() {
             let msg = seen.next().await.context("subscription ended")?;
             let h = msg.headers.as_ref().context("no headers")?;
-            let event = h.get(headers::EVENT).map(|v| v.as_str());
-            if matches!(event, Some("RideMatched" | "RideUnmatched")) {
+            let kind = h
+                .get(headers::EVENT)
+                .map(|v| EventKind::from_name(v.as_str()));
+            if matches!(kind, Some(Ok(EventKind::Matched | EventKind::Unmatched))) {
                 let ride = h.get(headers::RIDE_ID).context("no ride id")?;
                 replayed.insert(ride.to_string(), msg.payload.to_vec());
             }

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context as _, Result};
-use async_nats::jetstream::{self, consumer::pull::OrderedConfig};
-use futures::StreamExt;
+use anyhow::Result;
+use async_nats::jetstream;
 use hail_events::{headers, subjects};
-use hail_runtime::service::Service;
+use hail_runtime::{replay, service::Service};
 
-use crate::audit_check::{Inputs, Report, check};
+use crate::{
+    audit_check::{Inputs, Report, check},
+    read_all::{info, read_all},
+};
 
 /// Flags of `hail audit`.
 #[derive(Debug, clap::Args)]
@@ -43,7 +45,7 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
     // Replays stand for their original; they are not new requests.
     let (replays, originals): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .partition(|(_, h)| h.get(headers::REPLAY_FOR).is_some());
+        .partition(|(_, h)| replay::is_replay(Some(h)));
     let requests: HashMap<u64, Option<String>> = originals
         .into_iter()
         .map(|(seq, h)| (seq, h.get(headers::RIDE_ID).map(|v| v.to_string())))
@@ -68,14 +70,8 @@ pub async fn audit(js: &jetstream::Context) -> Result<Vec<Report>> {
         inp.dead_lettered = dead_lettered_requests(js, service.name()).await?;
         inp.replayed = replays
             .iter()
-            .filter(|(_, h)| {
-                h.get(headers::REPLAY_FOR)
-                    .is_some_and(|f| f.as_str() == service.name())
-            })
-            .filter_map(|(_, h)| {
-                h.get(headers::REPLAY_OF)
-                    .and_then(|v| v.as_str().parse().ok())
-            })
+            .filter(|(_, h)| replay::target(Some(h)) == Some(service.name()))
+            .filter_map(|(_, h)| replay::original_seq(Some(h)))
             .collect();
         let consumer = js
             .get_stream(subjects::RIDES_STREAM)
@@ -108,22 +104,23 @@ async fn analytics_counted(js: &jetstream::Context) -> Result<u64> {
 /// replay stands for its original request.
 async fn dead_lettered_requests(js: &jetstream::Context, service: &str) -> Result<Vec<u64>> {
     let letters = read(js, subjects::DLQ_STREAM, &subjects::dlq(service)).await?;
-    let seq = |h: &async_nats::HeaderMap, name: &str| {
-        h.get(name).and_then(|v| v.as_str().parse::<u64>().ok())
+    // A dead-lettered replay stands for its original; any other for itself.
+    let original = |h: &async_nats::HeaderMap| {
+        replay::original_seq(Some(h))
+            .or_else(|| h.get(headers::dlq::STREAM_SEQ)?.as_str().parse().ok())
     };
     Ok(letters
         .into_iter()
         .filter(|(_, h)| {
             h.get(headers::dlq::SUBJECT)
-                .is_some_and(|s| s.as_str().starts_with("rides.requested."))
+                .is_some_and(|s| subjects::matches(subjects::RIDES_REQUESTED_ALL, s.as_str()))
         })
-        .filter_map(|(_, h)| {
-            seq(&h, headers::REPLAY_OF).or_else(|| seq(&h, headers::dlq::STREAM_SEQ))
-        })
+        .filter_map(|(_, h)| original(&h))
         .collect())
 }
 
-/// (stream sequence, headers) of every message on `filter`.
+/// (stream sequence, headers) of every message on `filter`; none when `stream`
+/// does not exist.
 async fn read(
     js: &jetstream::Context,
     stream: &str,
@@ -132,26 +129,11 @@ async fn read(
     let Ok(s) = js.get_stream(stream).await else {
         return Ok(Vec::new());
     };
-    let consumer = s
-        .create_consumer(OrderedConfig {
-            filter_subject: filter.to_string(),
-            headers_only: true,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot read {filter} from {stream}"))?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = consumer.messages().await?;
-    while out.len() < total {
-        let msg = messages.next().await.context("reading ended early")??;
-        let seq = msg
-            .info()
-            .map(|i| i.stream_sequence)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push((seq, msg.headers.clone().unwrap_or_default()));
-    }
-    Ok(out)
+    read_all(&s, filter, true, |msg| {
+        let seq = info(msg)?.stream_sequence;
+        Ok((seq, msg.headers.clone().unwrap_or_default()))
+    })
+    .await
 }
 
 /// The table, on stderr (for `hail demo`, whose stdout may be JSON).

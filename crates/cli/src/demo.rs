@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use async_nats::jetstream;
 use hail_events::subjects;
+use hail_runtime::service::Service;
 use serde::Serialize;
 
 use crate::{audit, stack::Layout, up};
@@ -90,13 +91,13 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     loop {
         let second = start.elapsed().as_secs();
         if !killed && second >= args.kill_at {
-            up::kill(layout, "analytics", &mut std::io::stderr())?;
+            up::kill(layout, Service::Analytics.name(), &mut std::io::stderr())?;
             say("analytics killed (SIGKILL); rides continue, analytics' events wait in RIDES");
             killed = true;
         }
         if killed && restarted_at.is_none() && second >= args.kill_at + args.down_for {
             say("restarting analytics");
-            up::start(layout, "analytics", &mut std::io::stderr()).await?;
+            up::start(layout, Service::Analytics.name(), &mut std::io::stderr()).await?;
             restarted_at = Some(Instant::now());
         }
         let tick = sample(js, second, killed && restarted_at.is_none()).await?;
@@ -155,9 +156,9 @@ fn start_loadgen(layout: &Layout, args: &DemoArgs) -> Result<std::process::Child
 
 async fn sample(js: &jetstream::Context, second: u64, analytics_down: bool) -> Result<Tick> {
     let stream = js.get_stream(subjects::RIDES_STREAM).await?;
-    let matched = subject_count(&stream, "rides.matched.>").await?;
-    let unmatched = subject_count(&stream, "rides.unmatched.>").await?;
-    let c = stream.consumer_info("analytics").await?;
+    let matched = subject_count(&stream, subjects::RIDES_MATCHED_ALL).await?;
+    let unmatched = subject_count(&stream, subjects::RIDES_UNMATCHED_ALL).await?;
+    let c = stream.consumer_info(Service::Analytics.durable()).await?;
     Ok(Tick {
         second,
         answered: matched + unmatched,
@@ -182,8 +183,8 @@ async fn drained(js: &jetstream::Context) -> bool {
     let Ok(stream) = js.get_stream(subjects::RIDES_STREAM).await else {
         return false;
     };
-    for s in crate::stack::SERVICES {
-        match stream.consumer_info(s).await {
+    for s in Service::ALL {
+        match stream.consumer_info(s.durable()).await {
             Ok(c) if c.num_pending == 0 && c.num_ack_pending == 0 => {}
             _ => return false,
         }

@@ -16,6 +16,7 @@ mod audit_check;
 mod demo;
 mod dlq;
 mod fraud_cmd;
+mod read_all;
 mod request;
 mod stack;
 mod status;

@@ -97,6 +97,22 @@ pub enum UnmatchedReason {
     OutsideServiceArea,
 }
 
+impl UnmatchedReason {
+    /// The snake_case name, as on the wire, for labels and text.
+    ///
+    /// ```
+    /// # use hail_events::UnmatchedReason;
+    /// assert_eq!(UnmatchedReason::AllNearbyClaimed.as_str(), "all_nearby_claimed");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
+            UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
+            UnmatchedReason::OutsideServiceArea => "outside_service_area",
+        }
+    }
+}
+
 /// pricing quoted a fare for the ride.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FareQuoted {

@@ -14,6 +14,14 @@ pub const DLQ_STREAM: &str = "DLQ";
 pub const RIDES_ALL: &str = "rides.>";
 /// Every ride request, any city.
 pub const RIDES_REQUESTED_ALL: &str = "rides.requested.>";
+/// Every ride matched to a driver, any city.
+pub const RIDES_MATCHED_ALL: &str = "rides.matched.>";
+/// Every ride that found no driver, any city.
+pub const RIDES_UNMATCHED_ALL: &str = "rides.unmatched.>";
+/// Every fare quote, any city.
+pub const RIDES_PRICED_ALL: &str = "rides.priced.>";
+/// Every screening verdict, any city.
+pub const RIDES_SCREENED_ALL: &str = "rides.screened.>";
 /// Every completed ride, any city.
 pub const RIDES_COMPLETED_ALL: &str = "rides.completed.>";
 /// Every driver location.
@@ -63,6 +71,29 @@ pub fn city_of(subject: &str) -> Option<&str> {
     }
 }
 
+/// Whether `subject` is one of the subjects `filter` stands for, as NATS reads
+/// a filter: `*` is any one token, a last `>` is one or more tokens.
+///
+/// ```
+/// use hail_events::subjects::{self, RIDES_REQUESTED_ALL};
+/// assert!(subjects::matches(RIDES_REQUESTED_ALL, "rides.requested.berlin"));
+/// assert!(!subjects::matches(RIDES_REQUESTED_ALL, "rides.priced.berlin"));
+/// assert!(subjects::matches("drivers.*.d-1", "drivers.berlin.d-1"));
+/// ```
+pub fn matches(filter: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for f in filter.split('.') {
+        match (f, tokens.next()) {
+            (_, None | Some("")) => return false,
+            (">", Some(_)) => return tokens.all(|t| !t.is_empty()),
+            ("*", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +106,21 @@ mod tests {
         assert_eq!(city_of("drivers.berlin.d1"), None);
         let d = DriverId::new("d-7").unwrap();
         assert_eq!(driver(&city, &d), "drivers.berlin.d-7");
+    }
+
+    #[test]
+    fn filters_match_as_nats_reads_them() {
+        assert!(matches("rides.>", "rides.requested.berlin"));
+        assert!(matches("rides.>", "rides.x"));
+        assert!(!matches("rides.>", "rides"));
+        assert!(!matches("rides.>", "rides."));
+        assert!(matches("rides.requested.>", "rides.requested.berlin.x"));
+        assert!(!matches("rides.requested.>", "rides.requestedx.berlin"));
+        assert!(matches("rides.*.berlin", "rides.priced.berlin"));
+        assert!(!matches("rides.*.berlin", "rides.priced.berlin.x"));
+        assert!(!matches("rides.*.berlin", "rides..berlin"));
+        assert!(!matches("rides.priced.berlin", "rides.priced"));
+        assert!(matches("dlq.fraud", "dlq.fraud"));
+        assert!(!matches("dlq.fraud", "dlq.pricing"));
     }
 }

@@ -70,7 +70,7 @@ impl Matching {
                 replay: false,
                 reason,
                 ..
-            } => reason_label(*reason),
+            } => reason.as_str(),
             _ => REPLAYED,
         };
         self.metrics
@@ -80,8 +80,7 @@ impl Matching {
 
 impl Handler for Matching {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
-        let completed = subjects::RIDES_COMPLETED_ALL.trim_end_matches('>');
-        if d.subject.starts_with(completed) {
+        if subjects::matches(subjects::RIDES_COMPLETED_ALL, d.subject) {
             self.completed(d).await
         } else {
             self.requested(d).await
@@ -114,14 +113,6 @@ fn answer_event(req: &RideRequested, answer: Answer) -> Outcome {
     match output {
         Ok(out) => Outcome::Done(vec![out]),
         Err(e) => e.into(),
-    }
-}
-
-fn reason_label(reason: hail_events::UnmatchedReason) -> &'static str {
-    match reason {
-        hail_events::UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
-        hail_events::UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
-        hail_events::UnmatchedReason::OutsideServiceArea => "outside_service_area",
     }
 }
 

@@ -75,7 +75,7 @@ pub struct MonitorArgs {
     #[arg(
         long,
         env = "HAIL_MONITOR_STREAMS",
-        default_value = "RIDES",
+        default_value = hail_events::subjects::RIDES_STREAM,
         value_delimiter = ','
     )]
     pub streams: Vec<String>,

@@ -94,6 +94,12 @@ pub fn target(headers: Option<&HeaderMap>) -> Option<&str> {
     headers?.get(headers::REPLAY_FOR).map(|v| v.as_str())
 }
 
+/// Whether a delivered message is a replay (of any service's dead letter): a
+/// copy of an original already stored, not a new message.
+pub fn is_replay(headers: Option<&HeaderMap>) -> bool {
+    target(headers).is_some()
+}
+
 /// The stream sequence of the original a delivered replay stands for; `None`
 /// when it is not a replay (or the header is not a number).
 pub fn original_seq(headers: Option<&HeaderMap>) -> Option<u64> {
@@ -164,6 +170,7 @@ mod tests {
         let h = Some(&r.headers);
         assert_eq!(target(h), Some("fraud"));
         assert_eq!(original_seq(h), Some(12));
+        assert!(is_replay(h));
         assert!(!is_for_another(h, "fraud"));
         assert!(is_for_another(h, "pricing"));
     }
@@ -199,6 +206,7 @@ mod tests {
     fn messages_that_are_not_replays_read_as_such() {
         let h = original();
         assert_eq!((target(Some(&h)), original_seq(Some(&h))), (None, None));
+        assert!(!is_replay(Some(&h)) && !is_replay(None));
         assert!(!is_for_another(Some(&h), "fraud"));
         assert!(!is_for_another(None, "fraud"));
     }

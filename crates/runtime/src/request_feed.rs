@@ -16,7 +16,7 @@
 //!   few stored after: state must be keyed or ordered by request, not by
 //!   arrival).
 //!
-//! Replays (`Hail-Replay-Of`) are copies of a request already read and are
+//! Replays ([`crate::replay`]) are copies of a request already read and are
 //! skipped; so are undecodable messages (the durable dead-letters them).
 
 use std::{sync::Arc, time::Duration};
@@ -28,9 +28,9 @@ use async_nats::jetstream::{
     context::ConsumerInfoErrorKind,
     stream::Stream,
 };
-use hail_events::{RideRequested, codec, headers, subjects};
+use hail_events::{RideRequested, codec, subjects};
 
-use crate::ordered_feed;
+use crate::{ordered_feed, replay};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -137,11 +137,7 @@ impl<F: FnMut(&RideRequested, OffsetDateTime)> Feed<F> {
             return false;
         };
         let (seq, stored) = (info.stream_sequence, info.published);
-        let replay = msg
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get(headers::REPLAY_OF).is_some());
-        let applied = !replay
+        let applied = !replay::is_replay(msg.headers.as_ref())
             && match codec::decode::<RideRequested>(&msg.payload) {
                 Ok(req) => {
                     (self.apply)(&req, stored);

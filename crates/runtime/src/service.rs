@@ -126,9 +126,9 @@ impl Service {
     /// counts in KV instead).
     pub const fn outputs(self) -> &'static [&'static str] {
         match self {
-            Service::Matching => &["rides.matched.>", "rides.unmatched.>"],
-            Service::Pricing => &["rides.priced.>"],
-            Service::Fraud => &["rides.screened.>"],
+            Service::Matching => &[subjects::RIDES_MATCHED_ALL, subjects::RIDES_UNMATCHED_ALL],
+            Service::Pricing => &[subjects::RIDES_PRICED_ALL],
+            Service::Fraud => &[subjects::RIDES_SCREENED_ALL],
             Service::Analytics => &[],
         }
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result};
 use async_nats::{Client, Message, Subscriber};
 use futures::StreamExt;
-use hail_events::{DriverId, RideId, RideMatched, RideUnmatched, UnmatchedReason, codec, headers};
+use hail_events::{AnyEvent, DriverId, RideId, headers};
 use hail_runtime::service::Service;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -98,47 +98,33 @@ fn heard(
         .map(|v| v.as_str());
     let index = ride.and_then(|r| demand.index_of(r));
     // Decoded outside the lock; only what the ledger and the fleet need.
-    let details = index.and_then(|_| decode(answer, &msg.payload));
+    let event = index.and_then(|_| decode(answer, msg));
     let mut l = lock(ledger);
     if !l.answer(index, answer, now_us) {
         return None;
     }
-    match details? {
-        Details::Reason(reason) => {
-            l.unmatched_because(reason_name(reason));
+    match event? {
+        AnyEvent::Unmatched(u) => {
+            l.unmatched_because(u.reason.as_str());
             None
         }
-        Details::Matched(m) => Some(MatchedRide {
+        AnyEvent::Matched(m) => Some(MatchedRide {
             index: index?,
             ride: m.ride_id,
             driver: m.driver_id,
             at_us: now_us,
         }),
+        _ => None,
     }
 }
 
-enum Details {
-    Matched(RideMatched),
-    Reason(UnmatchedReason),
-}
-
-fn decode(answer: Answer, payload: &[u8]) -> Option<Details> {
-    let decoded = match answer {
-        Answer::Matched => codec::decode::<RideMatched>(payload).map(Details::Matched),
-        Answer::Unmatched => {
-            codec::decode::<RideUnmatched>(payload).map(|u| Details::Reason(u.reason))
-        }
-        Answer::Priced | Answer::Screened => return None,
-    };
-    decoded
+/// The event of an answer whose body the run needs: a RideMatched or a
+/// RideUnmatched. The others are not decoded.
+fn decode(answer: Answer, msg: &Message) -> Option<AnyEvent> {
+    if !matches!(answer, Answer::Matched | Answer::Unmatched) {
+        return None;
+    }
+    AnyEvent::decode(&msg.subject, &msg.payload)
         .map_err(|e| tracing::warn!(error = %e, "undecodable answer; its ride counts as answered"))
         .ok()
-}
-
-fn reason_name(reason: UnmatchedReason) -> &'static str {
-    match reason {
-        UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
-        UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
-        UnmatchedReason::OutsideServiceArea => "outside_service_area",
-    }
 }

@@ -6,14 +6,14 @@ use async_nats::{
     HeaderMap,
     jetstream::{
         ErrorCode,
-        consumer::pull::OrderedConfig,
         stream::{RawMessageErrorKind, Stream},
     },
 };
-use futures::StreamExt;
 use hail_events::{headers, subjects};
 use serde::Serialize;
 use time::OffsetDateTime;
+
+use crate::read_all::{info, read_all};
 
 /// One dead letter as stored in the DLQ stream.
 pub(super) struct Letter {
@@ -63,28 +63,16 @@ pub(super) struct Summary {
 
 /// Every dead letter on `filter`, in DLQ order.
 pub(super) async fn read(stream: &Stream, filter: &str, headers_only: bool) -> Result<Vec<Letter>> {
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: filter.to_string(),
-            headers_only,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot read {filter} from the DLQ stream"))?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = consumer.messages().await?;
-    while out.len() < total {
-        let msg = messages.next().await.context("reading ended early")??;
-        let info = msg.info().map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push(Letter {
-            seq: info.stream_sequence,
-            stored: info.published,
+    read_all(stream, filter, headers_only, |msg| {
+        let i = info(msg)?;
+        Ok(Letter {
+            seq: i.stream_sequence,
+            stored: i.published,
             headers: msg.headers.clone().unwrap_or_default(),
             payload: msg.payload.to_vec(),
-        });
-    }
-    Ok(out)
+        })
+    })
+    .await
 }
 
 /// The DLQ subjects of `service`, or of every service.
