@@ -3,10 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use hail_events::RideRequested;
-use hail_runtime::{
-    Delivery, Handler, Outcome, Output,
-    request_feed::{self, FeedPosition},
-};
+use hail_runtime::{Delivery, Handler, Outcome, Output, request_feed::FeedPosition};
 
 use crate::{
     blocklist::Blocklist,
@@ -63,13 +60,9 @@ impl Handler for Fraud {
         };
         // Every request stored before this one is in the history, whichever
         // instance screened it.
-        if !self
-            .feed
-            .reached(d.stream_seq, request_feed::HANDLER_WAIT)
-            .await
-        {
-            self.metrics.feed_waits_timed_out.inc();
-        }
+        self.feed
+            .wait_for_handler(d.stream_seq, &self.metrics.feed_waits_timed_out)
+            .await;
         let screening = self.screen(&req, unix_ms(d.published));
         match Output::event(&screening.event(&req, hail_runtime::now_ms())) {
             Ok(out) => Outcome::Done(vec![out]),

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 
 use hail_events::RideRequested;
-use hail_runtime::{
-    Delivery, Handler, Outcome, Output,
-    request_feed::{self, FeedPosition},
-};
+use hail_runtime::{Delivery, Handler, Outcome, Output, request_feed::FeedPosition};
 
 use crate::{
     demand_feed::event_time_ms,
@@ -56,13 +53,9 @@ impl Handler for PricingHandler {
             Err(e) => return e.into(),
         };
         // Its own request and every one before it counted, by whichever instance.
-        if !self
-            .feed
-            .reached(d.stream_seq, request_feed::HANDLER_WAIT)
-            .await
-        {
-            self.metrics.feed_waits_timed_out.inc();
-        }
+        self.feed
+            .wait_for_handler(d.stream_seq, &self.metrics.feed_waits_timed_out)
+            .await;
         let quote = self.pricer.quote(
             &req,
             event_time_ms(&req, d.published),

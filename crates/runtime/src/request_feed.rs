@@ -54,6 +54,16 @@ impl FeedPosition {
             Ok(Ok(_))
         )
     }
+
+    /// What a handler does before judging the request at `seq`: waits up to
+    /// [`HANDLER_WAIT`] for the feed to have read it (so every request before it,
+    /// whichever instance handled it, is in the shared state), and counts on
+    /// `timed_out` when it has not; the handler then goes on with what it has.
+    pub async fn wait_for_handler(&self, seq: u64, timed_out: &prometheus::IntCounter) {
+        if !self.reached(seq, HANDLER_WAIT).await {
+            timed_out.inc();
+        }
+    }
 }
 
 /// Reads RIDES back for `durable` (see the module docs), calling `apply` with
