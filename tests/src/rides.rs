@@ -47,10 +47,20 @@ pub async fn publish_all<E: Event>(
     js: &jetstream::Context,
     events: impl IntoIterator<Item = E>,
 ) -> Result<()> {
+    publish_all_with(js, events, |e| headers::for_event(e)).await
+}
+
+/// [`publish_all`] with the headers of each event from `headers_of` (for
+/// example a changed message id, so JetStream stores a second copy).
+pub async fn publish_all_with<E: Event>(
+    js: &jetstream::Context,
+    events: impl IntoIterator<Item = E>,
+    headers_of: impl Fn(&E) -> async_nats::HeaderMap,
+) -> Result<()> {
     let mut pending = Vec::with_capacity(1000);
     for e in events {
         let ack = js
-            .publish_with_headers(e.subject(), headers::for_event(&e), codec::encode(&e)?)
+            .publish_with_headers(e.subject(), headers_of(&e), codec::encode(&e)?)
             .await?;
         pending.push(ack);
         if pending.len() == 1000 {
@@ -63,6 +73,29 @@ pub async fn publish_all<E: Event>(
         a.await.context("publish not acknowledged")?;
     }
     Ok(())
+}
+
+/// Every event of type `E` stored on `filter` in `stream`, oldest first.
+pub async fn stored_events<E: Event>(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Result<Vec<E>> {
+    let messages = stored(js, stream, filter).await?;
+    Ok(messages
+        .iter()
+        .map(|m| codec::decode(&m.payload))
+        .collect::<Result<_, _>>()?)
+}
+
+/// A spread in [-1, 1) for item `i`, different per `salt` (splitmix64): the
+/// same positions in every run without a random number generator.
+pub fn spread(i: usize, salt: u64) -> f64 {
+    let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
 /// Publishes raw bytes on a subject with an optional message id, PubAck awaited.

@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, ensure};
-use async_nats::jetstream::{self, consumer::DeliverPolicy};
+use async_nats::jetstream;
 use futures::StreamExt;
 use hail_e2e::{rides, serial, services::Service};
 use hail_events::{
@@ -39,21 +39,12 @@ fn at(dlat: f64, dlon: f64) -> LatLng {
     LatLng::new(CENTRE.0 + dlat, CENTRE.1 + dlon).unwrap()
 }
 
-/// A spread in [-1, 1) for item `i`, different per `salt` (splitmix64).
-fn spread(i: usize, salt: u64) -> f64 {
-    let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-}
-
 /// Driver `d-<i>` at about ±`deg` degrees around the centre.
 fn driver(i: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
     DriverLocationUpdated {
         driver_id: DriverId::new(format!("d-{i}")).unwrap(),
         city: City::new(CITY).unwrap(),
-        position: at(spread(i, 1) * deg, spread(i, 2) * deg),
+        position: at(rides::spread(i, 1) * deg, rides::spread(i, 2) * deg),
         status,
         at_ms: 1_800_000_000_000 + i as u64,
     }
@@ -62,7 +53,7 @@ fn driver(i: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
 /// Request `<prefix>-<i>` with its pickup about ±`deg` degrees around the centre.
 fn request(prefix: &str, i: usize, deg: f64) -> RideRequested {
     let mut r = sample::ride_requested(&format!("{prefix}-{i}"), CITY);
-    r.pickup = at(spread(i, 3) * deg, spread(i, 4) * deg);
+    r.pickup = at(rides::spread(i, 3) * deg, rides::spread(i, 4) * deg);
     r
 }
 
@@ -77,52 +68,24 @@ fn completed(ride: &RideId, driver: &DriverId) -> RideCompleted {
 
 /// Publishes events with their standard headers; `again` adds a suffix to the
 /// message id, so JetStream stores a second copy of an event already published.
-async fn publish<E: Event>(
+async fn publish<E: Event + Clone>(
     js: &jetstream::Context,
     events: &[E],
     again: Option<&str>,
 ) -> Result<()> {
-    let mut acks = Vec::with_capacity(events.len());
-    for e in events {
+    rides::publish_all_with(js, events.iter().cloned(), |e| {
         let mut h = headers::for_event(e);
         if let Some(suffix) = again {
             h.insert(headers::MSG_ID, format!("{}:{suffix}", e.msg_id()).as_str());
         }
-        acks.push(
-            js.publish_with_headers(e.subject(), h, codec::encode(e)?)
-                .await?,
-        );
-        if acks.len() == 1000 {
-            for a in acks.drain(..) {
-                a.await.context("publish not acknowledged")?;
-            }
-        }
-    }
-    for a in acks {
-        a.await.context("publish not acknowledged")?;
-    }
-    Ok(())
+        h
+    })
+    .await
 }
 
 /// Every event of type `E` stored in RIDES on `filter`.
 async fn stored<E: Event>(js: &jetstream::Context, filter: &str) -> Result<Vec<E>> {
-    let consumer = js
-        .get_stream("RIDES")
-        .await?
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: filter.to_string(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await?;
-    let total = consumer.cached_info().num_pending as usize;
-    let mut messages = consumer.messages().await?;
-    let mut out = Vec::with_capacity(total);
-    while out.len() < total {
-        let msg = messages.next().await.context("ordered consumer ended")??;
-        out.push(codec::decode(&msg.payload)?);
-    }
-    Ok(out)
+    rides::stored_events(js, hail_events::subjects::RIDES_STREAM, filter).await
 }
 
 /// Every answer stored so far.

@@ -61,18 +61,12 @@ fn driver(i: usize) -> DriverLocationUpdated {
     DriverLocationUpdated {
         driver_id: DriverId::new(format!("driver-{i}")).expect("driver id"),
         city: City::new("berlin").expect("city"),
-        position: LatLng::new(52.52 + spread(i, 1) * 0.15, 13.405 + spread(i, 2) * 0.25)
-            .expect("a position near Berlin"),
+        position: LatLng::new(
+            52.52 + rides::spread(i, 1) * 0.15,
+            13.405 + rides::spread(i, 2) * 0.25,
+        )
+        .expect("a position near Berlin"),
         status: DriverStatus::Available,
         at_ms: 1_800_000_000_000,
     }
-}
-
-/// A spread in [-1, 1) for item `i`, different per `salt` (splitmix64).
-fn spread(i: usize, salt: u64) -> f64 {
-    let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
