@@ -21,9 +21,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{
-    City, DriverLocationUpdated, Event, EventError, FareQuoted, RideCompleted, RideId, RideMatched,
-    RideRequested, RideScreened, RideUnmatched, codec,
-    events::{check_fare, check_matched, check_screened, no_checks},
+    City, DriverLocationUpdated, Event, EventError, FareQuoted, RideCancelled, RideCompleted,
+    RideId, RideMatched, RideRequested, RideScreened, RideUnmatched, codec,
+    events::{check_cancelled, check_fare, check_matched, check_screened, no_checks},
     subjects,
 };
 
@@ -74,7 +74,8 @@ macro_rules! every_event {
         }
 
         impl EventKind {
-            /// Every kind, in pipeline order (the request first, completion last).
+            /// Every kind, in pipeline order (the request first, then the answers,
+            /// completion and cancellation last).
             pub const ALL: [EventKind; [$(stringify!($variant)),*].len()] =
                 [$(EventKind::$variant),*];
 
@@ -187,6 +188,9 @@ every_event! {
     /// [`RideCompleted`]
     Completed(RideCompleted) on "rides.completed.*",
         ride "completed", subjects::rides_completed, no_checks;
+    /// [`RideCancelled`]
+    Cancelled(RideCancelled) on "rides.cancelled.*",
+        ride "cancelled", subjects::rides_cancelled, check_cancelled;
 }
 
 impl EventKind {

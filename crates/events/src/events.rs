@@ -95,6 +95,8 @@ pub enum UnmatchedReason {
     AllNearbyClaimed,
     /// The pickup lies outside its city's service area.
     OutsideServiceArea,
+    /// The rider cancelled the ride before it was answered.
+    Cancelled,
 }
 
 impl UnmatchedReason {
@@ -109,6 +111,7 @@ impl UnmatchedReason {
             UnmatchedReason::NoDriverInRadius => "no_driver_in_radius",
             UnmatchedReason::AllNearbyClaimed => "all_nearby_claimed",
             UnmatchedReason::OutsideServiceArea => "outside_service_area",
+            UnmatchedReason::Cancelled => "cancelled",
         }
     }
 }
@@ -173,6 +176,24 @@ pub struct RideCompleted {
     pub at_ms: u64,
 }
 
+/// The rider cancelled the ride; matching releases its driver, if it has one,
+/// and answers a request it has not answered yet `RideUnmatched` (`cancelled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideCancelled {
+    pub ride_id: RideId,
+    pub city: City,
+    /// The rider who cancelled, when the publisher knows it.
+    #[serde(default)]
+    pub rider_id: Option<RiderId>,
+    pub at_ms: u64,
+    /// Free text from the rider or the app, at most [`MAX_CANCEL_REASON`] bytes.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The longest [`RideCancelled::reason`], in bytes.
+pub const MAX_CANCEL_REASON: usize = 256;
+
 fn check_non_negative(field: &'static str, v: f64) -> Result<(), EventError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
@@ -204,6 +225,16 @@ pub(crate) fn check_fare(e: &FareQuoted) -> Result<(), EventError> {
     Ok(())
 }
 
+pub(crate) fn check_cancelled(e: &RideCancelled) -> Result<(), EventError> {
+    match &e.reason {
+        Some(r) if r.len() > MAX_CANCEL_REASON => Err(EventError::InvalidField {
+            field: "reason",
+            reason: format!("{} bytes, more than {MAX_CANCEL_REASON}", r.len()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn check_screened(e: &RideScreened) -> Result<(), EventError> {
     if !(0.0..=1.0).contains(&e.score) {
         return Err(EventError::InvalidField {
@@ -225,5 +256,49 @@ impl Event for DriverLocationUpdated {
     }
     fn msg_id(&self) -> String {
         format!("driver:{}:{}", self.driver_id, self.at_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{codec, sample};
+
+    #[test]
+    fn a_cancellation_round_trips_on_its_subject_and_id() {
+        let e = sample::ride_cancelled("r1", "berlin");
+        assert_eq!(e.subject(), "rides.cancelled.berlin");
+        assert_eq!(e.msg_id(), "cancelled:r1");
+        let bytes = codec::encode(&e).unwrap();
+        assert_eq!(codec::decode::<RideCancelled>(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn a_cancellation_needs_no_rider_nor_reason() {
+        let e = RideCancelled {
+            rider_id: None,
+            reason: None,
+            ..sample::ride_cancelled("r1", "berlin")
+        };
+        let bytes = codec::encode(&e).unwrap();
+        assert_eq!(codec::decode::<RideCancelled>(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn a_long_cancel_reason_is_refused() {
+        let e = RideCancelled {
+            reason: Some("x".repeat(MAX_CANCEL_REASON + 1)),
+            ..sample::ride_cancelled("r1", "berlin")
+        };
+        let err = codec::encode(&e).unwrap_err();
+        assert_eq!(err.kind(), "invalid_field");
+        assert!(err.to_string().contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn cancelled_is_an_unmatched_reason() {
+        assert_eq!(UnmatchedReason::Cancelled.as_str(), "cancelled");
+        let wire = rmp_serde::to_vec(&UnmatchedReason::Cancelled).unwrap();
+        assert_eq!(rmp_serde::from_slice::<String>(&wire).unwrap(), "cancelled");
     }
 }

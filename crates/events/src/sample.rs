@@ -2,7 +2,7 @@
 
 use crate::{
     AnyEvent, CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus,
-    FareQuoted, LatLng, RideCompleted, RideId, RideMatched, RideRequested, RideScreened,
+    FareQuoted, LatLng, RideCancelled, RideCompleted, RideId, RideMatched, RideRequested, RideScreened,
     RideUnmatched, RiderId, UnmatchedReason, Verdict,
 };
 
@@ -94,6 +94,17 @@ pub fn ride_matched(ride: &str, city: &str) -> RideMatched {
     }
 }
 
+/// A valid cancellation of `ride` by its rider.
+pub fn ride_cancelled(ride: &str, city: &str) -> RideCancelled {
+    RideCancelled {
+        ride_id: RideId::new(ride).expect("sample ride id"),
+        city: City::new(city).expect("sample city"),
+        rider_id: Some(RiderId::new(format!("rider-{ride}")).expect("sample rider id")),
+        at_ms: 1_800_000_000_500,
+        reason: Some("changed my mind".into()),
+    }
+}
+
 /// One valid event of every kind, in [`EventKind::ALL`](crate::EventKind::ALL) order.
 pub fn one_of_each(ride: &str, city: &str) -> Vec<AnyEvent> {
     let c = || City::new(city).expect("sample city");
@@ -138,5 +149,6 @@ pub fn one_of_each(ride: &str, city: &str) -> Vec<AnyEvent> {
             at_ms: 1_800_000_900_000,
         }
         .into(),
+        ride_cancelled(ride, city).into(),
     ]
 }

@@ -24,6 +24,8 @@ pub const RIDES_PRICED_ALL: &str = "rides.priced.>";
 pub const RIDES_SCREENED_ALL: &str = "rides.screened.>";
 /// Every completed ride, any city.
 pub const RIDES_COMPLETED_ALL: &str = "rides.completed.>";
+/// Every ride a rider cancelled, any city.
+pub const RIDES_CANCELLED_ALL: &str = "rides.cancelled.>";
 /// Every driver location.
 pub const DRIVERS_ALL: &str = "drivers.>";
 /// Every dead letter.
@@ -52,6 +54,10 @@ pub fn rides_screened(city: &City) -> String {
 /// `rides.completed.<city>`
 pub fn rides_completed(city: &City) -> String {
     format!("rides.completed.{city}")
+}
+/// `rides.cancelled.<city>`
+pub fn rides_cancelled(city: &City) -> String {
+    format!("rides.cancelled.{city}")
 }
 /// `drivers.<city>.<driver_id>`
 pub fn driver(city: &City, driver: &DriverId) -> String {
@@ -102,6 +108,9 @@ mod tests {
     fn builds_and_parses() {
         let city = City::new("berlin").unwrap();
         assert_eq!(rides_requested(&city), "rides.requested.berlin");
+        assert_eq!(rides_cancelled(&city), "rides.cancelled.berlin");
+        assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city)));
+        assert!(!matches(RIDES_COMPLETED_ALL, &rides_cancelled(&city)));
         assert_eq!(city_of("rides.priced.berlin"), Some("berlin"));
         assert_eq!(city_of("drivers.berlin.d1"), None);
         let d = DriverId::new("d-7").unwrap();
