@@ -128,6 +128,7 @@ fn city_metrics(city: &str, t: &CityTotals, out: &mut [(MetricType, Vec<Metric>)
         ("no_driver_in_radius", t.unmatched.no_driver_in_radius),
         ("all_nearby_claimed", t.unmatched.all_nearby_claimed),
         ("outside_service_area", t.unmatched.outside_service_area),
+        ("cancelled", t.unmatched.cancelled),
     ];
     for (reason, n) in reasons {
         out[1]

@@ -48,6 +48,8 @@ pub struct CityReport {
     pub match_rate: Option<f64>,
     pub priced: u64,
     pub completed: u64,
+    /// `RideCancelled` events.
+    pub cancelled: u64,
     pub verdicts: Verdicts,
     /// Per ISO 4217 currency, in minor units.
     pub fares_minor: BTreeMap<String, HistogramReport>,
@@ -107,13 +109,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>16} {:>7} {:>10} {:>10}",
+            "{:<12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>16} {:>7} {:>10} {:>10}",
             "city",
             "requests",
             "matched",
             "unmatched",
             "match",
             "completed",
+            "cancelled",
             "allow",
             "review",
             "block",
@@ -139,6 +142,7 @@ impl CityReport {
             match_rate: t.match_rate(),
             priced: t.priced,
             completed: t.completed,
+            cancelled: t.cancelled,
             verdicts: t.verdicts.clone(),
             fares_minor: t
                 .fares
@@ -159,13 +163,14 @@ impl CityReport {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "{:<12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>16} {:>7} {:>10} {:>10}",
+            "{:<12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>16} {:>7} {:>10} {:>10}",
             city,
             self.requests,
             self.matched,
             self.unmatched,
             opt(self.match_rate, &|r| format!("{:.1}%", r * 100.0)),
             self.completed,
+            self.cancelled,
             self.verdicts.allow,
             self.verdicts.review,
             self.verdicts.block,
@@ -218,6 +223,7 @@ mod tests {
                 requested_at_ms: 1_000,
                 matched_at_ms: 1_040,
             }),
+            RideEvent::Cancelled(sample::ride_cancelled("b", "paris")),
         ];
         for (seq, e) in (1..).zip(&events) {
             state.apply(seq, e);
@@ -238,10 +244,13 @@ mod tests {
     fn json_shape() {
         let v = serde_json::to_value(Report::new(&checkpoint(), 12)).unwrap();
         assert_eq!(v["checkpoint"]["revision"], 12);
-        assert_eq!(v["checkpoint"]["covered_through_seq"], 4);
+        assert_eq!(v["checkpoint"]["covered_through_seq"], 5);
         assert_eq!(v["checkpoint"]["covered_runs_above"], 1);
         assert_eq!(v["all"]["requests"], 3);
         assert_eq!(v["cities"]["paris"]["requests"], 2);
+        assert_eq!(v["cities"]["paris"]["cancelled"], 1);
+        assert_eq!(v["all"]["cancelled"], 1);
+        assert_eq!(v["all"]["unmatched_by_reason"]["cancelled"], 0);
         let berlin = &v["cities"]["berlin"];
         assert_eq!(berlin["matched"], 1);
         assert_eq!(berlin["match_rate"], 1.0);
@@ -276,5 +285,6 @@ mod tests {
             "{table}"
         );
         assert!(lines[4].starts_with("all"), "{table}");
+        assert!(lines[1].contains("cancelled"), "{table}");
     }
 }

@@ -18,6 +18,9 @@ pub struct Unmatched {
     /// Absent from checkpoints written before the reason existed.
     #[serde(default)]
     pub outside_service_area: u64,
+    /// Cancelled by the rider before matching answered; absent from older checkpoints.
+    #[serde(default)]
+    pub cancelled: u64,
 }
 
 /// fraud's verdicts.
@@ -43,6 +46,9 @@ pub struct CityTotals {
     pub verdicts: Verdicts,
     /// `RideCompleted` events.
     pub completed: u64,
+    /// `RideCancelled` events; absent from checkpoints written before the kind existed.
+    #[serde(default)]
+    pub cancelled: u64,
     /// Quoted fares in minor units, per ISO 4217 currency.
     pub fares: BTreeMap<String, Histogram>,
     /// Surge multipliers of the quotes.
@@ -60,6 +66,7 @@ impl Default for CityTotals {
             priced: 0,
             verdicts: Verdicts::default(),
             completed: 0,
+            cancelled: 0,
             fares: BTreeMap::new(),
             surge: Histogram::new(Scale::Surge),
             time_to_match_ms: Histogram::new(Scale::TimeToMatchMs),
@@ -82,6 +89,7 @@ impl CityTotals {
                 UnmatchedReason::NoDriverInRadius => self.unmatched.no_driver_in_radius += 1,
                 UnmatchedReason::AllNearbyClaimed => self.unmatched.all_nearby_claimed += 1,
                 UnmatchedReason::OutsideServiceArea => self.unmatched.outside_service_area += 1,
+                UnmatchedReason::Cancelled => self.unmatched.cancelled += 1,
             },
             RideEvent::Priced(f) => {
                 self.priced += 1;
@@ -97,6 +105,7 @@ impl CityTotals {
                 Verdict::Block => self.verdicts.block += 1,
             },
             RideEvent::Completed(_) => self.completed += 1,
+            RideEvent::Cancelled(_) => self.cancelled += 1,
             RideEvent::DriverLocation(_) => {}
         }
     }
@@ -106,6 +115,7 @@ impl CityTotals {
         self.unmatched.no_driver_in_radius
             + self.unmatched.all_nearby_claimed
             + self.unmatched.outside_service_area
+            + self.unmatched.cancelled
     }
 
     /// Matched over decided (matched + unmatched) rides; `None` before any.
@@ -125,6 +135,7 @@ impl CityTotals {
                 self.verdicts.allow + self.verdicts.review + self.verdicts.block
             }
             Ok(EventKind::Completed) => self.completed,
+            Ok(EventKind::Cancelled) => self.cancelled,
             Ok(EventKind::DriverLocation) | Err(_) => 0,
         }
     }
@@ -136,11 +147,13 @@ impl CityTotals {
         self.unmatched.no_driver_in_radius += other.unmatched.no_driver_in_radius;
         self.unmatched.all_nearby_claimed += other.unmatched.all_nearby_claimed;
         self.unmatched.outside_service_area += other.unmatched.outside_service_area;
+        self.unmatched.cancelled += other.unmatched.cancelled;
         self.priced += other.priced;
         self.verdicts.allow += other.verdicts.allow;
         self.verdicts.review += other.verdicts.review;
         self.verdicts.block += other.verdicts.block;
         self.completed += other.completed;
+        self.cancelled += other.cancelled;
         for (currency, h) in &other.fares {
             self.fares
                 .entry(currency.clone())
@@ -162,8 +175,8 @@ impl CityTotals {
 }
 
 /// The event names analytics counts (the ride kinds), in pipeline order.
-pub const EVENT_NAMES: [&str; 6] = {
-    let mut names = [""; 6];
+pub const EVENT_NAMES: [&str; 7] = {
+    let mut names = [""; 7];
     let (mut i, mut n) = (0, 0);
     while i < EventKind::ALL.len() {
         if EventKind::ALL[i].is_ride() {
@@ -263,6 +276,7 @@ mod tests {
                 "FareQuoted",
                 "RideScreened",
                 "RideCompleted",
+                "RideCancelled",
             ]
         );
     }
@@ -329,6 +343,36 @@ mod tests {
     }
 
     #[test]
+    fn cancellations_count_per_city_and_as_an_unmatched_reason() {
+        let mut t = CityTotals::default();
+        t.apply(&RideEvent::Cancelled(sample::ride_cancelled(
+            "r1", "berlin",
+        )));
+        t.apply(&unmatched(UnmatchedReason::Cancelled));
+        assert_eq!(t.cancelled, 1);
+        assert_eq!(t.events("RideCancelled"), 1);
+        assert_eq!(t.unmatched.cancelled, 1);
+        assert_eq!(t.events("RideUnmatched"), 1);
+        let mut all = CityTotals::default();
+        all.merge(&t);
+        assert_eq!((all.cancelled, all.unmatched.cancelled), (1, 1));
+    }
+
+    #[test]
+    fn totals_stored_before_cancellations_still_load() {
+        let mut old = serde_json::to_value(CityTotals::default()).unwrap();
+        old.as_object_mut().unwrap().remove("cancelled");
+        old["unmatched"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cancelled");
+        // Checkpoints are MessagePack maps with named fields.
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let t: CityTotals = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((t.cancelled, t.unmatched.cancelled), (0, 0));
+    }
+
+    #[test]
     fn merge_is_the_sum_of_the_parts() {
         let (mut a, mut b, mut both) = Default::default();
         let events = [
@@ -337,6 +381,8 @@ mod tests {
             screened(Verdict::Review),
             unmatched(UnmatchedReason::NoDriverInRadius),
             priced(700, "GBP", 1.0),
+            RideEvent::Cancelled(sample::ride_cancelled("r5", "berlin")),
+            unmatched(UnmatchedReason::Cancelled),
         ];
         for (i, e) in events.iter().enumerate() {
             let part: &mut CityTotals = if i % 2 == 0 { &mut a } else { &mut b };

@@ -2,8 +2,8 @@
 
 use crate::{
     AnyEvent, CardFingerprint, City, DeviceId, DriverId, DriverLocationUpdated, DriverStatus,
-    FareQuoted, LatLng, RideCancelled, RideCompleted, RideId, RideMatched, RideRequested, RideScreened,
-    RideUnmatched, RiderId, UnmatchedReason, Verdict,
+    FareQuoted, LatLng, RideCancelled, RideCompleted, RideId, RideMatched, RideRequested,
+    RideScreened, RideUnmatched, RiderId, UnmatchedReason, Verdict,
 };
 
 /// A valid request in `city` with pickup and drop-off a few kilometres apart.

@@ -37,7 +37,10 @@ impl Answer {
             EventKind::Unmatched => Some(Answer::Unmatched),
             EventKind::Priced => Some(Answer::Priced),
             EventKind::Screened => Some(Answer::Screened),
-            EventKind::Requested | EventKind::DriverLocation | EventKind::Completed => None,
+            EventKind::Requested
+            | EventKind::DriverLocation
+            | EventKind::Completed
+            | EventKind::Cancelled => None,
         }
     }
 
