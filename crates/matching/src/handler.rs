@@ -1,7 +1,9 @@
 //! matching's handler: decodes a delivery, asks the [`Matcher`], and turns its
 //! answer into the event to publish and the outcome for the runtime.
 
-use hail_events::{RideCompleted, RideMatched, RideRequested, RideUnmatched, subjects};
+use hail_events::{
+    RideCancelled, RideCompleted, RideMatched, RideRequested, RideUnmatched, subjects,
+};
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
 use crate::{
@@ -10,7 +12,7 @@ use crate::{
     metrics::{Metrics, REPLAYED},
 };
 
-/// Answers requests and releases the drivers of completed rides.
+/// Answers requests and releases the drivers of completed and cancelled rides.
 pub struct Matching {
     matcher: Matcher,
     metrics: Metrics,
@@ -57,6 +59,20 @@ impl Matching {
         Outcome::done()
     }
 
+    async fn cancelled(&self, d: &Delivery<'_>) -> Outcome {
+        let cancel: RideCancelled = match d.decode() {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        match self.matcher.cancel(&cancel, hail_runtime::now_ms()).await {
+            Ok(done) => {
+                self.metrics.cancellation(&cancel.city, done.as_str());
+                Outcome::done()
+            }
+            Err(e) => claims_failure(e),
+        }
+    }
+
     fn count(&self, req: &RideRequested, decided: &Decided) {
         let outcome = match &decided.answer {
             Answer::Matched {
@@ -82,6 +98,8 @@ impl Handler for Matching {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
         if subjects::matches(subjects::RIDES_COMPLETED_ALL, d.subject) {
             self.completed(d).await
+        } else if subjects::matches(subjects::RIDES_CANCELLED_ALL, d.subject) {
+            self.cancelled(d).await
         } else {
             self.requested(d).await
         }

@@ -13,8 +13,10 @@
 //! Around it, thin layers over NATS:
 //! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver.
 //! - [`claims_feed`]: every instance's claims and releases, applied to the index.
-//! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion).
-//! - [`handler`]: deliveries in, `RideMatched` / `RideUnmatched` out.
+//! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion
+//!   or cancellation).
+//! - [`handler`]: deliveries in (requests, completions, cancellations),
+//!   `RideMatched` / `RideUnmatched` out.
 //! - [`config`] and [`metrics`]: flags and Prometheus metrics.
 //!
 //! [`run`] loads the index from DRIVERS and the claims bucket, keeps it live from

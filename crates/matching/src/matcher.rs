@@ -17,6 +17,10 @@
 //!
 //! A completion deletes the driver key if it still holds the ride, then purges the
 //! ride record, leaving a marker by which a late redelivery is recognised.
+//! A cancellation ([`cancel`]) releases the driver the same way, or, before any
+//! answer, records the ride unmatched (`cancelled`) so it never gets one.
+
+mod cancel;
 
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +35,8 @@ use crate::{
     record::{Pickup, RideRecord},
     service_area::ServiceAreas,
 };
+
+pub use cancel::Cancellation;
 
 /// Rounds of "conflict, re-read, go on" before a request is retried later.
 const ROUNDS: usize = 4;
@@ -70,7 +76,7 @@ pub enum Completion {
     Unknown,
 }
 
-/// Matches requests and releases completed rides.
+/// Matches requests and releases completed and cancelled rides.
 pub struct Matcher {
     index: Arc<Mutex<DriverIndex>>,
     claims: Claims,

@@ -31,6 +31,9 @@ pub mod names {
     pub const CLAIMS_LOST: &str = "hail_matching_claims_lost_total";
     /// Counter by city and outcome (`released`, `nothing_held`, `already_released`).
     pub const COMPLETIONS: &str = "hail_matching_completions_total";
+    /// Counter by city and outcome (`before_answer`, `released`, `nothing_held`,
+    /// `already_finished`).
+    pub const CANCELLATIONS: &str = "hail_matching_cancellations_total";
 }
 
 /// Outcome label of a request answered again from the claims bucket.
@@ -43,6 +46,7 @@ pub struct Metrics {
     pickup_distance: HistogramVec,
     claims_lost: IntCounterVec,
     completions: IntCounterVec,
+    cancellations: IntCounterVec,
 }
 
 impl Metrics {
@@ -75,11 +79,19 @@ impl Metrics {
                 Opts::new(names::COMPLETIONS, "ride completions handled, by outcome"),
                 &["city", "outcome"],
             )?,
+            cancellations: IntCounterVec::new(
+                Opts::new(
+                    names::CANCELLATIONS,
+                    "ride cancellations handled, by outcome",
+                ),
+                &["city", "outcome"],
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.pickup_distance.clone()))?;
         registry.register(Box::new(m.claims_lost.clone()))?;
         registry.register(Box::new(m.completions.clone()))?;
+        registry.register(Box::new(m.cancellations.clone()))?;
         registry.register(Box::new(DriverGauges::new(index)?))?;
         Ok(m)
     }
@@ -107,6 +119,13 @@ impl Metrics {
     /// Counts a handled completion.
     pub fn completion(&self, city: &City, outcome: &str) {
         self.completions
+            .with_label_values(&[city.as_str(), outcome])
+            .inc();
+    }
+
+    /// Counts a handled cancellation.
+    pub fn cancellation(&self, city: &City, outcome: &str) {
+        self.cancellations
             .with_label_values(&[city.as_str(), outcome])
             .inc();
     }

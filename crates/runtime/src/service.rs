@@ -116,7 +116,11 @@ impl Service {
     /// The subjects of RIDES its durable consumer reads.
     pub const fn filters(self) -> &'static [&'static str] {
         match self {
-            Service::Matching => &[subjects::RIDES_REQUESTED_ALL, subjects::RIDES_COMPLETED_ALL],
+            Service::Matching => &[
+                subjects::RIDES_REQUESTED_ALL,
+                subjects::RIDES_COMPLETED_ALL,
+                subjects::RIDES_CANCELLED_ALL,
+            ],
             Service::Pricing | Service::Fraud => &[subjects::RIDES_REQUESTED_ALL],
             Service::Analytics => &[subjects::RIDES_ALL],
         }
@@ -227,7 +231,11 @@ mod tests {
         assert_eq!(m.stream, "RIDES");
         assert_eq!(
             m.filter_subjects,
-            ["rides.requested.>", "rides.completed.>"]
+            [
+                "rides.requested.>",
+                "rides.completed.>",
+                "rides.cancelled.>"
+            ]
         );
         assert_eq!(Service::Pricing.filters(), ["rides.requested.>"]);
         assert_eq!(Service::Fraud.filters(), ["rides.requested.>"]);
