@@ -3,7 +3,7 @@
 //! - `up`, `down`, `kill`, `start`: the local stack ([`stack`]).
 //! - `status`: every service's lag, rate, status and instances.
 //! - `audit`: every request accounted for once per service; `demo`: load, crash, catch up, audit.
-//! - `request`: publish one ride request, as a rider's app would.
+//! - `request`: publish one ride request, or its cancellation, as a rider's app would.
 //! - `fraud`, `analytics`: the fraud blocklist and analytics' totals.
 //!
 //! Exit codes ([`EXIT_CODES`]): 0 done, 1 the audit does not hold (`audit`,
@@ -77,7 +77,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Every service's consumer on RIDES: pending, unacknowledged, redelivered.
     Status(status::StatusArgs),
-    /// Publish one RideRequested.
+    /// Publish one RideRequested (or, with --cancel, one RideCancelled).
     Request(request::RequestArgs),
     /// Fraud screening: the card blocklist.
     Fraud(fraud_cmd::FraudArgs),
