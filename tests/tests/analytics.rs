@@ -1,7 +1,9 @@
 //! analytics counts exactly across crashes: SIGKILLed at random moments while
 //! 20,000 rides stream in, its stored totals (read with the real `hail
 //! analytics --json`) still equal exactly what was published. And a second
-//! instance cannot silently overwrite the first one's checkpoint.
+//! instance cannot silently overwrite the first one's checkpoint. Some rides are
+//! cancelled (`RideCancelled`, and `RideUnmatched` with reason `cancelled`), and
+//! those are counted per city too.
 
 use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
@@ -9,8 +11,8 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use hail_e2e::{rides, serial, services::Service};
 use hail_events::{
-    DriverId, Event, RideCompleted, RideMatched, RideScreened, RideUnmatched, RiderId,
-    UnmatchedReason, Verdict, codec, headers, sample, subjects,
+    DriverId, Event, RideCancelled, RideCompleted, RideMatched, RideScreened, RideUnmatched,
+    RiderId, UnmatchedReason, Verdict, codec, headers, sample, subjects,
 };
 use hail_testkit::{NatsServer, bin_path, wait_until};
 use serde_json::Value;
@@ -26,12 +28,14 @@ struct Expected {
     matched: u64,
     no_driver_in_radius: u64,
     all_nearby_claimed: u64,
+    unmatched_cancelled: u64,
     priced: u64,
     fare_sum_minor: u64,
     allow: u64,
     review: u64,
     block: u64,
     completed: u64,
+    cancelled: u64,
 }
 
 /// splitmix64: a seeded, reproducible choice of kill moments.
@@ -64,7 +68,8 @@ async fn send<E: Event>(js: &jetstream::Context, e: &E) -> Result<PublishAckFutu
         .await?)
 }
 
-/// Ride `i`'s events (request, match or not, quote, verdict, maybe completion),
+/// Ride `i`'s events (request, match or not, quote, verdict, maybe a
+/// cancellation or a completion),
 /// published in order; counts them into `expected`.
 async fn publish_ride(
     js: &jetstream::Context,
@@ -85,6 +90,9 @@ async fn publish_ride(
         let reason = if i % 20 == 3 {
             x.no_driver_in_radius += 1;
             UnmatchedReason::NoDriverInRadius
+        } else if i % 40 == 13 {
+            x.unmatched_cancelled += 1;
+            UnmatchedReason::Cancelled
         } else {
             x.all_nearby_claimed += 1;
             UnmatchedReason::AllNearbyClaimed
@@ -115,7 +123,17 @@ async fn publish_ride(
         Verdict::Block => x.block += 1,
     }
     acks.push(send(js, &ride_screened(&req, verdict)).await?);
-    if matched && i.is_multiple_of(3) {
+    if matched && i % 11 == 5 {
+        let cancel = RideCancelled {
+            ride_id,
+            city,
+            rider_id: Some(req.rider_id.clone()),
+            at_ms: req.requested_at_ms + 60_000,
+            reason: None,
+        };
+        acks.push(send(js, &cancel).await?);
+        x.cancelled += 1;
+    } else if matched && i.is_multiple_of(3) {
         let done = RideCompleted {
             ride_id,
             city,
@@ -208,12 +226,14 @@ fn assert_city(name: &str, got: &Value, want: &Expected) {
         matched: n(&got["matched"]),
         no_driver_in_radius: n(&got["unmatched_by_reason"]["no_driver_in_radius"]),
         all_nearby_claimed: n(&got["unmatched_by_reason"]["all_nearby_claimed"]),
+        unmatched_cancelled: n(&got["unmatched_by_reason"]["cancelled"]),
         priced: n(&got["priced"]),
         fare_sum_minor: fares["sum"].as_f64().unwrap_or(-1.0) as u64,
         allow: n(&got["verdicts"]["allow"]),
         review: n(&got["verdicts"]["review"]),
         block: n(&got["verdicts"]["block"]),
         completed: n(&got["completed"]),
+        cancelled: n(&got["cancelled"]),
     };
     assert_eq!(&found, want, "{name}: {got}");
     assert_eq!(n(&fares["count"]), want.priced, "{name} fare count");
@@ -225,7 +245,7 @@ fn assert_city(name: &str, got: &Value, want: &Expected) {
     );
     assert_eq!(
         n(&got["unmatched"]),
-        want.no_driver_in_radius + want.all_nearby_claimed
+        want.no_driver_in_radius + want.all_nearby_claimed + want.unmatched_cancelled
     );
 }
 
@@ -235,12 +255,14 @@ fn sum(expected: &BTreeMap<String, Expected>) -> Expected {
         a.matched += e.matched;
         a.no_driver_in_radius += e.no_driver_in_radius;
         a.all_nearby_claimed += e.all_nearby_claimed;
+        a.unmatched_cancelled += e.unmatched_cancelled;
         a.priced += e.priced;
         a.fare_sum_minor += e.fare_sum_minor;
         a.allow += e.allow;
         a.review += e.review;
         a.block += e.block;
         a.completed += e.completed;
+        a.cancelled += e.cancelled;
         a
     })
 }
@@ -307,6 +329,14 @@ async fn totals_are_exact_after_five_sigkills_under_load() -> Result<()> {
         .metric("hail_analytics_events_total", &[("event", "RideRequested")])
         .await?;
     assert_eq!(exported, RIDES as f64, "exported request total");
+    let exported = svc
+        .metric("hail_analytics_events_total", &[("event", "RideCancelled")])
+        .await?;
+    assert!(all.cancelled > 0, "the load cancels some rides");
+    assert_eq!(
+        exported, all.cancelled as f64,
+        "exported cancellation total"
+    );
     let dead = rides::dead_letters(&js, "analytics").await?;
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
     Ok(())

@@ -4,6 +4,10 @@
 //!   request exactly once, and answer a redelivered request as before;
 //! - a completed ride releases its driver for the next request, and a replayed
 //!   completion does not release a driver another ride holds;
+//! - a cancelled ride (`hail request --cancel`) releases its driver for the next
+//!   request, even on a durable made before matching read cancellations, and a
+//!   republished request of it gets no driver; a cancellation that overtakes its
+//!   request has that request answered unmatched as cancelled;
 //! - a process SIGKILLed mid-run leaks no driver, and a restarted one rebuilds the
 //!   same index from DRIVERS and the claims bucket.
 //! - with a cities file, a pickup outside its city's service area is answered
@@ -19,8 +23,9 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use hail_e2e::{rides, serial, services::Service};
 use hail_events::{
-    City, DriverId, DriverLocationUpdated, DriverStatus, Event, EventKind, LatLng, RideCompleted,
-    RideId, RideMatched, RideRequested, RideUnmatched, UnmatchedReason, codec, headers, sample,
+    City, DriverId, DriverLocationUpdated, DriverStatus, Event, EventKind, LatLng, RideCancelled,
+    RideCompleted, RideId, RideMatched, RideRequested, RideUnmatched, UnmatchedReason, codec,
+    headers, sample,
 };
 use hail_testkit::{NatsServer, wait_until};
 
@@ -355,6 +360,117 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     assert_eq!(matched.len(), 2);
     assert_eq!(unmatched[1].ride_id.as_str(), "d");
     check_claims_match(&js, &matched[1..]).await
+}
+
+/// Binds the `matching` durable as builds before cancellations did: requests
+/// and completions only. Starting matching must widen it.
+async fn bind_matching_without_cancellations(js: &jetstream::Context) -> Result<()> {
+    let mut spec = hail_runtime::service::Service::Matching.default_consumer_spec();
+    spec.filter_subjects
+        .retain(|f| f != hail_events::subjects::RIDES_CANCELLED_ALL);
+    ensure!(
+        spec.filter_subjects.len() == 2,
+        "{:?}",
+        spec.filter_subjects
+    );
+    hail_runtime::provision::ensure_consumer(js, &spec).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = jetstream_of(&server).await?;
+    bind_matching_without_cancellations(&js).await?;
+    let svc = Service::spawn("matching", &server.url())?;
+    svc.wait_ready(READY).await?;
+    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
+    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    let d0 = DriverId::new("d-0")?;
+    let ride = |name: &str| {
+        let mut r = sample::ride_requested(name, CITY);
+        r.pickup = at(0.002, 0.0);
+        r
+    };
+
+    // a takes the only driver; b, next to it, finds none.
+    publish(&js, &[ride("a")], None).await?;
+    wait_answered(&js, 1).await?;
+    publish(&js, &[ride("b")], None).await?;
+    wait_answered(&js, 2).await?;
+    let (matched, unmatched) = answers(&js).await?;
+    assert_eq!(
+        (matched[0].ride_id.as_str(), &matched[0].driver_id),
+        ("a", &d0)
+    );
+    assert_eq!(unmatched[0].ride_id.as_str(), "b");
+    assert_eq!(unmatched[0].reason, UnmatchedReason::AllNearbyClaimed);
+    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 0.0).await?;
+
+    // The rider of a cancels, through the CLI: d-0 is free again, and c gets it.
+    let out = hail_e2e::cli::hail(
+        &server.url(),
+        &["request", "--ride", "a", "--city", CITY, "--cancel"],
+    )
+    .await?;
+    assert!(out.contains("RideCancelled"), "{out}");
+    let released = [("city", CITY), ("outcome", "released")];
+    wait_metric(&[&svc], "hail_matching_cancellations_total", &released, 1.0).await?;
+    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    publish(&js, &[ride("c")], None).await?;
+    wait_answered(&js, 3).await?;
+    let (matched, _) = answers(&js).await?;
+    assert_eq!(matched.len(), 2, "{matched:?}");
+    assert_eq!(
+        (matched[1].ride_id.as_str(), &matched[1].driver_id),
+        ("c", &d0)
+    );
+
+    // a's request and cancellation stored again: a gets no driver, c keeps d-0.
+    publish(&js, &[ride("a")], Some("again")).await?;
+    let cancel_a = RideCancelled {
+        rider_id: None,
+        reason: None,
+        ..sample::ride_cancelled("a", CITY)
+    };
+    publish(&js, &[cancel_a], Some("again")).await?;
+    let finished = [("city", CITY), ("outcome", "already_finished")];
+    wait_metric(&[&svc], "hail_matching_cancellations_total", &finished, 1.0).await?;
+    wait_until(DRAIN, "redeliveries acked", || {
+        rides::drained(&js, "matching")
+    })
+    .await?;
+
+    // d finds d-0 still with c; c completes, and then e's cancellation
+    // overtakes its request: e is answered cancelled and takes no driver.
+    publish(&js, &[ride("d")], None).await?;
+    wait_answered(&js, 4).await?;
+    publish(&js, &[completed(&matched[1].ride_id, &d0)], None).await?;
+    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    publish(&js, &[sample::ride_cancelled("e", CITY)], None).await?;
+    let before = [("city", CITY), ("outcome", "before_answer")];
+    wait_metric(&[&svc], "hail_matching_cancellations_total", &before, 1.0).await?;
+    publish(&js, &[ride("e")], None).await?;
+    wait_answered(&js, 5).await?;
+
+    let (matched, unmatched) = answers(&js).await?;
+    let matched_rides: Vec<_> = matched.iter().map(|m| m.ride_id.as_str()).collect();
+    assert_eq!(matched_rides, ["a", "c"], "a got no second driver");
+    let unmatched: Vec<_> = unmatched
+        .iter()
+        .map(|u| (u.ride_id.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        unmatched,
+        [
+            ("b", UnmatchedReason::AllNearbyClaimed),
+            ("d", UnmatchedReason::AllNearbyClaimed),
+            ("e", UnmatchedReason::Cancelled),
+        ]
+    );
+    assert_eq!(svc.metric(AVAILABLE, &[("city", CITY)]).await?, 1.0);
+    check_claims_match(&js, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
