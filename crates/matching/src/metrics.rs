@@ -23,7 +23,9 @@ pub mod names {
     /// Gauge: drivers a ride holds in the claims bucket.
     pub const DRIVERS_CLAIMED: &str = "hail_matching_drivers_claimed";
     /// Counter by city and outcome (`matched`, `no_driver_in_radius`,
-    /// `all_nearby_claimed`, `outside_service_area`, `replayed`).
+    /// `all_nearby_claimed`, `outside_service_area`, `replayed`). A request whose
+    /// ride was cancelled before it was answered counts as `replayed`: its answer
+    /// (unmatched, `cancelled`) is the record the cancellation wrote.
     pub const REQUESTS: &str = "hail_matching_requests_total";
     /// Histogram by city: distance from the matched driver to the pickup.
     pub const PICKUP_DISTANCE: &str = "hail_matching_pickup_distance_meters";
