@@ -55,6 +55,21 @@ fn driver(i: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
     }
 }
 
+/// Publishes the test's only driver, `d-0`, available near the centre, and
+/// waits until `svc` counts it.
+async fn one_driver(js: &jetstream::Context, svc: &Service) -> Result<DriverId> {
+    publish(js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
+    wait_metric(&[svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    Ok(DriverId::new("d-0")?)
+}
+
+/// Request `name` with its pickup about 200 m from [`one_driver`]'s driver.
+fn nearby_ride(name: &str) -> RideRequested {
+    let mut r = sample::ride_requested(name, CITY);
+    r.pickup = at(0.002, 0.0);
+    r
+}
+
 /// Request `<prefix>-<i>` with its pickup about ±`deg` degrees around the centre.
 fn request(prefix: &str, i: usize, deg: f64) -> RideRequested {
     let mut r = sample::ride_requested(&format!("{prefix}-{i}"), CITY);
@@ -316,19 +331,12 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     let svc = Service::spawn("matching", &server.url())?;
     svc.wait_ready(READY).await?;
     // The only driver arrives while matching runs.
-    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
-    let d0 = DriverId::new("d-0")?;
+    let d0 = one_driver(&js, &svc).await?;
 
-    let ride = |name: &str| {
-        let mut r = sample::ride_requested(name, CITY);
-        r.pickup = at(0.002, 0.0);
-        r
-    };
     let answered = |n: usize| wait_answered(&js, n);
-    publish(&js, &[ride("a")], None).await?;
+    publish(&js, &[nearby_ride("a")], None).await?;
     answered(1).await?;
-    publish(&js, &[ride("b")], None).await?;
+    publish(&js, &[nearby_ride("b")], None).await?;
     answered(2).await?;
     let (matched, unmatched) = answers(&js).await?;
     assert_eq!(
@@ -342,7 +350,7 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     let released = [("outcome", "released")];
     wait_metric(&[&svc], "hail_matching_completions_total", &released, 1.0).await?;
     wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
-    publish(&js, &[ride("c")], None).await?;
+    publish(&js, &[nearby_ride("c")], None).await?;
     answered(3).await?;
     let (matched, _) = answers(&js).await?;
     assert_eq!(
@@ -354,7 +362,7 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     publish(&js, &[completed(&matched[0].ride_id, &d0)], Some("replay")).await?;
     let replayed = [("outcome", "already_released")];
     wait_metric(&[&svc], "hail_matching_completions_total", &replayed, 1.0).await?;
-    publish(&js, &[ride("d")], None).await?;
+    publish(&js, &[nearby_ride("d")], None).await?;
     answered(4).await?;
     let (matched, unmatched) = answers(&js).await?;
     assert_eq!(matched.len(), 2);
@@ -385,19 +393,12 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     bind_matching_without_cancellations(&js).await?;
     let svc = Service::spawn("matching", &server.url())?;
     svc.wait_ready(READY).await?;
-    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
-    let d0 = DriverId::new("d-0")?;
-    let ride = |name: &str| {
-        let mut r = sample::ride_requested(name, CITY);
-        r.pickup = at(0.002, 0.0);
-        r
-    };
+    let d0 = one_driver(&js, &svc).await?;
 
     // a takes the only driver; b, next to it, finds none.
-    publish(&js, &[ride("a")], None).await?;
+    publish(&js, &[nearby_ride("a")], None).await?;
     wait_answered(&js, 1).await?;
-    publish(&js, &[ride("b")], None).await?;
+    publish(&js, &[nearby_ride("b")], None).await?;
     wait_answered(&js, 2).await?;
     let (matched, unmatched) = answers(&js).await?;
     assert_eq!(
@@ -418,7 +419,7 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     let released = [("city", CITY), ("outcome", "released")];
     wait_metric(&[&svc], "hail_matching_cancellations_total", &released, 1.0).await?;
     wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
-    publish(&js, &[ride("c")], None).await?;
+    publish(&js, &[nearby_ride("c")], None).await?;
     wait_answered(&js, 3).await?;
     let (matched, _) = answers(&js).await?;
     assert_eq!(matched.len(), 2, "{matched:?}");
@@ -428,7 +429,7 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     );
 
     // a's request and cancellation stored again: a gets no driver, c keeps d-0.
-    publish(&js, &[ride("a")], Some("again")).await?;
+    publish(&js, &[nearby_ride("a")], Some("again")).await?;
     let cancel_a = RideCancelled {
         rider_id: None,
         reason: None,
@@ -444,14 +445,14 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
 
     // d finds d-0 still with c; c completes, and then e's cancellation
     // overtakes its request: e is answered cancelled and takes no driver.
-    publish(&js, &[ride("d")], None).await?;
+    publish(&js, &[nearby_ride("d")], None).await?;
     wait_answered(&js, 4).await?;
     publish(&js, &[completed(&matched[1].ride_id, &d0)], None).await?;
     wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
     publish(&js, &[sample::ride_cancelled("e", CITY)], None).await?;
     let before = [("city", CITY), ("outcome", "before_answer")];
     wait_metric(&[&svc], "hail_matching_cancellations_total", &before, 1.0).await?;
-    publish(&js, &[ride("e")], None).await?;
+    publish(&js, &[nearby_ride("e")], None).await?;
     wait_answered(&js, 5).await?;
 
     let (matched, unmatched) = answers(&js).await?;
@@ -494,8 +495,7 @@ async fn a_pickup_outside_the_service_area_is_unmatched() -> Result<()> {
     let flags = ["--cities", &file, "--radius-m", "10000"];
     let svc = Service::spawn_with("matching", &server.url(), &flags)?;
     svc.wait_ready(READY).await?;
-    publish(&js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    one_driver(&js, &svc).await?;
 
     // Either side of the northern edge, 11 m apart; the only driver is 5.6 km
     // away, within the radius, so only the area tells the two apart.

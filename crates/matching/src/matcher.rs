@@ -24,7 +24,7 @@ mod cancel;
 
 use std::sync::{Arc, Mutex};
 
-use hail_events::{DriverId, RideCompleted, RideRequested, UnmatchedReason};
+use hail_events::{DriverId, RideCompleted, RideId, RideRequested, UnmatchedReason};
 
 use crate::{
     claims::{Claims, ClaimsError, DriverClaim, RideEntry},
@@ -140,10 +140,8 @@ impl Matcher {
                 "completion names another driver than the match; releasing the matched one"
             );
         }
-        let holder = self.claims.holder(&pickup.driver_id).await?;
-        if let Some((_, held_at)) = holder.filter(|(ride, _)| ride == done.ride_id.as_str()) {
-            self.release(&pickup.driver_id, held_at).await?;
-        }
+        self.release_if_held_by(&pickup.driver_id, &done.ride_id)
+            .await?;
         self.claims.finish_ride(&done.ride_id, revision).await?;
         Ok(Completion::Released {
             driver: pickup.driver_id,
@@ -322,6 +320,20 @@ impl Matcher {
     async fn release(&self, driver: &DriverId, held_at: u64) -> Result<(), ClaimsError> {
         let revision = self.claims.release_driver(driver, held_at).await?;
         lock(&self.index).apply_claim(driver, false, revision);
+        Ok(())
+    }
+
+    /// Releases `driver` if its claim is still `ride`'s (a crashed delivery or
+    /// another instance may already have released it, or given it to another ride).
+    async fn release_if_held_by(
+        &self,
+        driver: &DriverId,
+        ride: &RideId,
+    ) -> Result<(), ClaimsError> {
+        let holder = self.claims.holder(driver).await?;
+        if let Some((_, held_at)) = holder.filter(|(r, _)| r == ride.as_str()) {
+            self.release(driver, held_at).await?;
+        }
         Ok(())
     }
 }

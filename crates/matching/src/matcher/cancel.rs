@@ -100,7 +100,7 @@ impl Matcher {
                 Ok(Cancellation::BeforeAnswer)
             }
             Plan::ReleasePending { pickup, revision } => {
-                self.release_held(cancel, &pickup.driver_id).await?;
+                self.release_if_held_by(&pickup.driver_id, ride).await?;
                 let answer = cancelled_answer(now_ms);
                 self.claims.write_ride(ride, &answer, revision).await?;
                 Ok(Cancellation::Released {
@@ -108,26 +108,13 @@ impl Matcher {
                 })
             }
             Plan::ReleaseMatched { pickup, revision } => {
-                self.release_held(cancel, &pickup.driver_id).await?;
+                self.release_if_held_by(&pickup.driver_id, ride).await?;
                 self.claims.finish_ride(ride, revision).await?;
                 Ok(Cancellation::Released {
                     driver: pickup.driver_id,
                 })
             }
         }
-    }
-
-    /// Deletes the claim on `driver` if the cancelled ride holds it.
-    async fn release_held(
-        &self,
-        cancel: &RideCancelled,
-        driver: &DriverId,
-    ) -> Result<(), ClaimsError> {
-        let holder = self.claims.holder(driver).await?;
-        if let Some((_, held_at)) = holder.filter(|(r, _)| r == cancel.ride_id.as_str()) {
-            self.release(driver, held_at).await?;
-        }
-        Ok(())
     }
 }
 
