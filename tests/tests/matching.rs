@@ -56,11 +56,25 @@ fn driver(i: usize, deg: f64, status: DriverStatus) -> DriverLocationUpdated {
 }
 
 /// Publishes the test's only driver, `d-0`, available near the centre, and
-/// waits until `svc` counts it.
-async fn one_driver(js: &jetstream::Context, svc: &Service) -> Result<DriverId> {
+/// waits until every instance of `services` counts it.
+async fn one_driver(js: &jetstream::Context, services: &[&Service]) -> Result<DriverId> {
     publish(js, &[driver(0, 0.001, DriverStatus::Available)], None).await?;
-    wait_metric(&[svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    wait_each(services, AVAILABLE, &[("city", CITY)], 1.0).await?;
     Ok(DriverId::new("d-0")?)
+}
+
+/// Waits until the metric equals `want` on each of `services` (each instance
+/// keeps its own driver index, fed by the claims bucket).
+async fn wait_each(
+    services: &[&Service],
+    name: &str,
+    labels: &[(&str, &str)],
+    want: f64,
+) -> Result<()> {
+    for s in services {
+        wait_metric(&[s], name, labels, want).await?;
+    }
+    Ok(())
 }
 
 /// Request `name` with its pickup about 200 m from [`one_driver`]'s driver.
@@ -331,7 +345,7 @@ async fn a_completed_ride_releases_its_driver() -> Result<()> {
     let svc = Service::spawn("matching", &server.url())?;
     svc.wait_ready(READY).await?;
     // The only driver arrives while matching runs.
-    let d0 = one_driver(&js, &svc).await?;
+    let d0 = one_driver(&js, &[&svc]).await?;
 
     let answered = |n: usize| wait_answered(&js, n);
     publish(&js, &[nearby_ride("a")], None).await?;
@@ -391,9 +405,14 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     let server = NatsServer::start()?;
     let js = jetstream_of(&server).await?;
     bind_matching_without_cancellations(&js).await?;
-    let svc = Service::spawn("matching", &server.url())?;
-    svc.wait_ready(READY).await?;
-    let d0 = one_driver(&js, &svc).await?;
+    // Two instances share the durable: whichever handles a cancellation, the
+    // claims bucket tells the other.
+    let a = Service::spawn("matching", &server.url())?;
+    let b = Service::spawn("matching", &server.url())?;
+    a.wait_ready(READY).await?;
+    b.wait_ready(READY).await?;
+    let both = [&a, &b];
+    let d0 = one_driver(&js, &both).await?;
 
     // a takes the only driver; b, next to it, finds none.
     publish(&js, &[nearby_ride("a")], None).await?;
@@ -407,7 +426,7 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     );
     assert_eq!(unmatched[0].ride_id.as_str(), "b");
     assert_eq!(unmatched[0].reason, UnmatchedReason::AllNearbyClaimed);
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 0.0).await?;
+    wait_each(&both, AVAILABLE, &[("city", CITY)], 0.0).await?;
 
     // The rider of a cancels, through the CLI: d-0 is free again, and c gets it.
     let out = hail_e2e::cli::hail(
@@ -417,8 +436,8 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     .await?;
     assert!(out.contains("RideCancelled"), "{out}");
     let released = [("city", CITY), ("outcome", "released")];
-    wait_metric(&[&svc], "hail_matching_cancellations_total", &released, 1.0).await?;
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    wait_metric(&both, "hail_matching_cancellations_total", &released, 1.0).await?;
+    wait_each(&both, AVAILABLE, &[("city", CITY)], 1.0).await?;
     publish(&js, &[nearby_ride("c")], None).await?;
     wait_answered(&js, 3).await?;
     let (matched, _) = answers(&js).await?;
@@ -437,7 +456,7 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     };
     publish(&js, &[cancel_a], Some("again")).await?;
     let finished = [("city", CITY), ("outcome", "already_finished")];
-    wait_metric(&[&svc], "hail_matching_cancellations_total", &finished, 1.0).await?;
+    wait_metric(&both, "hail_matching_cancellations_total", &finished, 1.0).await?;
     wait_until(DRAIN, "redeliveries acked", || {
         rides::drained(&js, "matching")
     })
@@ -448,10 +467,10 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
     publish(&js, &[nearby_ride("d")], None).await?;
     wait_answered(&js, 4).await?;
     publish(&js, &[completed(&matched[1].ride_id, &d0)], None).await?;
-    wait_metric(&[&svc], AVAILABLE, &[("city", CITY)], 1.0).await?;
+    wait_each(&both, AVAILABLE, &[("city", CITY)], 1.0).await?;
     publish(&js, &[sample::ride_cancelled("e", CITY)], None).await?;
     let before = [("city", CITY), ("outcome", "before_answer")];
-    wait_metric(&[&svc], "hail_matching_cancellations_total", &before, 1.0).await?;
+    wait_metric(&both, "hail_matching_cancellations_total", &before, 1.0).await?;
     publish(&js, &[nearby_ride("e")], None).await?;
     wait_answered(&js, 5).await?;
 
@@ -470,7 +489,9 @@ async fn a_cancelled_ride_releases_its_driver_and_gets_no_other() -> Result<()> 
             ("e", UnmatchedReason::Cancelled),
         ]
     );
-    assert_eq!(svc.metric(AVAILABLE, &[("city", CITY)]).await?, 1.0);
+    for s in both {
+        assert_eq!(s.metric(AVAILABLE, &[("city", CITY)]).await?, 1.0);
+    }
     check_claims_match(&js, &[]).await
 }
 
@@ -495,7 +516,7 @@ async fn a_pickup_outside_the_service_area_is_unmatched() -> Result<()> {
     let flags = ["--cities", &file, "--radius-m", "10000"];
     let svc = Service::spawn_with("matching", &server.url(), &flags)?;
     svc.wait_ready(READY).await?;
-    one_driver(&js, &svc).await?;
+    one_driver(&js, &[&svc]).await?;
 
     // Either side of the northern edge, 11 m apart; the only driver is 5.6 km
     // away, within the radius, so only the area tells the two apart.
