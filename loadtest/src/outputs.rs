@@ -84,19 +84,25 @@ mod tests {
     #[test]
     fn each_role_answers_a_request_like_its_service() {
         let h = request_headers();
-        let subj = "rides.requested.paris";
+        let subj = "rides.requested.paris.run-7";
         let out = |r| for_message(r, subj, Some(&h)).unwrap();
         let m = out(Service::Matching).unwrap();
-        assert_eq!(m.subject, "rides.unmatched.paris");
+        assert_eq!(m.subject, "rides.unmatched.paris.run-7");
         assert_eq!(
             m.headers.get(headers::MSG_ID).unwrap().as_str(),
             "unmatched:run-7"
         );
-        assert_eq!(out(Service::Pricing).unwrap().subject, "rides.priced.paris");
-        assert_eq!(out(Service::Fraud).unwrap().subject, "rides.screened.paris");
+        assert_eq!(
+            out(Service::Pricing).unwrap().subject,
+            "rides.priced.paris.run-7"
+        );
+        assert_eq!(
+            out(Service::Fraud).unwrap().subject,
+            "rides.screened.paris.run-7"
+        );
         assert!(out(Service::Analytics).is_none());
         assert!(
-            for_message(Service::Matching, "rides.completed.paris", Some(&h))
+            for_message(Service::Matching, "rides.completed.paris.run-7", Some(&h))
                 .unwrap()
                 .is_none()
         );
@@ -106,7 +112,7 @@ mod tests {
     fn each_answer_is_on_one_of_its_services_outputs() {
         let h = request_headers();
         for service in Service::ALL {
-            let out = for_message(service, "rides.requested.paris", Some(&h)).unwrap();
+            let out = for_message(service, "rides.requested.paris.run-7", Some(&h)).unwrap();
             let Some(out) = out else { continue };
             let subject = out.subject;
             assert!(
@@ -122,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_request_without_ride_header_is_an_error() {
-        let err = for_message(Service::Pricing, "rides.requested.paris", None).unwrap_err();
+        let err = for_message(Service::Pricing, "rides.requested.paris.run-7", None).unwrap_err();
         assert_eq!(err, "no Hail-Ride-Id header");
     }
 }

@@ -32,7 +32,7 @@ pub async fn ensure_test_streams(js: &jetstream::Context) -> Result<()> {
     let settings = StreamSettings {
         rides_max_age: Duration::from_secs(3600),
         rides_max_bytes: 1 << 30,
-        replicas: 1,
+        ..StreamSettings::default()
     };
     Ok(ensure_streams(js, &settings).await?)
 }

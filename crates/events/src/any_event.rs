@@ -10,7 +10,7 @@
 //! ```
 //! use hail_events::{AnyEvent, EventKind, codec, sample};
 //! let bytes = codec::encode(&sample::fare_quoted("r-1", "berlin")).unwrap();
-//! let event = AnyEvent::decode("rides.priced.berlin", &bytes).unwrap();
+//! let event = AnyEvent::decode("rides.priced.berlin.r-1", &bytes).unwrap();
 //! assert_eq!(event.kind(), EventKind::Priced);
 //! assert_eq!(event.name(), "FareQuoted");
 //! assert_eq!(EventKind::of_subject("drivers.berlin.d-1").unwrap(), EventKind::DriverLocation);
@@ -37,13 +37,13 @@ macro_rules! every_event {
         $variant:ident($ty:ident) on $pattern:literal $(, ride $tag:literal, $subject:path, $check:path)?;
     )*) => {
         $($(
-            /// An event about one ride, on `rides.<tag>.<city>` with the message id
+            /// An event about one ride, on `rides.<tag>.<city>.<ride id>` with the message id
             /// `<tag>:<ride id>`.
             impl Event for $ty {
                 const NAME: &'static str = stringify!($ty);
                 const VERSION: u16 = 1;
                 fn subject(&self) -> String {
-                    $subject(&self.city)
+                    $subject(&self.city, &self.ride_id)
                 }
                 fn ride_id(&self) -> Option<&RideId> {
                     Some(&self.ride_id)
@@ -87,14 +87,14 @@ macro_rules! every_event {
             }
 
             /// The subjects it is published on, `*` standing for one token
-            /// (`rides.requested.*`): usable as a filter subject.
+            /// (`rides.requested.*.*`): usable as a filter subject.
             pub const fn subject_pattern(self) -> &'static str {
                 match self {
                     $( EventKind::$variant => $pattern, )*
                 }
             }
 
-            /// Whether it is an event about one ride, on `rides.<kind>.<city>`.
+            /// Whether it is an event about one ride, on `rides.<kind>.<city>.<ride id>`.
             pub const fn is_ride(self) -> bool {
                 match self {
                     $( EventKind::$variant => every_event!(@ride $($tag)?), )*
@@ -169,27 +169,27 @@ macro_rules! every_event {
 
 every_event! {
     /// [`RideRequested`]
-    Requested(RideRequested) on "rides.requested.*",
+    Requested(RideRequested) on "rides.requested.*.*",
         ride "requested", subjects::rides_requested, no_checks;
     /// [`DriverLocationUpdated`]
     DriverLocation(DriverLocationUpdated) on "drivers.*.*";
     /// [`RideMatched`]
-    Matched(RideMatched) on "rides.matched.*",
+    Matched(RideMatched) on "rides.matched.*.*",
         ride "matched", subjects::rides_matched, check_matched;
     /// [`RideUnmatched`]
-    Unmatched(RideUnmatched) on "rides.unmatched.*",
+    Unmatched(RideUnmatched) on "rides.unmatched.*.*",
         ride "unmatched", subjects::rides_unmatched, no_checks;
     /// [`FareQuoted`]
-    Priced(FareQuoted) on "rides.priced.*",
+    Priced(FareQuoted) on "rides.priced.*.*",
         ride "priced", subjects::rides_priced, check_fare;
     /// [`RideScreened`]
-    Screened(RideScreened) on "rides.screened.*",
+    Screened(RideScreened) on "rides.screened.*.*",
         ride "screened", subjects::rides_screened, check_screened;
     /// [`RideCompleted`]
-    Completed(RideCompleted) on "rides.completed.*",
+    Completed(RideCompleted) on "rides.completed.*.*",
         ride "completed", subjects::rides_completed, no_checks;
     /// [`RideCancelled`]
-    Cancelled(RideCancelled) on "rides.cancelled.*",
+    Cancelled(RideCancelled) on "rides.cancelled.*.*",
         ride "cancelled", subjects::rides_cancelled, check_cancelled;
 }
 
@@ -211,8 +211,8 @@ impl EventKind {
     ///
     /// ```
     /// # use hail_events::EventKind;
-    /// assert_eq!(EventKind::of_subject("rides.priced.berlin").unwrap(), EventKind::Priced);
-    /// assert!(EventKind::of_subject("rides.bogus.berlin").is_err());
+    /// assert_eq!(EventKind::of_subject("rides.priced.berlin.r-1").unwrap(), EventKind::Priced);
+    /// assert!(EventKind::of_subject("rides.bogus.berlin.r-1").is_err());
     /// ```
     pub fn of_subject(subject: &str) -> Result<EventKind, EventError> {
         EventKind::ALL
@@ -310,11 +310,12 @@ mod tests {
     #[test]
     fn unknown_subjects_and_names_are_named() {
         for subject in [
-            "rides.bogus.berlin",
+            "rides.bogus.berlin.r-1",
             "rides.priced",
-            "rides.priced.berlin.x",
+            "rides.priced.berlin",
+            "rides.priced.berlin.r-1.x",
             "drivers.berlin",
-            "rides..berlin",
+            "rides..berlin.r-1",
             "",
         ] {
             let err = EventKind::of_subject(subject).unwrap_err();
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn a_payload_must_be_the_kind_its_subject_announces() {
         let bytes = codec::encode(&sample::ride_requested("r1", "berlin")).unwrap();
-        let err = AnyEvent::decode("rides.priced.berlin", &bytes).unwrap_err();
+        let err = AnyEvent::decode("rides.priced.berlin.r1", &bytes).unwrap_err();
         assert_eq!(err.kind(), "wrong_event");
         let err = AnyEvent::from_payload(b"").unwrap_err();
         assert_eq!(err.kind(), "not_an_event");

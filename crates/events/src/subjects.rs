@@ -1,7 +1,7 @@
 //! Stream names and subject builders. Cities and ids are validated tokens, so a
 //! built subject never holds a `.`, `*`, `>` or whitespace it should not.
 
-use crate::{City, DriverId};
+use crate::{City, DriverId, RideId};
 
 /// Requests and every ride outcome.
 pub const RIDES_STREAM: &str = "RIDES";
@@ -31,33 +31,33 @@ pub const DRIVERS_ALL: &str = "drivers.>";
 /// Every dead letter.
 pub const DLQ_ALL: &str = "dlq.>";
 
-/// `rides.requested.<city>`
-pub fn rides_requested(city: &City) -> String {
-    format!("rides.requested.{city}")
+/// `rides.requested.<city>.<ride id>`
+pub fn rides_requested(city: &City, ride: &RideId) -> String {
+    format!("rides.requested.{city}.{ride}")
 }
-/// `rides.matched.<city>`
-pub fn rides_matched(city: &City) -> String {
-    format!("rides.matched.{city}")
+/// `rides.matched.<city>.<ride id>`
+pub fn rides_matched(city: &City, ride: &RideId) -> String {
+    format!("rides.matched.{city}.{ride}")
 }
-/// `rides.unmatched.<city>`
-pub fn rides_unmatched(city: &City) -> String {
-    format!("rides.unmatched.{city}")
+/// `rides.unmatched.<city>.<ride id>`
+pub fn rides_unmatched(city: &City, ride: &RideId) -> String {
+    format!("rides.unmatched.{city}.{ride}")
 }
-/// `rides.priced.<city>`
-pub fn rides_priced(city: &City) -> String {
-    format!("rides.priced.{city}")
+/// `rides.priced.<city>.<ride id>`
+pub fn rides_priced(city: &City, ride: &RideId) -> String {
+    format!("rides.priced.{city}.{ride}")
 }
-/// `rides.screened.<city>`
-pub fn rides_screened(city: &City) -> String {
-    format!("rides.screened.{city}")
+/// `rides.screened.<city>.<ride id>`
+pub fn rides_screened(city: &City, ride: &RideId) -> String {
+    format!("rides.screened.{city}.{ride}")
 }
-/// `rides.completed.<city>`
-pub fn rides_completed(city: &City) -> String {
-    format!("rides.completed.{city}")
+/// `rides.completed.<city>.<ride id>`
+pub fn rides_completed(city: &City, ride: &RideId) -> String {
+    format!("rides.completed.{city}.{ride}")
 }
-/// `rides.cancelled.<city>`
-pub fn rides_cancelled(city: &City) -> String {
-    format!("rides.cancelled.{city}")
+/// `rides.cancelled.<city>.<ride id>`
+pub fn rides_cancelled(city: &City, ride: &RideId) -> String {
+    format!("rides.cancelled.{city}.{ride}")
 }
 /// `drivers.<city>.<driver_id>`
 pub fn driver(city: &City, driver: &DriverId) -> String {
@@ -68,13 +68,39 @@ pub fn dlq(service: &str) -> String {
     format!("dlq.{service}")
 }
 
-/// The city token of a ride subject (`rides.<kind>.<city>`), if it has one.
-pub fn city_of(subject: &str) -> Option<&str> {
+/// Every event of one ride, any kind and city: `rides.*.*.<ride id>`, a filter
+/// that reads one ride's events without scanning the others.
+pub fn of_ride(ride: &RideId) -> String {
+    format!("rides.*.*.{ride}")
+}
+
+/// The tokens of a ride subject (`rides.<kind>.<city>.<ride id>`), if it is one.
+fn ride_tokens(subject: &str) -> Option<(&str, &str, &str)> {
     let mut parts = subject.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("rides"), Some(_), Some(city), None) => Some(city),
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("rides"), Some(kind), Some(city), Some(ride), None)
+            if !kind.is_empty() && !city.is_empty() && !ride.is_empty() =>
+        {
+            Some((kind, city, ride))
+        }
         _ => None,
     }
+}
+
+/// The city token of a ride subject (`rides.<kind>.<city>.<ride id>`), if it has one.
+pub fn city_of(subject: &str) -> Option<&str> {
+    ride_tokens(subject).map(|(_, city, _)| city)
+}
+
+/// The ride id token of a ride subject (`rides.<kind>.<city>.<ride id>`), if it has one.
+pub fn ride_of(subject: &str) -> Option<&str> {
+    ride_tokens(subject).map(|(_, _, ride)| ride)
 }
 
 /// Whether `subject` is one of the subjects `filter` stands for, as NATS reads
@@ -107,11 +133,20 @@ mod tests {
     #[test]
     fn builds_and_parses() {
         let city = City::new("berlin").unwrap();
-        assert_eq!(rides_requested(&city), "rides.requested.berlin");
-        assert_eq!(rides_cancelled(&city), "rides.cancelled.berlin");
-        assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city)));
-        assert!(!matches(RIDES_COMPLETED_ALL, &rides_cancelled(&city)));
-        assert_eq!(city_of("rides.priced.berlin"), Some("berlin"));
+        let ride = RideId::new("r-1").unwrap();
+        assert_eq!(rides_requested(&city, &ride), "rides.requested.berlin.r-1");
+        assert_eq!(rides_cancelled(&city, &ride), "rides.cancelled.berlin.r-1");
+        assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city, &ride)));
+        assert!(!matches(
+            RIDES_COMPLETED_ALL,
+            &rides_cancelled(&city, &ride)
+        ));
+        assert!(matches(&of_ride(&ride), &rides_priced(&city, &ride)));
+        assert!(!matches(&of_ride(&ride), "rides.priced.berlin.r-2"));
+        assert_eq!(city_of("rides.priced.berlin.r-1"), Some("berlin"));
+        assert_eq!(ride_of("rides.priced.berlin.r-1"), Some("r-1"));
+        assert_eq!(city_of("rides.priced.berlin"), None);
+        assert_eq!(city_of("rides.priced..r-1"), None);
         assert_eq!(city_of("drivers.berlin.d1"), None);
         let d = DriverId::new("d-7").unwrap();
         assert_eq!(driver(&city, &d), "drivers.berlin.d-7");

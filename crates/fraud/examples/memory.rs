@@ -39,7 +39,7 @@ async fn main() -> Result<()> {
         &StreamSettings {
             rides_max_age: Duration::from_secs(86_400),
             rides_max_bytes: 8 << 30,
-            replicas: 1,
+            ..StreamSettings::default()
         },
     )
     .await?;

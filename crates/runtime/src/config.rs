@@ -22,6 +22,8 @@ pub mod defaults {
     pub const BACKOFF: &str = "5s,10s,30s,60s";
     /// `--rides-max-age`, as written on the command line; see [`rides_max_age`].
     pub const RIDES_MAX_AGE: &str = "24h";
+    /// `--duplicate-window`, as written on the command line; see [`duplicate_window`].
+    pub const DUPLICATE_WINDOW: &str = "2m";
     /// `--rides-max-bytes`: 8 GiB.
     pub const RIDES_MAX_BYTES: i64 = 8 * 1024 * 1024 * 1024;
     /// `--replicas`.
@@ -33,6 +35,11 @@ pub mod defaults {
             .split(',')
             .map(|d| super::parse_duration(d).expect("the default --backoff parses"))
             .collect()
+    }
+
+    /// [`DUPLICATE_WINDOW`] parsed.
+    pub fn duplicate_window() -> std::time::Duration {
+        super::parse_duration(DUPLICATE_WINDOW).expect("the default --duplicate-window parses")
     }
 
     /// [`RIDES_MAX_AGE`] parsed.
@@ -93,6 +100,12 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_RIDES_MAX_BYTES", default_value_t = defaults::RIDES_MAX_BYTES)]
     pub rides_max_bytes: i64,
 
+    /// How long every stream remembers a `Nats-Msg-Id`, so that a retried publish
+    /// is stored once. No guarantee rests on it: an answer is stored at most once
+    /// per ride at any age (see docs/DESIGN.md, "Exactly once").
+    #[arg(long, env = "HAIL_DUPLICATE_WINDOW", default_value = defaults::DUPLICATE_WINDOW, value_parser = parse_duration)]
+    pub duplicate_window: Duration,
+
     /// Replicas of every stream (3 on a cluster).
     #[arg(long, env = "HAIL_REPLICAS", default_value_t = defaults::REPLICAS)]
     pub replicas: usize,
@@ -148,6 +161,12 @@ impl RuntimeArgs {
         self.faults.validate()?;
         if self.backoff.iter().any(|d| d.is_zero()) {
             return Err("--backoff entries must be longer than 0s".into());
+        }
+        if self.duplicate_window.is_zero() || self.duplicate_window > self.rides_max_age {
+            return Err(format!(
+                "--duplicate-window must be longer than 0s and at most --rides-max-age ({:?}), got {:?}",
+                self.rides_max_age, self.duplicate_window
+            ));
         }
         Ok(())
     }

@@ -138,6 +138,7 @@ impl Runtime {
         let settings = StreamSettings {
             rides_max_age: args.rides_max_age,
             rides_max_bytes: args.rides_max_bytes,
+            duplicate_window: args.duplicate_window,
             replicas: args.replicas,
         };
         provision::ensure_streams(&js, &settings).await?;

@@ -10,6 +10,7 @@ pub mod names {
     pub const SKIPPED: &str = "hail_messages_skipped_total";
     pub const DEAD_LETTERS: &str = "hail_dead_letters_total";
     pub const OUTPUTS: &str = "hail_outputs_published_total";
+    pub const ALREADY_STORED: &str = "hail_outputs_already_stored_total";
     pub const PUBLISH_ERRORS: &str = "hail_publish_errors_total";
     pub const PULL_ERRORS: &str = "hail_pull_errors_total";
     pub const HANDLER_SECONDS: &str = "hail_handler_duration_seconds";
@@ -32,6 +33,9 @@ pub struct RuntimeMetrics {
     pub dead_letters: IntCounterVec,
     /// Outputs published and PubAcked, by event type.
     pub outputs: IntCounterVec,
+    /// Outputs the stream refused because the ride's subject already held that
+    /// answer (a late redelivery), by event type.
+    pub already_stored: IntCounterVec,
     /// Output or dead-letter publishes that failed.
     pub publish_errors: IntCounter,
     /// Errors from the pull subscription.
@@ -84,6 +88,13 @@ impl RuntimeMetrics {
                 opts(names::OUTPUTS, "outputs published and acknowledged"),
                 &["event"],
             )?,
+            already_stored: IntCounterVec::new(
+                opts(
+                    names::ALREADY_STORED,
+                    "outputs refused because the ride already had that answer",
+                ),
+                &["event"],
+            )?,
             publish_errors: IntCounter::with_opts(opts(
                 names::PUBLISH_ERRORS,
                 "failed output or dead-letter publishes",
@@ -120,6 +131,7 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.skipped.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.outputs.clone()))?;
+        registry.register(Box::new(m.already_stored.clone()))?;
         registry.register(Box::new(m.publish_errors.clone()))?;
         registry.register(Box::new(m.pull_errors.clone()))?;
         registry.register(Box::new(m.handler_seconds.clone()))?;

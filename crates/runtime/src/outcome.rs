@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE};
 use bytes::Bytes;
 use hail_events::{Event, EventError, codec, headers};
 use time::OffsetDateTime;
@@ -62,18 +62,27 @@ pub struct Output {
 }
 
 impl Output {
-    /// Encodes an event with its subject and standard headers.
+    /// Encodes an event with its subject and standard headers. An event about one
+    /// ride is an answer, stored at most once: it is published on the ride's own
+    /// subject with `Nats-Expected-Last-Subject-Sequence: 0`, so the stream refuses
+    /// it when that subject already holds one, at any age (the worker then counts
+    /// it as already stored, not as an error).
     ///
     /// ```
     /// let fare = hail_events::sample::fare_quoted("r1", "berlin");
     /// let out = hail_runtime::Output::event(&fare).unwrap();
-    /// assert_eq!(out.subject, "rides.priced.berlin");
+    /// assert_eq!(out.subject, "rides.priced.berlin.r1");
+    /// assert_eq!(out.headers.get("Nats-Expected-Last-Subject-Sequence").unwrap().as_str(), "0");
     /// ```
     pub fn event<E: Event>(event: &E) -> Result<Output, EventError> {
+        let mut headers = headers::for_event(event);
+        if event.ride_id().is_some() {
+            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+        }
         Ok(Output {
             subject: event.subject(),
             payload: codec::encode(event)?,
-            headers: headers::for_event(event),
+            headers,
             event: E::NAME,
         })
     }

@@ -69,6 +69,8 @@ pub struct StreamSettings {
     pub rides_max_age: Duration,
     /// Size limit of RIDES in bytes.
     pub rides_max_bytes: i64,
+    /// How long each stream remembers a `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
     /// Replicas of each stream.
     pub replicas: usize,
 }
@@ -79,13 +81,11 @@ impl Default for StreamSettings {
         StreamSettings {
             rides_max_age: defaults::rides_max_age(),
             rides_max_bytes: defaults::RIDES_MAX_BYTES,
+            duplicate_window: defaults::duplicate_window(),
             replicas: defaults::REPLICAS,
         }
     }
 }
-
-/// The de-duplication window of every stream (DESIGN.md: at least two minutes).
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// RIDES: requests and outcomes, limits retention (never work-queue: it breaks fan-out).
 pub fn rides_stream(s: &StreamSettings) -> jetstream::stream::Config {
@@ -98,7 +98,7 @@ pub fn rides_stream(s: &StreamSettings) -> jetstream::stream::Config {
         storage: StorageType::File,
         max_age: s.rides_max_age,
         max_bytes: s.rides_max_bytes,
-        duplicate_window: DUPLICATE_WINDOW,
+        duplicate_window: s.duplicate_window,
         num_replicas: s.replicas,
         ..Default::default()
     }
@@ -112,7 +112,7 @@ pub fn drivers_stream(s: &StreamSettings) -> jetstream::stream::Config {
         subjects: vec![subjects::DRIVERS_ALL.into()],
         max_messages_per_subject: 1,
         storage: StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
+        duplicate_window: s.duplicate_window,
         num_replicas: s.replicas,
         ..Default::default()
     }
@@ -126,7 +126,7 @@ pub fn dlq_stream(s: &StreamSettings) -> jetstream::stream::Config {
         subjects: vec![subjects::DLQ_ALL.into()],
         storage: StorageType::File,
         max_age: Duration::from_secs(14 * 86_400),
-        duplicate_window: DUPLICATE_WINDOW,
+        duplicate_window: s.duplicate_window,
         num_replicas: s.replicas,
         ..Default::default()
     }
@@ -223,7 +223,7 @@ mod tests {
         rides_stream(&StreamSettings {
             rides_max_age: Duration::from_secs(3600),
             rides_max_bytes: max_bytes,
-            replicas: 1,
+            ..StreamSettings::default()
         })
     }
 

@@ -1,12 +1,18 @@
 //! The consumer-group worker: pull in batches, handle with bounded concurrency, and
 //! turn each handler outcome into ack, nak-with-delay or dead-letter-then-term.
 //!
-//! Outputs are published and their PubAcks awaited before the input is acked; with
-//! deterministic `Nats-Msg-Id`s a crash between the two cannot duplicate an effect.
+//! Outputs are published and their PubAcks awaited before the input is acked. Each
+//! answer goes to its ride's own subject on the condition that the subject is still
+//! empty, so a redelivery of any age (after a crash between publish and ack, a
+//! pause past the ack wait, an outage) cannot store a second answer: the stream
+//! refuses it and the input is acked. The deterministic `Nats-Msg-Id` still makes
+//! a retried publish of the same message a no-op.
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, AckKind, Message, consumer::PullConsumer};
+use async_nats::jetstream::{
+    self, AckKind, Message, consumer::PullConsumer, context::PublishErrorKind,
+};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -213,8 +219,19 @@ async fn publish_all<H>(shared: &Shared<H>, outputs: Vec<Output>) -> anyhow::Res
         );
     }
     for (ack, event) in acks.into_iter().zip(events) {
-        ack.await?;
-        shared.metrics.outputs.with_label_values(&[event]).inc();
+        match ack.await {
+            Ok(_) => shared.metrics.outputs.with_label_values(&[event]).inc(),
+            // The ride's subject already holds this answer: an earlier delivery
+            // (here or on another instance) stored it, however long ago.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                shared
+                    .metrics
+                    .already_stored
+                    .with_label_values(&[event])
+                    .inc();
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
