@@ -25,6 +25,9 @@
 //! Exactness: a message is acked only after a stored checkpoint covers its
 //! sequence, and a covered sequence is never counted again; so after any crash
 //! the stored state plus the redelivered messages count each message once.
+//! On its last delivery a message is either acked (a stored checkpoint counts
+//! it) or withdrawn from the totals before the runtime dead-letters it; a
+//! replayed dead letter is counted under its original sequence, once.
 //! analytics runs as one instance: a second one fails its compare-and-set and
 //! exits (see [`store`]).
 #![forbid(unsafe_code)]

@@ -23,6 +23,7 @@ pub mod names {
     pub const WITHDRAWN: &str = "hail_analytics_withdrawn_total";
     pub const COVERAGE_FLOOR: &str = "hail_analytics_coverage_floor_sequence";
     pub const COVERAGE_RUNS: &str = "hail_analytics_coverage_runs";
+    pub const UNCOUNTED_RUNS: &str = "hail_analytics_uncounted_runs";
 }
 
 /// Checkpointing and de-duplication counters.
@@ -45,6 +46,8 @@ pub struct AnalyticsMetrics {
     pub coverage_floor: IntGauge,
     /// Runs of sequences covered above the floor (the disorder in flight).
     pub coverage_runs: IntGauge,
+    /// Runs of covered sequences the totals do not hold (dead letters, gaps).
+    pub uncounted_runs: IntGauge,
 }
 
 impl AnalyticsMetrics {
@@ -82,6 +85,10 @@ impl AnalyticsMetrics {
                 names::COVERAGE_RUNS,
                 "runs of sequences covered above the floor",
             )?,
+            uncounted_runs: gauge(
+                names::UNCOUNTED_RUNS,
+                "runs of covered sequences not in the totals (dead-lettered, settled, passed by the ack floor)",
+            )?,
         };
         registry.register(Box::new(m.checkpoints.clone()))?;
         registry.register(Box::new(m.checkpoint_errors.clone()))?;
@@ -91,6 +98,7 @@ impl AnalyticsMetrics {
         registry.register(Box::new(m.withdrawn.clone()))?;
         registry.register(Box::new(m.coverage_floor.clone()))?;
         registry.register(Box::new(m.coverage_runs.clone()))?;
+        registry.register(Box::new(m.uncounted_runs.clone()))?;
         Ok(m)
     }
 }
