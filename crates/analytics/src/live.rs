@@ -159,11 +159,15 @@ impl Live {
         if inner.state.counts(key) && stored.counts(key) {
             return LastDelivery::Stored;
         }
-        if inner.state.withdraw(key, event) {
-            inner.version += 1;
-            return LastDelivery::Withdrawn;
+        if !inner.state.withdraw(key, event) {
+            return LastDelivery::NotCounted;
         }
-        LastDelivery::NotCounted
+        inner.version += 1;
+        drop(inner);
+        // A checkpoint being stored may still count it: store the withdrawal
+        // right after that one rather than at the next tick.
+        self.wake.notify_one();
+        LastDelivery::Withdrawn
     }
 
     /// Covers `seq` without counting (a message being dead-lettered).
@@ -295,6 +299,9 @@ mod tests {
         assert_eq!(live.last_delivery(1, &a), LastDelivery::Stored);
         assert_eq!(live.last_delivery(2, &b), LastDelivery::Withdrawn);
         assert_eq!(live.last_delivery(2, &b), LastDelivery::NotCounted);
+        tokio::time::timeout(Duration::from_millis(1), live.woken())
+            .await
+            .expect("a withdrawal wakes the checkpointer");
         let (_, state) = live
             .snapshot()
             .expect("the withdrawal is a change to store");

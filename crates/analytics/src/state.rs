@@ -19,7 +19,7 @@ use crate::{coverage::Coverage, event::RideEvent, totals::CityTotals, uncounted:
 /// Totals per city and exactly which sequences of RIDES they include.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    /// Sequences of RIDES already counted (or settled without counting).
+    /// Sequences of RIDES already handled: counted, or covered without counting.
     pub coverage: Coverage,
     /// Covered sequences the totals do not hold: settled, withdrawn, replays'
     /// own sequences, and those the floor passed without their being applied.
