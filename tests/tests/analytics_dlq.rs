@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream;
 use hail_e2e::{cli::hail, rides, serial, services::Service};
 use hail_events::{RideRequested, headers, sample, subjects};
-use hail_runtime::{replay::Replay, service::Service as Svc};
+use hail_runtime::{metrics::names::RETRIED, replay::Replay, service::Service as Svc};
 use hail_testkit::{NatsServer, wait_until};
 use serde_json::Value;
 
@@ -174,7 +174,7 @@ async fn checkpoints_failing_until_the_last_delivery_never_count_a_dead_letter()
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let js = rides::streams(&server.url()).await?;
-    let analytics = Service::spawn_with("analytics", &server.url(), &FLAGS)?;
+    let analytics = Service::spawn_with(Svc::Analytics.name(), &server.url(), &FLAGS)?;
     analytics.wait_ready(WAIT).await?;
     let (healthy, lost, late) = (
         batch("healthy", HEALTHY),
@@ -200,11 +200,11 @@ async fn checkpoints_failing_until_the_last_delivery_never_count_a_dead_letter()
     })
     .await?;
     // The late rides' first deliveries fail too; then the bucket heals.
-    let retried_before = analytics.metric("hail_messages_retried_total", &[]).await?;
+    let retried_before = analytics.metric(RETRIED, &[]).await?;
     rides::publish_all(&js, late.clone()).await?;
     wait_until(WAIT, "every late ride retried once", || async {
         analytics
-            .metric("hail_messages_retried_total", &[])
+            .metric(RETRIED, &[])
             .await
             .is_ok_and(|n| n >= retried_before + LATE as f64)
     })
@@ -258,7 +258,7 @@ async fn checkpoints_failing_until_the_last_delivery_never_count_a_dead_letter()
     // Replayed with the real CLI: each dead ride counted once.
     let out = hail(
         &server.url(),
-        &["dlq", "replay", "--all", "--service", "analytics"],
+        &["dlq", "replay", "--all", "--service", Svc::Analytics.name()],
     )
     .await?;
     assert!(out.contains(&format!("{n_dead} replayed,")), "{out}");
@@ -272,7 +272,12 @@ async fn checkpoints_failing_until_the_last_delivery_never_count_a_dead_letter()
     let skipped_before = analytics
         .metric("hail_analytics_redeliveries_skipped_total", &[])
         .await?;
-    let letters = rides::stored(&js, subjects::DLQ_STREAM, &subjects::dlq("analytics")).await?;
+    let letters = rides::stored(
+        &js,
+        subjects::DLQ_STREAM,
+        &subjects::dlq(Svc::Analytics.name()),
+    )
+    .await?;
     for letter in &letters {
         let r = Replay::of_dead_letter(letter.headers.as_ref().context("headers")?)?;
         let mut h = r.headers.clone();
