@@ -2,7 +2,8 @@
 //! while it changes (sooner when `--checkpoint-every` updates wait), then
 //! tells the waiting handlers. It also reads the consumer's ack floor now and
 //! then so the coverage floor moves past sequences analytics will never be
-//! given (expired, or dead-lettered before the handler saw them).
+//! given (expired, or dead-lettered before the handler saw them), noting those
+//! as uncounted so a replay of one is counted.
 //!
 //! On shutdown it keeps storing until no handler is left waiting, so a clean
 //! stop acks everything it applied. A write conflict (a second instance) is
@@ -107,6 +108,7 @@ impl Checkpointer {
         let m = &self.metrics;
         let floor = state.coverage.floor();
         let runs = state.coverage.runs();
+        let uncounted_runs = state.uncounted.runs();
         let cp = Checkpoint {
             format: FORMAT,
             writer: self.writer.clone(),
@@ -124,6 +126,8 @@ impl Checkpointer {
                 m.coverage_floor
                     .set(i64::try_from(floor).unwrap_or(i64::MAX));
                 m.coverage_runs.set(i64::try_from(runs).unwrap_or(i64::MAX));
+                m.uncounted_runs
+                    .set(i64::try_from(uncounted_runs).unwrap_or(i64::MAX));
                 self.live.stored(version, Arc::new(cp.state));
                 Ok(())
             }

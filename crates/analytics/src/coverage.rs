@@ -81,6 +81,24 @@ impl Coverage {
         true
     }
 
+    /// The sequences in `floor() + 1..=upto` that are not covered, as
+    /// `(start, end)` runs (what [`Coverage::raise_floor`] to `upto` would
+    /// cover without their having been applied).
+    pub fn gaps_up_to(&self, upto: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut next = self.floor + 1;
+        for (&start, &end) in self.runs.range(..=upto) {
+            if start > next {
+                gaps.push((next, start - 1));
+            }
+            next = end + 1;
+        }
+        if next <= upto {
+            gaps.push((next, upto));
+        }
+        gaps
+    }
+
     /// Raises the floor to `floor` (everything at or below it is settled: the
     /// server's ack floor), absorbing the runs it reaches.
     pub fn raise_floor(&mut self, floor: u64) -> bool {
@@ -187,6 +205,18 @@ mod tests {
         assert!(!c.insert(9));
         assert!(c.insert(11));
         assert_eq!(c.floor(), 11);
+    }
+
+    #[test]
+    fn gaps_are_what_raising_the_floor_would_cover_unapplied() {
+        let mut c = Coverage::with_floor(2);
+        for s in [4, 5, 9] {
+            c.insert(s);
+        }
+        assert_eq!(c.gaps_up_to(2), vec![]);
+        assert_eq!(c.gaps_up_to(4), vec![(3, 3)]);
+        assert_eq!(c.gaps_up_to(12), vec![(3, 3), (6, 8), (10, 12)]);
+        assert_eq!(c.gaps_up_to(9), vec![(3, 3), (6, 8)]);
     }
 
     #[test]

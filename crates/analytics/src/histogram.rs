@@ -63,6 +63,15 @@ impl Histogram {
         self.sum += value;
     }
 
+    /// Takes back one [`Histogram::observe`] of `value` (a withdrawn event).
+    /// The count is exact; the sum is too for whole numbers (fares, times),
+    /// and within rounding for fractions (surge).
+    pub fn unobserve(&mut self, scale: Scale, value: f64) {
+        let i = scale.bounds().partition_point(|b| *b < value);
+        self.counts[i] = self.counts[i].saturating_sub(1);
+        self.sum -= value;
+    }
+
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

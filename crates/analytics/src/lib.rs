@@ -6,7 +6,8 @@
 //! - [`event`]: a ride event decoded as its subject's kind.
 //! - [`totals`]: one city's totals and how each event changes them; [`histogram`]
 //!   their fixed-bucket histograms.
-//! - [`coverage`]: the stream sequences already counted (a floor plus runs).
+//! - [`coverage`]: the stream sequences already handled (a floor plus runs);
+//!   [`uncounted`] those among them the totals do not hold.
 //! - [`state`]: totals per city plus their coverage; [`checkpoint`] its stored form.
 //! - [`report`]: what `hail analytics` prints.
 //!
@@ -24,6 +25,9 @@
 //! Exactness: a message is acked only after a stored checkpoint covers its
 //! sequence, and a covered sequence is never counted again; so after any crash
 //! the stored state plus the redelivered messages count each message once.
+//! On its last delivery a message is either acked (a stored checkpoint counts
+//! it) or withdrawn from the totals before the runtime dead-letters it; a
+//! replayed dead letter is counted under its original sequence, once.
 //! analytics runs as one instance: a second one fails its compare-and-set and
 //! exits (see [`store`]).
 #![forbid(unsafe_code)]
@@ -42,6 +46,7 @@ pub mod report;
 pub mod state;
 pub mod store;
 pub mod totals;
+pub mod uncounted;
 
 use std::sync::Arc;
 
@@ -84,7 +89,12 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
         drain_timeout: rt.args().shutdown_timeout,
     }
     .spawn(rt.tracker(), rt.shutdown_token());
-    let handler = handler::Analytics::new(live.clone(), metrics, args.checkpoint_timeout);
+    let handler = handler::Analytics::new(
+        live.clone(),
+        metrics,
+        args.checkpoint_timeout,
+        rt.args().max_deliver,
+    );
     let served = rt.serve(handler).await;
     if let Some(reason) = live.failure() {
         anyhow::bail!("{reason}");

@@ -5,6 +5,11 @@
 //! Every change bumps a version. A handler applies its event, notes the version,
 //! and waits until a stored checkpoint has at least that version; only then is
 //! its message acked. The lock is never held across an `.await`.
+//!
+//! On a message's last delivery a handler whose checkpoint did not come settles
+//! it one way or the other ([`Live::last_delivery`]): acked if the stored
+//! checkpoint already counts it, else withdrawn from the totals before the
+//! runtime dead-letters it.
 
 use std::{
     sync::{
@@ -30,6 +35,17 @@ pub struct Durable {
     pub state: Arc<State>,
     /// Why checkpointing stopped for good (another writer), if it did.
     pub failed: Option<Arc<str>>,
+}
+
+/// How [`Live::last_delivery`] settled a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastDelivery {
+    /// The stored checkpoint counts it: ack.
+    Stored,
+    /// Taken back out of the totals: let it be dead-lettered.
+    Withdrawn,
+    /// Not counted anyway (e.g. withdrawn by an earlier attempt).
+    NotCounted,
 }
 
 /// Why a handler stopped waiting for its checkpoint.
@@ -110,7 +126,19 @@ impl Live {
     pub fn apply(&self, seq: u64, event: &RideEvent) -> (Applied, u64) {
         let mut inner = self.lock();
         let applied = inner.state.apply(seq, event);
-        if applied == Applied::Counted {
+        self.changed(inner, applied)
+    }
+
+    /// [`Live::apply`] for a replayed dead letter: counted under `original`
+    /// (see [`State::apply_replay`]).
+    pub fn apply_replay(&self, seq: u64, original: u64, event: &RideEvent) -> (Applied, u64) {
+        let mut inner = self.lock();
+        let applied = inner.state.apply_replay(seq, original, event);
+        self.changed(inner, applied)
+    }
+
+    fn changed(&self, mut inner: MutexGuard<'_, Inner>, applied: Applied) -> (Applied, u64) {
+        if applied != Applied::Skipped {
             inner.version += 1;
         }
         let (version, waiting) = (inner.version, inner.version - inner.snapshotted);
@@ -119,6 +147,27 @@ impl Live {
             self.wake.notify_one();
         }
         (applied, version)
+    }
+
+    /// Settles the last delivery of a message counted under `key` whose
+    /// checkpoint did not come in time: [`LastDelivery::Stored`] if the stored
+    /// checkpoint counts it (ack it), else it is withdrawn from the totals, so
+    /// the next checkpoint does not hold it, and the runtime dead-letters it.
+    pub fn last_delivery(&self, key: u64, event: &RideEvent) -> LastDelivery {
+        let stored = self.durable.borrow().state.clone();
+        let mut inner = self.lock();
+        if inner.state.counts(key) && stored.counts(key) {
+            return LastDelivery::Stored;
+        }
+        if !inner.state.withdraw(key, event) {
+            return LastDelivery::NotCounted;
+        }
+        inner.version += 1;
+        drop(inner);
+        // A checkpoint being stored may still count it: store the withdrawal
+        // right after that one rather than at the next tick.
+        self.wake.notify_one();
+        LastDelivery::Withdrawn
     }
 
     /// Covers `seq` without counting (a message being dead-lettered).
@@ -132,7 +181,7 @@ impl Live {
     /// Raises the coverage floor to the consumer's ack floor.
     pub fn raise_floor(&self, floor: u64) {
         let mut inner = self.lock();
-        if inner.state.coverage.raise_floor(floor) {
+        if inner.state.raise_floor(floor) {
             inner.version += 1;
         }
     }
@@ -237,6 +286,38 @@ mod tests {
         let err = live.wait_stored(version, Duration::from_secs(1)).await;
         assert_eq!(err, Err(WaitError::Failed("another writer".into())));
         assert_eq!(live.failure().as_deref(), Some("another writer"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_last_delivery_is_acked_only_if_the_stored_checkpoint_counts_it() {
+        let live = Live::new(State::default(), 1000);
+        let (a, b) = (request("a"), request("b"));
+        live.apply(1, &a);
+        let (v, state) = live.snapshot().unwrap();
+        live.stored(v, Arc::new(state));
+        live.apply(2, &b);
+        assert_eq!(live.last_delivery(1, &a), LastDelivery::Stored);
+        assert_eq!(live.last_delivery(2, &b), LastDelivery::Withdrawn);
+        assert_eq!(live.last_delivery(2, &b), LastDelivery::NotCounted);
+        tokio::time::timeout(Duration::from_millis(1), live.woken())
+            .await
+            .expect("a withdrawal wakes the checkpointer");
+        let (_, state) = live
+            .snapshot()
+            .expect("the withdrawal is a change to store");
+        assert_eq!(state.all_cities().requests, 1);
+        assert!(state.counts(1) && !state.counts(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replay_counted_once_is_a_change_to_store() {
+        let live = Live::new(State::default(), 1000);
+        let a = request("a");
+        live.apply(1, &a);
+        assert_eq!(live.last_delivery(1, &a), LastDelivery::Withdrawn);
+        assert_eq!(live.apply_replay(5, 1, &a), (Applied::Counted, 3));
+        assert_eq!(live.apply_replay(6, 1, &a), (Applied::Covered, 4));
+        assert_eq!(live.apply_replay(6, 1, &a), (Applied::Skipped, 4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,8 +20,10 @@ pub mod names {
     pub const CHECKPOINT_SECONDS: &str = "hail_analytics_checkpoint_duration_seconds";
     pub const CHECKPOINT_BYTES: &str = "hail_analytics_checkpoint_size_bytes";
     pub const SKIPPED: &str = "hail_analytics_redeliveries_skipped_total";
+    pub const WITHDRAWN: &str = "hail_analytics_withdrawn_total";
     pub const COVERAGE_FLOOR: &str = "hail_analytics_coverage_floor_sequence";
     pub const COVERAGE_RUNS: &str = "hail_analytics_coverage_runs";
+    pub const UNCOUNTED_RUNS: &str = "hail_analytics_uncounted_runs";
 }
 
 /// Checkpointing and de-duplication counters.
@@ -37,10 +39,15 @@ pub struct AnalyticsMetrics {
     pub checkpoint_bytes: IntGauge,
     /// Deliveries already covered by the state, acked without counting.
     pub skipped: IntCounter,
+    /// Messages taken back out of the totals on their last delivery, before
+    /// the runtime dead-lettered them (their checkpoint could not be stored).
+    pub withdrawn: IntCounter,
     /// Highest stream sequence below which the stored state misses nothing.
     pub coverage_floor: IntGauge,
     /// Runs of sequences covered above the floor (the disorder in flight).
     pub coverage_runs: IntGauge,
+    /// Runs of covered sequences the totals do not hold (dead letters, gaps).
+    pub uncounted_runs: IntGauge,
 }
 
 impl AnalyticsMetrics {
@@ -66,6 +73,10 @@ impl AnalyticsMetrics {
                 names::SKIPPED,
                 "deliveries the state already covered, acked without counting",
             )?,
+            withdrawn: counter(
+                names::WITHDRAWN,
+                "messages taken out of the totals on their last delivery, then dead-lettered",
+            )?,
             coverage_floor: gauge(
                 names::COVERAGE_FLOOR,
                 "RIDES sequence below which the stored state misses nothing",
@@ -74,14 +85,20 @@ impl AnalyticsMetrics {
                 names::COVERAGE_RUNS,
                 "runs of sequences covered above the floor",
             )?,
+            uncounted_runs: gauge(
+                names::UNCOUNTED_RUNS,
+                "runs of covered sequences not in the totals (dead-lettered, settled, passed by the ack floor)",
+            )?,
         };
         registry.register(Box::new(m.checkpoints.clone()))?;
         registry.register(Box::new(m.checkpoint_errors.clone()))?;
         registry.register(Box::new(m.checkpoint_seconds.clone()))?;
         registry.register(Box::new(m.checkpoint_bytes.clone()))?;
         registry.register(Box::new(m.skipped.clone()))?;
+        registry.register(Box::new(m.withdrawn.clone()))?;
         registry.register(Box::new(m.coverage_floor.clone()))?;
         registry.register(Box::new(m.coverage_runs.clone()))?;
+        registry.register(Box::new(m.uncounted_runs.clone()))?;
         Ok(m)
     }
 }

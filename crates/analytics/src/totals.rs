@@ -110,6 +110,44 @@ impl CityTotals {
         }
     }
 
+    /// Takes back one [`CityTotals::apply`] of `event` (withdrawn before it is
+    /// dead-lettered).
+    pub fn withdraw(&mut self, event: &RideEvent) {
+        fn take(n: &mut u64) {
+            *n = n.saturating_sub(1);
+        }
+        match event {
+            RideEvent::Requested(_) => take(&mut self.requests),
+            RideEvent::Matched(m) => {
+                take(&mut self.matched);
+                let waited = m.matched_at_ms.saturating_sub(m.requested_at_ms);
+                self.time_to_match_ms
+                    .unobserve(Scale::TimeToMatchMs, waited as f64);
+            }
+            RideEvent::Unmatched(u) => take(match u.reason {
+                UnmatchedReason::NoDriverInRadius => &mut self.unmatched.no_driver_in_radius,
+                UnmatchedReason::AllNearbyClaimed => &mut self.unmatched.all_nearby_claimed,
+                UnmatchedReason::OutsideServiceArea => &mut self.unmatched.outside_service_area,
+                UnmatchedReason::Cancelled => &mut self.unmatched.cancelled,
+            }),
+            RideEvent::Priced(f) => {
+                take(&mut self.priced);
+                if let Some(h) = self.fares.get_mut(&f.currency) {
+                    h.unobserve(Scale::FareMinor, f.amount_minor as f64);
+                }
+                self.surge.unobserve(Scale::Surge, f.surge);
+            }
+            RideEvent::Screened(s) => take(match s.verdict {
+                Verdict::Allow => &mut self.verdicts.allow,
+                Verdict::Review => &mut self.verdicts.review,
+                Verdict::Block => &mut self.verdicts.block,
+            }),
+            RideEvent::Completed(_) => take(&mut self.completed),
+            RideEvent::Cancelled(_) => take(&mut self.cancelled),
+            RideEvent::DriverLocation(_) => {}
+        }
+    }
+
     /// All unmatched rides.
     pub fn unmatched_total(&self) -> u64 {
         self.unmatched.no_driver_in_radius
@@ -263,6 +301,28 @@ mod tests {
         assert_eq!(t.events("RideRequested"), 1);
         assert_eq!(t.events("DriverLocationUpdated"), 0);
         assert_eq!(t.events("RideBooked"), 0);
+    }
+
+    #[test]
+    fn withdrawing_takes_back_exactly_what_applying_added() {
+        let events = [
+            RideEvent::Requested(sample::ride_requested("r1", "berlin")),
+            matched(1_500),
+            unmatched(UnmatchedReason::Cancelled),
+            priced(1_250, "EUR", 1.5),
+            screened(Verdict::Review),
+            RideEvent::Cancelled(sample::ride_cancelled("r1", "berlin")),
+        ];
+        let mut before = CityTotals::default();
+        before.apply(&priced(700, "EUR", 1.0));
+        let mut t = before.clone();
+        for e in &events {
+            t.apply(e);
+        }
+        for e in events.iter().rev() {
+            t.withdraw(e);
+        }
+        assert_eq!(t, before);
     }
 
     #[test]
