@@ -9,7 +9,7 @@ use hail_runtime::{Delivery, Handler, Outcome, Output};
 use crate::{
     claims::ClaimsError,
     matcher::{Answer, Completion, Decided, Matcher},
-    metrics::{Metrics, REPLAYED},
+    metrics::{LAPSED, Metrics, REPLAYED},
 };
 
 /// Answers requests and releases the drivers of completed and cancelled rides.
@@ -87,6 +87,14 @@ impl Matching {
                 reason,
                 ..
             } => reason.as_str(),
+            Answer::Lapsed { driver } => {
+                tracing::warn!(
+                    ride = %req.ride_id,
+                    %driver,
+                    "the ride's claim lapsed and its driver has another ride: no answer"
+                );
+                LAPSED
+            }
             _ => REPLAYED,
         };
         self.metrics
@@ -126,7 +134,7 @@ fn answer_event(req: &RideRequested, answer: Answer) -> Outcome {
             requested_at_ms: req.requested_at_ms,
             at_ms,
         }),
-        Answer::Finished => return Outcome::done(),
+        Answer::Finished | Answer::Lapsed { .. } => return Outcome::done(),
     };
     match output {
         Ok(out) => Outcome::Done(vec![out]),

@@ -15,6 +15,12 @@
 //! record whose driver key holds the ride finishes that match: a crash between
 //! the two writes loses nothing and leaks no driver.
 //!
+//! Every claim expires after `--claim-ttl`, so a driver nothing releases (a ride
+//! that never completes, a request dead-lettered after its claim, a release that
+//! failed) is offered again within that bound. A redelivery that finds a match
+//! whose claim lapsed claims the driver again before it repeats the match, and
+//! publishes nothing if another ride has the driver by then.
+//!
 //! A completion deletes the driver key if it still holds the ride, then purges the
 //! ride record, leaving a marker by which a late redelivery is recognised.
 //! A cancellation ([`cancel`]) releases the driver the same way, or, before any
@@ -54,6 +60,9 @@ pub enum Answer {
     },
     /// The ride completed long ago: its answer was published then.
     Finished,
+    /// The ride was matched, but its claim on the driver lapsed and another ride
+    /// holds the driver now: no answer is published.
+    Lapsed { driver: DriverId },
 }
 
 /// The answer, and how many drivers were lost to other rides on the way.
@@ -273,12 +282,7 @@ impl Matcher {
             RideEntry::Record { record, revision } => (record, revision),
         };
         let pickup = match record {
-            RideRecord::Matched(pickup) => {
-                return Ok(Resume::Answer(Answer::Matched {
-                    pickup,
-                    replay: true,
-                }));
-            }
+            RideRecord::Matched(pickup) => return self.rematch(req, pickup).await,
             RideRecord::Unmatched { reason, at_ms } => {
                 return Ok(Resume::Answer(Answer::Unmatched {
                     reason,
@@ -296,6 +300,32 @@ impl Matcher {
             }
             _ => Ok(Resume::Search { revision }),
         }
+    }
+
+    /// The answer again for a ride recorded matched, if its driver is still its
+    /// own: a claim that lapsed (`--claim-ttl`: the ride never completed, or its
+    /// answer was dead-lettered) is made again, and if another ride has the driver
+    /// by now, nothing is published — that match would give one driver two rides,
+    /// and any other driver would be a second, different answer.
+    async fn rematch(&self, req: &RideRequested, pickup: Pickup) -> Result<Resume, ClaimsError> {
+        let held = match self.claims.holder(&pickup.driver_id).await? {
+            Some((ride, held_at)) if ride == req.ride_id.as_str() => Some(held_at),
+            Some(_) => None,
+            None => self.claim(&pickup.driver_id, req).await?,
+        };
+        let answer = match held {
+            Some(held_at) => {
+                lock(&self.index).apply_claim(&pickup.driver_id, true, held_at);
+                Answer::Matched {
+                    pickup,
+                    replay: true,
+                }
+            }
+            None => Answer::Lapsed {
+                driver: pickup.driver_id,
+            },
+        };
+        Ok(Resume::Answer(answer))
     }
 
     async fn unmatched(
