@@ -11,7 +11,8 @@
 //! - [`record`]: what the claims bucket remembers about a ride.
 //!
 //! Around it, thin layers over NATS:
-//! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver.
+//! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver
+//!   (for at most `--claim-ttl`: no claim outlives it).
 //! - [`claims_feed`]: every instance's claims and releases, applied to the index.
 //! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion
 //!   or cancellation).
