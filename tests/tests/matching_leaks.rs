@@ -1,12 +1,14 @@
 //! matching never leaks a driver: real nats-server, two real `hail-matching`
 //! processes on the durable, the claim TTL (`--claim-ttl`) set to seconds.
 //!
-//! - a ride that never completes gives its driver back within the claim TTL, the
-//!   next nearby request gets it, and a replay of the first request then gets no
+//! - a ride that never completes gives its driver back within the claim TTL; its
+//!   request again claims the driver again and repeats the same answer; the next
+//!   nearby request gets the driver, and the first request again then gets no
 //!   second, different answer (its driver serves another ride: nothing is published);
 //! - a request dead-lettered after its claim (its `RideMatched` could not be
-//!   stored) gives its driver back within the claim TTL, and its replay from the
-//!   DLQ is answered once, with the driver it was recorded with;
+//!   stored) gives its driver back within the claim TTL; once another ride has
+//!   that driver, its replay from the DLQ is matched afresh, once, since RIDES
+//!   holds no answer of it;
 //! - claims left behind by a commit or a release that failed (written as matching
 //!   writes them) are given back within the claim TTL, and a late redelivery of the
 //!   request whose commit failed is matched once.
@@ -199,6 +201,17 @@ async fn a_ride_that_never_completes_frees_its_driver_within_the_claim_ttl() -> 
     assert_eq!(pairs(&first), [("r1", "d-0")]);
     wait_all_free(&js, &[&a, &b], 1.0).await?;
 
+    // r1's request again while d-0 is free: r1 claims it again and repeats its
+    // match, which JetStream stores once.
+    publish(&js, &[nearby_ride("r1")], Some("early")).await?;
+    wait_sum(&[&a, &b], REQUESTS, &[("outcome", "replayed")], 1.0).await?;
+    wait_until(DRAIN, "the replay acked", || {
+        rides::drained(&js, "matching")
+    })
+    .await?;
+    assert_eq!(answers(&js).await?.0, first, "r1's answer unchanged");
+    wait_all_free(&js, &[&a, &b], 1.0).await?;
+
     // From here on claims last the default 2 h, so the next claim stays put.
     a.restart()?;
     b.restart()?;
@@ -263,7 +276,7 @@ async fn a_dead_lettered_request_frees_its_driver_and_its_replay_is_answered_onc
         "--backoff",
         "1s",
     ];
-    let (a, b) = two_matchings(&server, &flags).await?;
+    let (mut a, mut b) = two_matchings(&server, &flags).await?;
     let both = [&a, &b];
     publish(&js, &[driver(0)], None).await?;
     wait_each(&both, AVAILABLE, &[("city", CITY)], 1.0, READY).await?;
@@ -282,13 +295,33 @@ async fn a_dead_lettered_request_frees_its_driver_and_its_replay_is_answered_onc
     refuse_matches(&js, true).await?;
     assert_eq!(answers(&js).await?.0.len(), 0, "no answer was stored");
 
-    // The replay gets the answer r1 was recorded with, once.
+    // From here on claims last the default 2 h. d-0 goes to r2 — in another
+    // city, so that even while RIDES has one match subject per city, r1's holds
+    // no match at all.
+    let flags = ["--max-deliver", "2", "--backoff", "1s"];
+    a.restart_with(&flags)?;
+    b.restart_with(&flags)?;
+    a.wait_ready(READY).await?;
+    b.wait_ready(READY).await?;
+    let both = [&a, &b];
+    publish(&js, &[driver(1)], None).await?;
+    wait_each(&both, AVAILABLE, &[("city", CITY)], 2.0, READY).await?;
+    let mut r2 = sample::ride_requested("r2", "paris");
+    r2.pickup = at(0.0, 0.0);
+    publish(&js, &[r2], None).await?;
+    wait_answered(&js, 1).await?;
+
+    // r1 replayed from the DLQ: its recorded driver has another ride and RIDES
+    // holds no match of r1, so r1 is matched afresh, once.
     let replay = ["dlq", "replay", "--all", "--service", "matching"];
     hail_e2e::cli::hail(&server.url(), &replay).await?;
-    wait_answered(&js, 1).await?;
+    wait_answered(&js, 2).await?;
     let (matched, unmatched) = answers(&js).await?;
-    assert_eq!(pairs(&matched), [("r1", "d-0")]);
+    assert_eq!(pairs(&matched), [("r2", "d-0"), ("r1", "d-1")]);
     assert!(unmatched.is_empty(), "{unmatched:?}");
+    let held = held_claims(&js).await?;
+    let want = [("d-0", "r2"), ("d-1", "r1")].map(|(d, r)| (d.to_string(), r.to_string()));
+    assert_eq!(held, HashMap::from(want));
     Ok(())
 }
 

@@ -129,6 +129,11 @@ impl Claims {
         })
     }
 
+    /// The JetStream context the bucket is reached through.
+    pub fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+
     /// The name of the stream behind the bucket.
     pub fn stream_name(&self) -> &str {
         &self.store.stream_name

@@ -14,6 +14,7 @@
 //! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver
 //!   (for at most `--claim-ttl`: no claim outlives it).
 //! - [`claims_feed`]: every instance's claims and releases, applied to the index.
+//! - [`stored_answer`]: whether RIDES holds a ride's match (for a lapsed claim).
 //! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion
 //!   or cancellation).
 //! - [`handler`]: deliveries in (requests, completions, cancellations),
@@ -36,6 +37,7 @@ pub mod nearest;
 pub mod record;
 pub mod service_area;
 pub mod sphere;
+pub mod stored_answer;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
