@@ -2,13 +2,18 @@
 //!
 //! - `driver.<driver id>` holds the id of the ride that has the driver. It is
 //!   created only if absent, so two rides can never hold one driver, whichever
-//!   instance asks; releasing deletes it.
+//!   instance asks; releasing deletes it. Every claim expires after `claim_ttl`
+//!   (a per-message TTL): whatever goes wrong — a commit or release that failed,
+//!   a request dead-lettered, a ride that never completes — the driver is free
+//!   again within that bound. The server leaves a marker when it expires the
+//!   claim (`Nats-Marker-Reason`), which every instance's feed reads as a release.
 //! - `ride.<ride id>` holds the ride's [`RideRecord`], so a redelivered request
 //!   gets the answer it got before. It is written with an expected revision, so
-//!   two deliveries of one request handled at once cannot both decide. An
-//!   unmatched record, and the purge marker a completed ride leaves, expire after
-//!   `forget_after`: long enough for any redelivery, short enough that the bucket
-//!   does not grow with every ride ever requested.
+//!   two deliveries of one request handled at once cannot both decide. Every
+//!   record, and the purge marker a finished ride leaves, expires after
+//!   `forget_after`, at least as long as RIDES keeps a request (checked at
+//!   start), so any delivery of a request still in RIDES finds its record; and
+//!   the bucket does not grow with every ride ever requested.
 //!
 //! Every write returns the bucket revision (stream sequence) it made, which the
 //! driver index uses to order its own writes against the bucket's feed.
@@ -21,7 +26,7 @@ use async_nats::{
     jetstream::{
         self,
         context::PublishErrorKind,
-        kv::{self, CreateErrorKind, Operation},
+        kv::{self, Operation},
         stream::StorageType,
     },
 };
@@ -83,7 +88,16 @@ pub enum DriverClaim {
 pub struct Claims {
     js: jetstream::Context,
     store: kv::Store,
-    forget_after: Duration,
+    lifetimes: Lifetimes,
+}
+
+/// How long the bucket keeps what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A driver claim: the longest a driver stays claimed if nothing releases it.
+    pub claim_ttl: Duration,
+    /// A ride record or finished marker.
+    pub forget_after: Duration,
 }
 
 impl Claims {
@@ -91,7 +105,7 @@ impl Claims {
     pub async fn open(
         js: &jetstream::Context,
         replicas: usize,
-        forget_after: Duration,
+        lifetimes: Lifetimes,
     ) -> anyhow::Result<Self> {
         let config = kv::Config {
             bucket: BUCKET.into(),
@@ -99,7 +113,7 @@ impl Claims {
             history: 1,
             storage: StorageType::File,
             num_replicas: replicas,
-            // Enables per-message TTLs (for forgotten outcomes); the duration is how
+            // Enables per-message TTLs (claims and records); the duration is how
             // long the server keeps the marker it leaves when a TTL expires.
             limit_markers: Some(Duration::from_secs(60)),
             ..Default::default()
@@ -111,8 +125,13 @@ impl Claims {
         Ok(Self {
             js: js.clone(),
             store,
-            forget_after,
+            lifetimes,
         })
+    }
+
+    /// The JetStream context the bucket is reached through.
+    pub fn js(&self) -> &jetstream::Context {
+        &self.js
     }
 
     /// The name of the stream behind the bucket.
@@ -145,7 +164,8 @@ impl Claims {
     }
 
     /// Writes `record` for `ride` if the key is still at revision `expected` (0: if
-    /// nothing was ever written, not even a purge marker). Unmatched records expire.
+    /// nothing was ever written, not even a purge marker). It expires after
+    /// `forget_after`.
     pub async fn write_ride(
         &self,
         ride: &RideId,
@@ -153,9 +173,7 @@ impl Claims {
         expected: u64,
     ) -> Result<u64, ClaimsError> {
         let mut headers = expect(expected);
-        if matches!(record, RideRecord::Unmatched { .. }) {
-            headers.insert(NATS_MESSAGE_TTL, self.ttl());
-        }
+        headers.insert(NATS_MESSAGE_TTL, ttl(self.lifetimes.forget_after));
         self.publish("write", &ride_key(ride), headers, record.encode(), expected)
             .await
     }
@@ -166,12 +184,15 @@ impl Claims {
         let mut headers = expect(revision);
         headers.insert("KV-Operation", "PURGE");
         headers.insert(NATS_ROLLUP, "sub");
-        headers.insert(NATS_MESSAGE_TTL, self.ttl());
+        headers.insert(NATS_MESSAGE_TTL, ttl(self.lifetimes.forget_after));
         self.publish("purge", &ride_key(ride), headers, Bytes::new(), revision)
             .await
     }
 
-    /// Claims `driver` for `ride` if no ride holds it.
+    /// Claims `driver` for `ride` if no ride holds it, for `claim_ttl` at most.
+    ///
+    /// Not the client's `create_with_ttl`: over a released or expired claim it
+    /// writes without the TTL, and such a claim would never expire.
     pub async fn claim_driver(
         &self,
         driver: &DriverId,
@@ -179,11 +200,28 @@ impl Claims {
     ) -> Result<DriverClaim, ClaimsError> {
         let key = driver_key(driver);
         let value = Bytes::copy_from_slice(ride.as_str().as_bytes());
-        match self.store.create(key.as_str(), value).await {
-            Ok(revision) => Ok(DriverClaim::Won { revision }),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(DriverClaim::Taken),
-            Err(e) => Err(nats_error("create", &key, e)),
+        let mut expected = 0;
+        // Absent, then over the tombstone found: a third round would mean another
+        // ride claimed and released it meanwhile, which is as good as taken.
+        for _ in 0..2 {
+            let mut headers = expect(expected);
+            headers.insert(NATS_MESSAGE_TTL, ttl(self.lifetimes.claim_ttl));
+            match self
+                .publish("claim", &key, headers, value.clone(), expected)
+                .await
+            {
+                Ok(revision) => return Ok(DriverClaim::Won { revision }),
+                Err(ClaimsError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let entry = self.store.entry(key.as_str()).await;
+            match entry.map_err(|e| nats_error("read", &key, e))? {
+                Some(e) if e.operation != Operation::Put => expected = e.revision,
+                // Held; or gone between the two reads, so someone is at it.
+                _ => return Ok(DriverClaim::Taken),
+            }
         }
+        Ok(DriverClaim::Taken)
     }
 
     /// The ride holding `driver` and the revision of that claim, if any.
@@ -213,10 +251,6 @@ impl Claims {
             revision,
         )
         .await
-    }
-
-    fn ttl(&self) -> HeaderValue {
-        HeaderValue::from(self.forget_after.as_secs().max(1))
     }
 
     async fn publish(
@@ -257,6 +291,11 @@ pub fn driver_key(driver: &DriverId) -> String {
 /// `ride.<id>`
 pub fn ride_key(ride: &RideId) -> String {
     format!("{RIDE_PREFIX}{ride}")
+}
+
+/// A `Nats-TTL` value: whole seconds, at least 1.
+fn ttl(lifetime: Duration) -> HeaderValue {
+    HeaderValue::from(lifetime.as_secs().max(1))
 }
 
 fn expect(revision: u64) -> HeaderMap {

@@ -1,12 +1,16 @@
 //! Following the driver claims in the claims bucket: every claim held at start,
-//! then every claim and release as it happens, whichever instance made it.
+//! then every claim and release as it happens, whichever instance made it — and
+//! every claim the server expires (its TTL, `--claim-ttl`), which is a release.
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
-use async_nats::jetstream::{
-    self, Message,
-    consumer::{DeliverPolicy, pull::OrderedConfig},
+use async_nats::{
+    header::NATS_MARKER_REASON,
+    jetstream::{
+        self, Message,
+        consumer::{DeliverPolicy, pull::OrderedConfig},
+    },
 };
 use hail_events::DriverId;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -70,12 +74,14 @@ fn parse(msg: &Message, prefix: &str) -> Option<Change> {
     let driver = msg.subject.as_str().strip_prefix(prefix)?;
     let driver = DriverId::new(driver).ok()?;
     let revision = msg.info().ok()?.stream_sequence;
-    let operation = msg
-        .headers
-        .as_ref()
+    let headers = msg.headers.as_ref();
+    let operation = headers
         .and_then(|h| h.get("KV-Operation"))
         .map(|v| v.as_str());
-    let held = matches!(operation, None | Some("PUT"));
+    // The marker the server leaves when a claim's TTL expires has no operation,
+    // only a reason: it is a release.
+    let expired = headers.is_some_and(|h| h.get(NATS_MARKER_REASON).is_some());
+    let held = !expired && matches!(operation, None | Some("PUT"));
     Some(Change {
         driver,
         held,

@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use hail_runtime::{RuntimeArgs, duration::parse_duration};
 
-use crate::{eta::UrbanSpeed, service_area::ServiceAreas};
+use crate::{claims::Lifetimes, eta::UrbanSpeed, service_area::ServiceAreas};
 
 /// Largest search radius accepted, in metres.
 pub const MAX_RADIUS_M: f64 = 100_000.0;
@@ -25,11 +25,20 @@ pub struct MatchingArgs {
     #[arg(long, env = "HAIL_MATCHING_MAX_CLAIM_ATTEMPTS", default_value_t = 32)]
     pub max_claim_attempts: u32,
 
-    /// How long an unmatched answer, and the fact that a ride completed, are kept in
-    /// the claims bucket so a redelivered request gets the same answer. Must be
-    /// longer than the whole --backoff schedule.
-    #[arg(long, env = "HAIL_MATCHING_FORGET_AFTER", default_value = "1h", value_parser = parse_duration)]
-    pub forget_after: Duration,
+    /// The longest a driver stays claimed by a ride that nothing releases (a ride
+    /// that never completes, a request dead-lettered after its claim, a failed
+    /// release): the driver is offered again at most this long after its claim.
+    /// Set it to the longest ride you run; a completion or cancellation releases
+    /// the driver before.
+    #[arg(long, env = "HAIL_MATCHING_CLAIM_TTL", default_value = "2h", value_parser = parse_duration)]
+    pub claim_ttl: Duration,
+
+    /// How long a ride's answer, and the fact that it finished, are kept in the
+    /// claims bucket so that every later delivery of its request gets the same
+    /// answer. At least --rides-max-age (the default), so that no request still in
+    /// RIDES can outlive it, and at least --claim-ttl.
+    #[arg(long, env = "HAIL_MATCHING_FORGET_AFTER", value_parser = parse_duration)]
+    pub forget_after: Option<Duration>,
 
     /// Cities file: each city's service area as a polygon (TOML; see
     /// deploy/local/cities.toml). A pickup outside its city's area is answered
@@ -55,8 +64,8 @@ pub struct Policy {
 pub struct Settings {
     /// How requests are matched.
     pub policy: Policy,
-    /// Lifetime of forgettable records in the claims bucket.
-    pub forget_after: Duration,
+    /// How long the claims bucket keeps claims and records.
+    pub lifetimes: Lifetimes,
     /// Where each city is served.
     pub areas: ServiceAreas,
 }
@@ -76,13 +85,7 @@ impl MatchingArgs {
         if self.max_claim_attempts == 0 {
             return Err("--max-claim-attempts must be at least 1, got 0".into());
         }
-        let redeliveries: Duration = runtime.backoff.iter().sum();
-        if self.forget_after <= redeliveries || self.forget_after < Duration::from_secs(1) {
-            return Err(format!(
-                "--forget-after ({:?}) must be at least 1s and longer than the whole --backoff schedule ({redeliveries:?})",
-                self.forget_after
-            ));
-        }
+        let lifetimes = self.lifetimes(runtime)?;
         let areas = match &self.cities {
             Some(path) => ServiceAreas::load(path).map_err(|e| format!("--cities: {e}"))?,
             None => ServiceAreas::none(),
@@ -94,7 +97,38 @@ impl MatchingArgs {
                 speed,
                 max_claim_attempts: self.max_claim_attempts,
             },
-            forget_after: self.forget_after,
+            lifetimes,
+        })
+    }
+
+    /// The claim TTL and record lifetime, checked against each other and RIDES.
+    fn lifetimes(&self, runtime: &RuntimeArgs) -> Result<Lifetimes, String> {
+        let claim_ttl = self.claim_ttl;
+        if claim_ttl < Duration::from_secs(1) {
+            return Err(format!(
+                "--claim-ttl must be at least 1s, got {claim_ttl:?}"
+            ));
+        }
+        let forget_after = self.forget_after.unwrap_or(runtime.rides_max_age);
+        let redeliveries: Duration = runtime.backoff.iter().sum();
+        let floor = [
+            claim_ttl,
+            runtime.rides_max_age,
+            redeliveries + Duration::from_secs(1),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+        if forget_after < floor {
+            return Err(format!(
+                "--forget-after ({forget_after:?}) must be at least --claim-ttl ({claim_ttl:?}), \
+                 --rides-max-age ({:?}) and longer than the whole --backoff schedule ({redeliveries:?})",
+                runtime.rides_max_age
+            ));
+        }
+        Ok(Lifetimes {
+            claim_ttl,
+            forget_after,
         })
     }
 }
@@ -123,7 +157,9 @@ mod tests {
         let s = validate(&[]).unwrap();
         assert_eq!(s.policy.radius_m, 3000.0);
         assert_eq!(s.policy.max_claim_attempts, 32);
-        assert_eq!(s.forget_after, Duration::from_secs(3600));
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(s.lifetimes.claim_ttl, Duration::from_secs(2 * 3600));
+        assert_eq!(s.lifetimes.forget_after, day, "RIDES' max age");
         assert_eq!(s.areas, ServiceAreas::none());
     }
 
@@ -138,12 +174,21 @@ mod tests {
 
     #[test]
     fn names_the_bad_flag() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["--radius-m", "0"], "--radius-m"),
             (&["--radius-m", "NaN"], "--radius-m"),
             (&["--speed-kmh=-3"], "--speed-kmh"),
             (&["--max-claim-attempts", "0"], "--max-claim-attempts"),
             (&["--forget-after", "90s"], "--forget-after"),
+            (&["--claim-ttl", "0s"], "--claim-ttl"),
+            (
+                &["--forget-after", "1h", "--rides-max-age", "2h"],
+                "--forget-after",
+            ),
+            (
+                &["--claim-ttl", "3h", "--forget-after", "2h"],
+                "--forget-after",
+            ),
             (
                 &["--cities", "/nonexistent.toml"],
                 "--cities: cannot read the cities file /nonexistent.toml",
@@ -153,7 +198,20 @@ mod tests {
             let err = validate(args).unwrap_err();
             assert!(err.starts_with(flag), "{args:?}: {err}");
         }
-        let ok = validate(&["--forget-after", "90s", "--backoff", "1s,2s"]);
+        let short = [
+            "--forget-after",
+            "90s",
+            "--backoff",
+            "1s,2s",
+            "--claim-ttl",
+            "5s",
+        ];
+        let ok = validate(&[&short[..], &["--rides-max-age", "90s"]].concat());
         assert!(ok.is_ok(), "{ok:?}");
+        let lifetimes = ok.unwrap().lifetimes;
+        assert_eq!(lifetimes.claim_ttl, Duration::from_secs(5));
+        assert_eq!(lifetimes.forget_after, Duration::from_secs(90));
+        let rides = validate(&["--rides-max-age", "48h"]).unwrap();
+        assert_eq!(rides.lifetimes.forget_after, Duration::from_secs(48 * 3600));
     }
 }

@@ -1,15 +1,13 @@
 //! matching's handler: decodes a delivery, asks the [`Matcher`], and turns its
 //! answer into the event to publish and the outcome for the runtime.
 
-use hail_events::{
-    RideCancelled, RideCompleted, RideMatched, RideRequested, RideUnmatched, subjects,
-};
+use hail_events::{RideCancelled, RideCompleted, RideRequested, RideUnmatched, subjects};
 use hail_runtime::{Delivery, Handler, Outcome, Output};
 
 use crate::{
     claims::ClaimsError,
-    matcher::{Answer, Completion, Decided, Matcher},
-    metrics::{Metrics, REPLAYED},
+    matcher::{Answer, Completion, Decided, Matcher, matched_event},
+    metrics::{LAPSED, Metrics, REPLAYED},
 };
 
 /// Answers requests and releases the drivers of completed and cancelled rides.
@@ -87,6 +85,14 @@ impl Matching {
                 reason,
                 ..
             } => reason.as_str(),
+            Answer::Lapsed { driver } => {
+                tracing::warn!(
+                    ride = %req.ride_id,
+                    %driver,
+                    "the ride's claim lapsed and its driver has another ride: no answer"
+                );
+                LAPSED
+            }
             _ => REPLAYED,
         };
         self.metrics
@@ -110,15 +116,7 @@ impl Handler for Matching {
 /// request publishes the same bytes.
 fn answer_event(req: &RideRequested, answer: Answer) -> Outcome {
     let output = match answer {
-        Answer::Matched { pickup, .. } => Output::event(&RideMatched {
-            ride_id: req.ride_id.clone(),
-            city: req.city.clone(),
-            driver_id: pickup.driver_id,
-            pickup_distance_m: pickup.distance_m,
-            eta_s: pickup.eta_s,
-            requested_at_ms: req.requested_at_ms,
-            matched_at_ms: pickup.matched_at_ms,
-        }),
+        Answer::Matched { pickup, .. } => Output::event(&matched_event(req, pickup)),
         Answer::Unmatched { reason, at_ms, .. } => Output::event(&RideUnmatched {
             ride_id: req.ride_id.clone(),
             city: req.city.clone(),
@@ -126,7 +124,7 @@ fn answer_event(req: &RideRequested, answer: Answer) -> Outcome {
             requested_at_ms: req.requested_at_ms,
             at_ms,
         }),
-        Answer::Finished => return Outcome::done(),
+        Answer::Finished | Answer::Lapsed { .. } => return Outcome::done(),
     };
     match output {
         Ok(out) => Outcome::Done(vec![out]),

@@ -11,8 +11,10 @@
 //! - [`record`]: what the claims bucket remembers about a ride.
 //!
 //! Around it, thin layers over NATS:
-//! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver.
+//! - [`claims`]: the `hail_claims` KV bucket, the arbiter of who holds a driver
+//!   (for at most `--claim-ttl`: no claim outlives it).
 //! - [`claims_feed`]: every instance's claims and releases, applied to the index.
+//! - [`stored_answer`]: whether RIDES holds a ride's match (for a lapsed claim).
 //! - [`matcher`]: the claim protocol (pick, claim, remember; release on completion
 //!   or cancellation).
 //! - [`handler`]: deliveries in (requests, completions, cancellations),
@@ -35,6 +37,7 @@ pub mod nearest;
 pub mod record;
 pub mod service_area;
 pub mod sphere;
+pub mod stored_answer;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -50,7 +53,7 @@ pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()>
     let index = Arc::new(Mutex::new(DriverIndex::new()));
     let metrics = metrics::Metrics::register(rt.registry(), index.clone())
         .context("cannot register matching's metrics")?;
-    let claims = Claims::open(rt.js(), rt.args().replicas, settings.forget_after).await?;
+    let claims = Claims::open(rt.js(), rt.args().replicas, settings.lifetimes).await?;
     let feed = index.clone();
     let drivers =
         hail_runtime::drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), move |u| {

@@ -15,6 +15,13 @@
 //! record whose driver key holds the ride finishes that match: a crash between
 //! the two writes loses nothing and leaks no driver.
 //!
+//! Every claim expires after `--claim-ttl`, so a driver nothing releases (a ride
+//! that never completes, a request dead-lettered after its claim, a release that
+//! failed) is offered again within that bound. A redelivery that finds a match
+//! whose claim lapsed claims the driver again before it repeats the match; if
+//! another ride has the driver by then, it matches afresh only a ride whose match
+//! RIDES never stored ([`crate::stored_answer`]), and otherwise publishes nothing.
+//!
 //! A completion deletes the driver key if it still holds the ride, then purges the
 //! ride record, leaving a marker by which a late redelivery is recognised.
 //! A cancellation ([`cancel`]) releases the driver the same way, or, before any
@@ -24,7 +31,9 @@ mod cancel;
 
 use std::sync::{Arc, Mutex};
 
-use hail_events::{DriverId, RideCompleted, RideId, RideRequested, UnmatchedReason};
+use hail_events::{
+    DriverId, Event as _, RideCompleted, RideId, RideMatched, RideRequested, UnmatchedReason,
+};
 
 use crate::{
     claims::{Claims, ClaimsError, DriverClaim, RideEntry},
@@ -34,6 +43,7 @@ use crate::{
     nearest::Slot,
     record::{Pickup, RideRecord},
     service_area::ServiceAreas,
+    stored_answer::{Stored, stored_match},
 };
 
 pub use cancel::Cancellation;
@@ -54,6 +64,9 @@ pub enum Answer {
     },
     /// The ride completed long ago: its answer was published then.
     Finished,
+    /// The ride was matched (its match may be stored), but its claim on the driver
+    /// lapsed and another ride holds the driver now: no answer is published.
+    Lapsed { driver: DriverId },
 }
 
 /// The answer, and how many drivers were lost to other rides on the way.
@@ -273,12 +286,7 @@ impl Matcher {
             RideEntry::Record { record, revision } => (record, revision),
         };
         let pickup = match record {
-            RideRecord::Matched(pickup) => {
-                return Ok(Resume::Answer(Answer::Matched {
-                    pickup,
-                    replay: true,
-                }));
-            }
+            RideRecord::Matched(pickup) => return self.rematch(req, pickup, revision).await,
             RideRecord::Unmatched { reason, at_ms } => {
                 return Ok(Resume::Answer(Answer::Unmatched {
                     reason,
@@ -296,6 +304,40 @@ impl Matcher {
             }
             _ => Ok(Resume::Search { revision }),
         }
+    }
+
+    /// The answer again for a ride recorded matched (at `revision`), if its driver
+    /// is still its own: a claim that lapsed (`--claim-ttl`: the ride never
+    /// completed, or its answer was dead-lettered) is made again. If another ride
+    /// has the driver by now, repeating the match would give one driver two rides:
+    /// then a ride whose match RIDES never stored is matched afresh, and any other
+    /// publishes nothing, since another driver would be a second, different answer.
+    async fn rematch(
+        &self,
+        req: &RideRequested,
+        pickup: Pickup,
+        revision: u64,
+    ) -> Result<Resume, ClaimsError> {
+        let held = match self.claims.holder(&pickup.driver_id).await? {
+            Some((ride, held_at)) if ride == req.ride_id.as_str() => Some(held_at),
+            Some(_) => None,
+            None => self.claim(&pickup.driver_id, req).await?,
+        };
+        if let Some(held_at) = held {
+            lock(&self.index).apply_claim(&pickup.driver_id, true, held_at);
+            return Ok(Resume::Answer(Answer::Matched {
+                pickup,
+                replay: true,
+            }));
+        }
+        let subject = matched_event(req, pickup.clone()).subject();
+        let stored = stored_match(self.claims.js(), &subject, req.ride_id.as_str()).await?;
+        Ok(match stored {
+            Stored::No => Resume::Search { revision },
+            Stored::Yes | Stored::Unknown => Resume::Answer(Answer::Lapsed {
+                driver: pickup.driver_id,
+            }),
+        })
     }
 
     async fn unmatched(
@@ -341,6 +383,20 @@ impl Matcher {
 enum Resume {
     Answer(Answer),
     Search { revision: u64 },
+}
+
+/// The `RideMatched` a match publishes: built from the record, so every delivery
+/// of a request publishes the same bytes.
+pub fn matched_event(req: &RideRequested, pickup: Pickup) -> RideMatched {
+    RideMatched {
+        ride_id: req.ride_id.clone(),
+        city: req.city.clone(),
+        driver_id: pickup.driver_id,
+        pickup_distance_m: pickup.distance_m,
+        eta_s: pickup.eta_s,
+        requested_at_ms: req.requested_at_ms,
+        matched_at_ms: pickup.matched_at_ms,
+    }
 }
 
 fn decided(answer: Answer, claims_lost: u32) -> Decided {

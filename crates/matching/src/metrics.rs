@@ -23,7 +23,8 @@ pub mod names {
     /// Gauge: drivers a ride holds in the claims bucket.
     pub const DRIVERS_CLAIMED: &str = "hail_matching_drivers_claimed";
     /// Counter by city and outcome (`matched`, `no_driver_in_radius`,
-    /// `all_nearby_claimed`, `outside_service_area`, `replayed`). A request whose
+    /// `all_nearby_claimed`, `outside_service_area`, `replayed`, `lapsed`: recorded
+    /// matched, but the claim expired and another ride has the driver). A request whose
     /// ride was cancelled before it was answered counts as `replayed`: its answer
     /// (unmatched, `cancelled`) is the record the cancellation wrote.
     pub const REQUESTS: &str = "hail_matching_requests_total";
@@ -40,6 +41,9 @@ pub mod names {
 
 /// Outcome label of a request answered again from the claims bucket.
 pub const REPLAYED: &str = "replayed";
+/// Outcome label of a request recorded matched whose claim lapsed and whose
+/// driver another ride holds now: nothing is published.
+pub const LAPSED: &str = "lapsed";
 
 /// What matching counts per event.
 #[derive(Debug, Clone)]
