@@ -190,6 +190,19 @@ impl Process {
         self.try_status()
     }
 
+    /// SIGSTOPs the process, as a long GC pause or a frozen VM would: it keeps
+    /// its connections and its messages but does nothing until [`Process::resume`].
+    pub fn pause(&self) -> Result<()> {
+        send_signal(self.pid(), Signal::SIGSTOP)
+            .with_context(|| format!("sending SIGSTOP to {} (pid {})", self.name, self.pid()))
+    }
+
+    /// SIGCONTs a paused process.
+    pub fn resume(&self) -> Result<()> {
+        send_signal(self.pid(), Signal::SIGCONT)
+            .with_context(|| format!("sending SIGCONT to {} (pid {})", self.name, self.pid()))
+    }
+
     /// SIGKILLs the process, as a crash would, and reaps it.
     pub fn kill(&mut self) {
         if self.status.is_none() {

@@ -28,6 +28,12 @@ pub struct FaultArgs {
     /// hung, so the ack wait expires and the server redelivers.
     #[arg(long, env = "HAIL_FAULT_HANG_RATE", default_value_t = 0.0, help_heading = HEADING)]
     pub fault_hang_rate: f64,
+
+    /// For this fraction (0 to 1) of messages, handle and publish every delivery
+    /// but the last, then lose the ack (nak instead), as if the ack had never
+    /// reached the server: the message comes back and its answer is published again.
+    #[arg(long, env = "HAIL_FAULT_LOST_ACK_RATE", default_value_t = 0.0, help_heading = HEADING)]
+    pub fault_lost_ack_rate: f64,
 }
 
 impl FaultArgs {
@@ -36,6 +42,7 @@ impl FaultArgs {
         let rates = [
             ("--fault-retry-rate", self.fault_retry_rate),
             ("--fault-hang-rate", self.fault_hang_rate),
+            ("--fault-lost-ack-rate", self.fault_lost_ack_rate),
         ];
         match rates.iter().find(|(_, r)| !(0.0..=1.0).contains(r)) {
             Some((flag, rate)) => Err(format!("{flag} must be within [0, 1], got {rate}")),
@@ -49,6 +56,7 @@ impl FaultArgs {
 pub struct Faults {
     retry_rate: f64,
     hang_rate: f64,
+    lost_ack_rate: f64,
 }
 
 /// What [`Faults::pick`] injects into one delivery instead of the handler.
@@ -63,10 +71,24 @@ pub enum Fault {
 impl Faults {
     /// `None` (no injection, nothing to pay) when every rate is 0.
     pub fn from_args(args: &FaultArgs) -> Option<Faults> {
-        (args.fault_retry_rate > 0.0 || args.fault_hang_rate > 0.0).then_some(Faults {
+        let any = [
+            args.fault_retry_rate,
+            args.fault_hang_rate,
+            args.fault_lost_ack_rate,
+        ]
+        .iter()
+        .any(|r| *r > 0.0);
+        any.then_some(Faults {
             retry_rate: args.fault_retry_rate,
             hang_rate: args.fault_hang_rate,
+            lost_ack_rate: args.fault_lost_ack_rate,
         })
+    }
+
+    /// Whether the ack of this delivery is lost after its outputs are stored: the
+    /// same messages on every delivery before `max_deliver`, never on the last.
+    pub fn loses_ack(&self, stream_seq: u64, delivered: i64, max_deliver: i64) -> bool {
+        delivered < max_deliver && unit_interval(stream_seq, 0) < self.lost_ack_rate
     }
 
     /// The fault for this delivery, if any: a deterministic pick of each rate,
@@ -113,6 +135,7 @@ mod tests {
         Faults::from_args(&FaultArgs {
             fault_retry_rate: retry,
             fault_hang_rate: hang,
+            fault_lost_ack_rate: 0.0,
         })
     }
 
@@ -127,6 +150,20 @@ mod tests {
         assert_eq!(faults(0.0, 0.0), None);
         assert!(faults(0.1, 0.0).is_some());
         assert!(faults(0.0, 0.1).is_some());
+    }
+
+    #[test]
+    fn a_lost_ack_hits_the_same_messages_on_every_delivery_but_the_last() {
+        let f = Faults::from_args(&FaultArgs {
+            fault_lost_ack_rate: 0.1,
+            ..FaultArgs::default()
+        })
+        .unwrap();
+        let hit: Vec<u64> = (1..10_001).filter(|s| f.loses_ack(*s, 1, 5)).collect();
+        assert!((800..1_200).contains(&hit.len()), "{}", hit.len());
+        assert!(hit.iter().all(|s| (2..5).all(|d| f.loses_ack(*s, d, 5))));
+        assert!(hit.iter().all(|s| !f.loses_ack(*s, 5, 5)));
+        assert_eq!(f.pick(hit[0], 1), None, "the handler still runs");
     }
 
     #[test]

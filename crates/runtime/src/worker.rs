@@ -187,6 +187,14 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     };
     match outcome {
         Outcome::Done(outputs) => match publish_all(shared, outputs).await {
+            Ok(())
+                if faults.is_some_and(|f| {
+                    f.loses_ack(stream_seq, delivered, shared.settings.max_deliver)
+                }) =>
+            {
+                let reason = "injected lost ack after publishing (--fault-lost-ack-rate)";
+                retry(shared, &msg, &origin, event, reason).await
+            }
             Ok(()) => {
                 ack(&msg, AckKind::Ack).await;
                 m.processed.with_label_values(&[event]).inc();

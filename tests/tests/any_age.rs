@@ -1,0 +1,295 @@
+//! Exactly once at any age: faults that outlast the duplicate window (a paused
+//! instance, a broker kept down, retries that add up) never store a second answer.
+//!
+//! Every scenario runs two instances each of matching, pricing and fraud (one of
+//! analytics) under a steady load, checks the real `hail audit --json` with
+//! [`chaos::verify`], and checks that each ride's stored answer is the first one
+//! any instance published, as a core subscriber on every answer subject saw it.
+//!
+//! The duplicate window is shortened on the test's streams (`--duplicate-window`)
+//! so the faults outlast it in seconds; one scenario keeps the default 120 s.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Result, ensure};
+use async_nats::jetstream;
+use futures::StreamExt;
+use hail_e2e::{
+    chaos::{self, Load, LoadReport},
+    rides, serial,
+    services::Service,
+};
+use hail_events::{EventKind, subjects};
+use hail_runtime::{metrics::names, provision::StreamSettings};
+use hail_testkit::{NatsServer, wait_until};
+use tokio::task::JoinHandle;
+
+const RATE: usize = 200;
+const DRIVERS: usize = 1_500;
+const READY: Duration = Duration::from_secs(30);
+const DRAIN: Duration = Duration::from_secs(300);
+const PROGRESS: Duration = Duration::from_secs(60);
+/// The services that answer a request, two instances of each.
+const ANSWERING: [&str; 3] = ["matching", "pricing", "fraud"];
+
+/// Two instances of each answering service and one analytics, all with `flags`.
+struct Stack {
+    /// `[matching a, matching b, pricing a, pricing b, fraud a, fraud b]`.
+    pairs: Vec<Service>,
+    _analytics: Service,
+}
+
+async fn start_stack(server: &NatsServer, window: Duration, flags: &[&str]) -> Result<Stack> {
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let settings = StreamSettings {
+        rides_max_age: Duration::from_secs(3600),
+        rides_max_bytes: 1 << 30,
+        duplicate_window: window,
+        ..StreamSettings::default()
+    };
+    hail_runtime::provision::ensure_streams(&js, &settings).await?;
+    let window_flag = format!("{}s", window.as_secs());
+    let mut all: Vec<&str> = vec!["--duplicate-window", &window_flag];
+    all.extend_from_slice(flags);
+    let mut pairs = Vec::new();
+    for name in ANSWERING {
+        for _ in 0..2 {
+            pairs.push(Service::spawn_with(name, &server.url(), &all)?);
+        }
+    }
+    let analytics = Service::spawn_with("analytics", &server.url(), &all)?;
+    for s in pairs.iter().chain([&analytics]) {
+        s.wait_ready(READY).await?;
+    }
+    chaos::publish_drivers(&js, DRIVERS).await?;
+    for m in &pairs[..2] {
+        wait_until(READY, "matching indexed every driver", || async {
+            m.metric("hail_matching_drivers_available", &[])
+                .await
+                .is_ok_and(|v| v >= DRIVERS as f64)
+        })
+        .await?;
+    }
+    Ok(Stack {
+        pairs,
+        _analytics: analytics,
+    })
+}
+
+/// Every answer any instance published, as a core subscriber saw it: the first
+/// payload per answer subject, and how many publishes each subject got.
+struct Attempts {
+    seen: Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>>,
+    task: JoinHandle<()>,
+}
+
+impl Attempts {
+    async fn watch(nats_url: &str) -> Result<Attempts> {
+        let client = async_nats::connect(nats_url).await?;
+        let mut sub = client.subscribe(subjects::RIDES_ALL).await?;
+        client.flush().await?;
+        let seen: Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>> = Arc::default();
+        let into = seen.clone();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            while let Some(msg) = sub.next().await {
+                if !is_answer(&msg.subject) {
+                    continue;
+                }
+                let mut seen = into.lock().unwrap();
+                let e = seen
+                    .entry(msg.subject.to_string())
+                    .or_insert_with(|| (msg.payload.to_vec(), 0));
+                e.1 += 1;
+            }
+        });
+        Ok(Attempts { seen, task })
+    }
+
+    /// Checks that every stored answer is the first one published for its ride,
+    /// and that some answers were published again (the fault did bite).
+    async fn check(self, scenario: &str, js: &jetstream::Context) -> Result<usize> {
+        let stored = rides::stored(js, subjects::RIDES_STREAM, subjects::RIDES_ALL).await?;
+        self.task.abort();
+        let seen = self.seen.lock().unwrap();
+        let mut answers = 0;
+        for msg in stored.iter().filter(|m| is_answer(&m.subject)) {
+            answers += 1;
+            let Some((first, _)) = seen.get(msg.subject.as_str()) else {
+                // The subscriber may have missed one while the broker was down.
+                continue;
+            };
+            ensure!(
+                first.as_slice() == msg.payload.as_ref(),
+                "[{scenario}] {} holds an answer other than the first one published",
+                msg.subject
+            );
+        }
+        let republished = seen.values().filter(|(_, n)| *n > 1).count();
+        println!(
+            "[{scenario}] {answers} answers stored, {} subjects published to, {republished} of them more than once",
+            seen.len()
+        );
+        Ok(republished)
+    }
+}
+
+fn is_answer(subject: &str) -> bool {
+    matches!(
+        EventKind::of_subject(subject),
+        Ok(EventKind::Matched | EventKind::Unmatched | EventKind::Priced | EventKind::Screened)
+    )
+}
+
+/// Outputs the stream refused as already stored, summed over `instances`.
+async fn refused(instances: &[&Service]) -> Result<f64> {
+    let mut sum = 0.0;
+    for s in instances {
+        sum += s.metric(names::ALREADY_STORED, &[]).await?;
+    }
+    Ok(sum)
+}
+
+async fn finish(
+    scenario: &str,
+    server: &NatsServer,
+    js: &jetstream::Context,
+    report: &LoadReport,
+    attempts: Attempts,
+) -> Result<usize> {
+    chaos::verify(scenario, js, &server.url(), report, DRAIN).await?;
+    attempts.check(scenario, js).await
+}
+
+/// Pauses one instance of each answering service for `pause` under load, then
+/// resumes them and checks that nothing was stored twice.
+async fn pause_one_of_each(scenario: &str, window: Duration, pause: Duration) -> Result<()> {
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let stack = start_stack(&server, window, &[]).await?;
+    let js = rides::streams(&server.url()).await?;
+    let attempts = Attempts::watch(&server.url()).await?;
+    let load = Load::start(js.clone(), "paused", RATE);
+    load.wait_acked_more(RATE, PROGRESS, "the load flowing")
+        .await?;
+    let paused: Vec<&Service> = stack.pairs.iter().step_by(2).collect();
+    for s in &paused {
+        s.process.pause()?;
+    }
+    println!(
+        "[{scenario}] one instance of each service paused at {} rides acknowledged, for {pause:?}",
+        load.acked()
+    );
+    // The fault's length, not a wait for a condition.
+    tokio::time::sleep(pause).await;
+    for s in &paused {
+        s.process.resume()?;
+    }
+    load.wait_acked_more(RATE, PROGRESS, "the load after the pause")
+        .await?;
+    let report = load.stop().await?;
+    ensure!(
+        report.failed.is_empty(),
+        "{} publishes failed",
+        report.failed.len()
+    );
+    finish(scenario, &server, &js, &report, attempts).await?;
+    // The resumed instances held deliveries that the others had answered since:
+    // their answers were refused, not stored again.
+    let refused = refused(&paused).await?;
+    println!("[{scenario}] the resumed instances had {refused} answers refused as already stored");
+    ensure!(
+        refused > 0.0,
+        "[{scenario}] the paused instances published nothing late: the pause did not bite"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_paused_past_a_short_duplicate_window_store_no_answer_twice() -> Result<()> {
+    pause_one_of_each(
+        "paused past a 2 s window",
+        Duration::from_secs(2),
+        Duration::from_secs(8),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_paused_past_the_default_duplicate_window_store_no_answer_twice() -> Result<()> {
+    let window = hail_runtime::config::defaults::duplicate_window();
+    pause_one_of_each(
+        "paused past the default window",
+        window,
+        window + Duration::from_secs(10),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_longer_than_the_duplicate_window_stores_no_answer_twice() -> Result<()> {
+    const SCENARIO: &str = "broker down past the window";
+    const WINDOW: Duration = Duration::from_secs(2);
+    let _serial = serial().await;
+    let mut server = NatsServer::start()?;
+    let stack = start_stack(&server, WINDOW, &[]).await?;
+    let js = rides::streams(&server.url()).await?;
+    let attempts = Attempts::watch(&server.url()).await?;
+    let load = Load::start(js.clone(), "outage", RATE);
+    load.wait_acked_more(RATE, PROGRESS, "the load flowing")
+        .await?;
+    server.kill();
+    let down = WINDOW * 3;
+    println!(
+        "[{SCENARIO}] nats-server SIGKILLed at {} rides acknowledged, down for {down:?}",
+        load.acked()
+    );
+    tokio::time::sleep(down).await;
+    server.restart()?;
+    for s in &stack.pairs {
+        s.wait_ready(READY).await?;
+    }
+    load.wait_acked_more(RATE, PROGRESS, "the load after the restart")
+        .await?;
+    let report = load.stop().await?;
+    finish(SCENARIO, &server, &js, &report, attempts).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_spanning_the_duplicate_window_store_no_answer_twice() -> Result<()> {
+    const SCENARIO: &str = "retries past the window";
+    // A tenth of the messages lose their ack on every delivery but the last, after
+    // their answers were stored; the backoff spreads the five deliveries over
+    // 7 s, more than three 2 s windows.
+    let flags: &[&str] = &["--fault-lost-ack-rate", "0.1", "--backoff", "1s,2s,2s,2s"];
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let stack = start_stack(&server, Duration::from_secs(2), flags).await?;
+    let js = rides::streams(&server.url()).await?;
+    let attempts = Attempts::watch(&server.url()).await?;
+    let load = Load::start(js.clone(), "lost-ack", RATE);
+    load.wait_acked_more(RATE * 5, PROGRESS, "five seconds of load")
+        .await?;
+    let report = load.stop().await?;
+    ensure!(
+        report.failed.is_empty(),
+        "{} publishes failed",
+        report.failed.len()
+    );
+    let republished = finish(SCENARIO, &server, &js, &report, attempts).await?;
+    let all: Vec<&Service> = stack.pairs.iter().collect();
+    let refused = refused(&all).await?;
+    println!("[{SCENARIO}] {refused} answers refused as already stored");
+    // Every faulty message is answered five times: four are refused.
+    ensure!(
+        refused >= (report.acked.len() / 20 * 4 * ANSWERING.len()) as f64 && republished > 0,
+        "[{SCENARIO}] only {refused} answers refused for {} rides: the fault did not bite",
+        report.acked.len()
+    );
+    Ok(())
+}
