@@ -114,11 +114,13 @@ pub fn check(snap: &Snapshot, service: Service) -> Report {
         .filter_map(|m| m.replay_of)
         .collect();
 
-    // Outputs: one per ride, whether or not its request is still in the snapshot.
+    // Outputs: one per ride, whether or not its request is still in the
+    // snapshot. A replay of an output (for analytics) is a copy, not another one.
     let outputs = service.outputs();
     let mut per_ride: BTreeMap<&str, u64> = BTreeMap::new();
     for m in &snap.messages {
-        if outputs.iter().any(|f| subjects::matches(f, &m.subject))
+        if m.replay_for.is_none()
+            && outputs.iter().any(|f| subjects::matches(f, &m.subject))
             && let Some(ride) = m.ride.as_deref()
         {
             *per_ride.entry(ride).or_default() += 1;
@@ -308,6 +310,19 @@ mod tests {
             (r.published, r.effects, r.dead_lettered, r.duplicates),
             (3, 3, 0, 0)
         );
+        assert!(r.holds, "{r:?}");
+    }
+
+    #[test]
+    fn a_replay_of_an_output_for_analytics_is_not_a_second_output() {
+        let copy = Stored {
+            replay_for: Some("analytics".into()),
+            replay_of: Some(2),
+            ..priced(3, 1)
+        };
+        let snap = snapshot(1, vec![priced(2, 1), copy], vec![], 3);
+        let r = check(&snap, Service::Pricing);
+        assert_eq!((r.effects, r.duplicates), (1, 0));
         assert!(r.holds, "{r:?}");
     }
 
