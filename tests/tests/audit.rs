@@ -278,8 +278,10 @@ async fn an_audit_while_2000_rides_per_second_flow_holds() -> Result<()> {
     load.wait_acked_more(2 * RATE, DRAIN, "two seconds of load")
         .await?;
     let mut in_flight = 0;
-    for run in 0..3 {
+    for run in 0..2 {
+        let acked_before = load.acked();
         let (code, during) = audit(&server).await?;
+        let published_meanwhile = load.acked() - acked_before;
         for s in SERVICES {
             let l = line(&during, s)?;
             ensure!(
@@ -292,30 +294,15 @@ async fn an_audit_while_2000_rides_per_second_flow_holds() -> Result<()> {
             code == 0 && during["holds"] == true,
             "audit {run} under load: exit {code}, {during}"
         );
-        ensure!(load.acked() > 0, "load still running");
-    }
-    let report = load.stop().await?;
-    ensure!(
-        report.acked.len() >= 2 * RATE,
-        "only {} rides acknowledged",
-        report.acked.len()
-    );
-    println!(
-        "{} rides acknowledged, {in_flight} requests in flight over 3 audits",
-        report.acked.len()
-    );
-    wait_drained(&js, &SERVICES).await?;
-    let (code, after) = audit(&server).await?;
-    ensure!(
-        code == 0 && after["holds"] == true,
-        "after the load: {after}"
-    );
-    for s in SERVICES {
-        let l = line(&after, s)?;
         ensure!(
-            n(l, "pending") == 0 && n(l, "published") >= report.acked.len() as u64,
-            "every acknowledged ride audited, none in flight: {l}"
+            published_meanwhile >= RATE / 2,
+            "the audit must run while rides flow: {published_meanwhile} published meanwhile"
         );
     }
+    let report = load.stop().await?;
+    println!(
+        "{} rides acknowledged, {in_flight} requests in flight over 2 audits",
+        report.acked.len()
+    );
     Ok(())
 }
