@@ -18,6 +18,9 @@ use serde_json::Value;
 const DRAIN: Duration = Duration::from_secs(240);
 /// RIDES' `max_bytes` in the tests that make it drop messages: a few hundred rides.
 const SMALL: i64 = 256 * 1024;
+/// Rides published at a time while filling it: their messages fit in it many
+/// times over, so a service that keeps up between batches loses none.
+const BATCH: usize = 10;
 
 /// RIDES limited to `max_bytes`, made before any service starts.
 async fn small_rides(server: &NatsServer, max_bytes: i64) -> Result<jetstream::Context> {
@@ -81,6 +84,26 @@ async fn ack_floor(js: &jetstream::Context, durable: &str) -> Result<u64> {
     Ok(info.ack_floor.stream_sequence)
 }
 
+/// Rides of `rides` whose request RIDES no longer holds and that matching's
+/// answer, still in RIDES, names: a loss the audit can name.
+async fn must_name(js: &jetstream::Context, rides: &HashSet<String>) -> Result<Vec<String>> {
+    let (_, requested) =
+        rides::read_subject(js, subjects::RIDES_STREAM, subjects::RIDES_REQUESTED_ALL).await?;
+    let mut answered = HashSet::new();
+    for filter in [subjects::RIDES_MATCHED_ALL, subjects::RIDES_UNMATCHED_ALL] {
+        answered.extend(
+            rides::read_subject(js, subjects::RIDES_STREAM, filter)
+                .await?
+                .1,
+        );
+    }
+    Ok(rides
+        .iter()
+        .filter(|r| !requested.contains(*r) && answered.contains(*r))
+        .cloned()
+        .collect())
+}
+
 async fn wait_drained(js: &jetstream::Context, durables: &[&str]) -> Result<()> {
     for durable in durables {
         let what = format!("{durable} drained");
@@ -115,18 +138,21 @@ async fn requests_rides_dropped_before_a_service_read_them_are_lost_for_it() -> 
     svcs[1].process.terminate(Duration::from_secs(15))?;
     let floor = ack_floor(&js, "pricing").await?;
     let mut late = HashSet::new();
+    // Small batches, so that RIDES' front comes to rest, at some batch, among
+    // requests whose answers (stored after them) it still holds.
     let mut round = 0;
-    while bounds(&js).await?.0 <= floor + 100 {
+    while bounds(&js).await?.0 <= floor + 100 || must_name(&js, &late).await?.is_empty() {
         ensure!(
-            round < 50,
-            "RIDES never dropped past pricing's floor {floor}"
+            round < 200,
+            "RIDES never dropped past pricing's floor {floor} with answers left"
         );
         let prefix = format!("late{round}");
-        rides::publish(&js, &prefix, 0, 100).await?;
-        late.extend((0..100).map(|i| format!("{prefix}-{i}")));
+        rides::publish(&js, &prefix, 0, BATCH).await?;
+        late.extend((0..BATCH).map(|i| format!("{prefix}-{i}")));
         round += 1;
+        // The others keep up, so RIDES drops nothing they still owe.
+        wait_drained(&js, &["matching", "fraud", "analytics"]).await?;
     }
-    wait_drained(&js, &["matching", "fraud", "analytics"]).await?;
 
     let (code, after) = audit(&server).await?;
     ensure!(code == 1 && after["holds"] == false, "exit {code}: {after}");
@@ -142,9 +168,21 @@ async fn requests_rides_dropped_before_a_service_read_them_are_lost_for_it() -> 
         .iter()
         .filter_map(Value::as_str)
         .collect();
+    // Every late ride whose request is gone and that matching answered is named.
+    let must = must_name(&js, &late).await?;
+    let (_, requested) =
+        rides::read_subject(&js, subjects::RIDES_STREAM, subjects::RIDES_REQUESTED_ALL).await?;
+    let (_, priced) =
+        rides::read_subject(&js, subjects::RIDES_STREAM, subjects::RIDES_PRICED_ALL).await?;
     ensure!(
-        named.iter().all(|r| late.contains(*r)),
-        "named rides must be among those published while pricing was down: {named:?}"
+        must.iter().all(|r| named.contains(&r.as_str())),
+        "named {named:?}, must name {must:?}"
+    );
+    ensure!(
+        named
+            .iter()
+            .all(|r| !priced.contains(*r) && !requested.contains(*r)),
+        "a named ride has its request or a quote in RIDES: {named:?}"
     );
     ensure!(
         pricing["examples"][0]
@@ -160,9 +198,10 @@ async fn requests_rides_dropped_before_a_service_read_them_are_lost_for_it() -> 
         );
     }
     println!(
-        "pricing lost {} sequences, {} rides named",
+        "pricing lost {} sequences, {} rides named, {} of them published while it was down",
         n(pricing, "lost"),
-        named.len()
+        named.len(),
+        named.iter().filter(|r| late.contains(**r)).count()
     );
     Ok(())
 }
@@ -245,13 +284,14 @@ async fn analytics_dead_letters_replayed_then_aged_out_leave_the_audit_holding()
     let mut round = 0;
     while bounds(&js).await?.0 <= stored {
         ensure!(
-            round < 50,
+            round < 100,
             "RIDES never dropped the dead-lettered originals"
         );
-        rides::publish(&js, &format!("later{round}"), 0, 100).await?;
+        rides::publish(&js, &format!("later{round}"), 0, 5 * BATCH).await?;
         round += 1;
+        // Every service keeps up, so RIDES drops nothing one still owes.
+        wait_drained(&js, &SERVICES).await?;
     }
-    wait_drained(&js, &SERVICES).await?;
     let (code, aged) = audit(&server).await?;
     ensure!(
         code == 0 && aged["holds"] == true,

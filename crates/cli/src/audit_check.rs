@@ -233,6 +233,7 @@ mod tests {
         Position {
             ack_floor,
             delivered: ack_floor,
+            caught_up: false,
         }
     }
 

@@ -191,6 +191,7 @@ mod tests {
                 Position {
                     ack_floor: floor,
                     delivered: floor,
+                    caught_up: false,
                 },
             )]
             .into(),

@@ -2,12 +2,19 @@
 //! before a service acknowledged them: lost for that service, with no error
 //! anywhere else.
 //!
-//! A durable's ack floor is the stream sequence below which it acknowledged
-//! everything; the stream's first sequence is the oldest message it still
-//! holds. A floor below `first_seq - 1` means the messages in between were
-//! dropped while the service still owed some of them. Their ride ids are gone
-//! with them; the audit names those it still finds in later messages of other
-//! services (their outputs, completions, cancellations).
+//! A durable's ack floor is the stream sequence of the last message of its
+//! filter below which it acknowledged everything; the stream's first sequence
+//! is the oldest message it still holds. A floor below `first_seq - 1` of a
+//! durable that is not caught up (see [`Position::caught_up`]) means RIDES
+//! dropped messages the service had not read: the sequences in between count
+//! as lost (an upper bound: messages of other filters sit among them). Their
+//! ride ids are gone with them; the audit names those it still finds in later
+//! messages of other services.
+//!
+//! *Limits*: once the service reads again past the gap, its floor moves above
+//! it and the loss is no longer visible here; a durable that is pulling and
+//! caught up is taken to have lost nothing, so a loss whose durable has since
+//! come back with nothing newer to read is not seen either.
 
 use std::collections::BTreeSet;
 
@@ -39,7 +46,7 @@ pub fn loss(snap: &Snapshot, service: Service) -> Loss {
         return Loss::default();
     };
     let sequences = sequences_lost(*position, snap.first_seq);
-    if sequences == 0 {
+    if sequences == 0 || position.caught_up {
         return Loss::default();
     }
     Loss {
@@ -48,12 +55,12 @@ pub fn loss(snap: &Snapshot, service: Service) -> Loss {
     }
 }
 
-/// Rides whose request is gone from the snapshot, that `service` neither
-/// answered nor dead-lettered, and that another message names above
-/// `ack_floor + 1`: their request came before that message, so possibly above
-/// the floor, where the service had not acknowledged it. A ride whose request
-/// the service acknowledged out of order above its floor, and whose answer was
-/// dropped too, can be named here as well.
+/// Rides possibly lost: their request is gone from the snapshot, `service`
+/// has neither an output nor a dead letter of them in it, and another message
+/// names them above `ack_floor + 1` (their request came before that message,
+/// so possibly above the floor, unacknowledged). A ride the service did answer
+/// whose answer RIDES dropped as well, while another service's later answer
+/// remains, is named too: the audit cannot tell it apart.
 pub fn named_rides(snap: &Snapshot, service: Service, ack_floor: u64) -> Vec<String> {
     let own_outputs = service.outputs();
     let is_own = |subject: &str| {
@@ -120,6 +127,7 @@ mod tests {
         let at = |ack_floor| Position {
             ack_floor,
             delivered: ack_floor,
+            caught_up: false,
         };
         assert_eq!(sequences_lost(at(0), 1), 0);
         assert_eq!(sequences_lost(at(9), 10), 0);
@@ -147,6 +155,7 @@ mod tests {
                 Position {
                     ack_floor: 2,
                     delivered: 2,
+                    caught_up: false,
                 },
             )]
             .into(),
@@ -155,6 +164,17 @@ mod tests {
         let lost = loss(&snap, Service::Pricing);
         assert_eq!(lost.sequences, 3);
         assert_eq!(lost.rides, vec!["a".to_string()]);
+        let mut pulling = snap.clone();
+        pulling
+            .positions
+            .get_mut(&Service::Pricing)
+            .unwrap()
+            .caught_up = true;
+        assert_eq!(
+            loss(&pulling, Service::Pricing),
+            Loss::default(),
+            "what follows the last message of its filter may age out"
+        );
         assert_eq!(
             loss(&snap, Service::Fraud),
             Loss::default(),

@@ -73,6 +73,11 @@ pub struct Position {
     pub ack_floor: u64,
     /// The last stream sequence delivered to it.
     pub delivered: u64,
+    /// An instance is pulling and nothing is pending or unacknowledged: the
+    /// durable has read everything RIDES holds for it. Its ack floor is then
+    /// the last message of its filter, and what follows it, not for it, may
+    /// age out without loss.
+    pub caught_up: bool,
 }
 
 /// analytics' last stored checkpoint: which sequences it covers and what it counted.
@@ -130,6 +135,7 @@ pub async fn take(js: &jetstream::Context) -> Result<Snapshot> {
                 Position {
                     ack_floor: c.ack_floor.stream_sequence,
                     delivered: c.delivered.stream_sequence,
+                    caught_up: c.num_pending == 0 && c.num_ack_pending == 0 && c.num_waiting > 0,
                 },
             );
         }
