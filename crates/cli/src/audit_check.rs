@@ -42,7 +42,7 @@ pub struct Report {
     pub unaccounted: u64,
     /// Stream sequences RIDES dropped before the service acknowledged them.
     pub lost: u64,
-    /// The lost rides the audit can name.
+    /// Rides possibly lost that the audit can name ([`crate::audit::loss::named_rides`]).
     pub lost_rides: Vec<String>,
     /// analytics only: its totals against the snapshot, per kind.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -71,8 +71,8 @@ impl Report {
             self.examples.insert(
                 0,
                 format!(
-                    "RIDES dropped {} sequences above the ack floor before {} read them; \
-                     {named} lost rides named by later messages{}",
+                    "RIDES dropped up to {} sequences above the ack floor before {} read them; \
+                     {named} rides possibly lost named by later messages{}",
                     loss.sequences,
                     self.service,
                     if some.is_empty() {
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!((r.lost, r.pending), (5, 2));
         assert!(!r.holds, "{r:?}");
         assert!(
-            r.examples[0].contains("dropped 5 sequences"),
+            r.examples[0].contains("dropped up to 5 sequences"),
             "{:?}",
             r.examples
         );
