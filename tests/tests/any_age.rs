@@ -80,10 +80,13 @@ async fn start_stack(server: &NatsServer, window: Duration, flags: &[&str]) -> R
     })
 }
 
+/// Answer subject → (first payload published on it, publishes seen).
+type Seen = Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>>;
+
 /// Every answer any instance published, as a core subscriber saw it: the first
 /// payload per answer subject, and how many publishes each subject got.
 struct Attempts {
-    seen: Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>>,
+    seen: Seen,
     task: JoinHandle<()>,
 }
 
@@ -92,7 +95,7 @@ impl Attempts {
         let client = async_nats::connect(nats_url).await?;
         let mut sub = client.subscribe(subjects::RIDES_ALL).await?;
         client.flush().await?;
-        let seen: Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let into = seen.clone();
         let task = tokio::spawn(async move {
             let _client = client;

@@ -28,7 +28,7 @@ async fn small_rides(server: &NatsServer, max_bytes: i64) -> Result<jetstream::C
     let settings = StreamSettings {
         rides_max_age: Duration::from_secs(3600),
         rides_max_bytes: max_bytes,
-        replicas: 1,
+        ..StreamSettings::default()
     };
     ensure_streams(&js, &settings).await?;
     Ok(js)

@@ -188,11 +188,15 @@ mod tests {
         "paris".parse().unwrap()
     }
 
+    fn ride(n: u64) -> hail_events::RideId {
+        format!("r{n}").parse().unwrap()
+    }
+
     fn request(seq: u64) -> Stored {
         Stored {
             seq,
             kind: Some(EventKind::Requested),
-            subject: subjects::rides_requested(&city()),
+            subject: subjects::rides_requested(&city(), &ride(seq)),
             ride: Some(format!("r{seq}")),
             replay_for: None,
             replay_of: None,
@@ -213,7 +217,7 @@ mod tests {
         Stored {
             seq,
             kind: Some(EventKind::Priced),
-            subject: subjects::rides_priced(&city()),
+            subject: subjects::rides_priced(&city(), &self::ride(ride)),
             ride: Some(format!("r{ride}")),
             replay_for: None,
             replay_of: None,
@@ -223,7 +227,7 @@ mod tests {
     fn letter(of: u64) -> Letter {
         Letter {
             stream_seq: Some(of),
-            subject: subjects::rides_requested(&city()),
+            subject: subjects::rides_requested(&city(), &ride(of)),
             ride: Some(format!("r{of}")),
             replay_of: None,
         }

@@ -156,11 +156,12 @@ mod tests {
     }
 
     fn msg(seq: u64, kind: EventKind, ride: u64) -> Stored {
+        let id: hail_events::RideId = format!("r{ride}").parse().unwrap();
         let subject = match kind {
-            EventKind::Requested => subjects::rides_requested(&city()),
-            EventKind::Priced => subjects::rides_priced(&city()),
-            EventKind::Completed => subjects::rides_completed(&city()),
-            _ => subjects::rides_cancelled(&city()),
+            EventKind::Requested => subjects::rides_requested(&city(), &id),
+            EventKind::Priced => subjects::rides_priced(&city(), &id),
+            EventKind::Completed => subjects::rides_completed(&city(), &id),
+            _ => subjects::rides_cancelled(&city(), &id),
         };
         Stored {
             seq,
@@ -281,7 +282,7 @@ mod tests {
             Service::Analytics,
             vec![Letter {
                 stream_seq: Some(2),
-                subject: subjects::rides_requested(&city()),
+                subject: subjects::rides_requested(&city(), &"r2".parse().unwrap()),
                 ride: Some("r2".into()),
                 replay_of: None,
             }],
@@ -299,7 +300,7 @@ mod tests {
             Service::Analytics,
             vec![Letter {
                 stream_seq: Some(3),
-                subject: subjects::rides_requested(&city()),
+                subject: subjects::rides_requested(&city(), &"r0".parse().unwrap()),
                 ride: Some("r0".into()),
                 replay_of: None,
             }],
