@@ -36,7 +36,8 @@ const PROGRESS: Duration = Duration::from_secs(60);
 /// The services that answer a request, two instances of each.
 const ANSWERING: [&str; 3] = ["matching", "pricing", "fraud"];
 
-/// Two instances of each answering service and one analytics, all with `flags`.
+/// Two instances of each answering service with `flags`, and one analytics; all
+/// on streams with the duplicate window `window`.
 struct Stack {
     /// `[matching a, matching b, pricing a, pricing b, fraud a, fraud b]`.
     pairs: Vec<Service>,
@@ -61,7 +62,7 @@ async fn start_stack(server: &NatsServer, window: Duration, flags: &[&str]) -> R
             pairs.push(Service::spawn_with(name, &server.url(), &all)?);
         }
     }
-    let analytics = Service::spawn_with("analytics", &server.url(), &all)?;
+    let analytics = Service::spawn_with("analytics", &server.url(), &all[..2])?;
     for s in pairs.iter().chain([&analytics]) {
         s.wait_ready(READY).await?;
     }
