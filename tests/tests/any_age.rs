@@ -175,7 +175,7 @@ async fn pause_one_of_each(scenario: &str, window: Duration, pause: Duration) ->
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let stack = start_stack(&server, window, &[]).await?;
-    let js = rides::streams(&server.url()).await?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
     let attempts = Attempts::watch(&server.url()).await?;
     let load = Load::start(js.clone(), "paused", RATE);
     load.wait_acked_more(RATE, PROGRESS, "the load flowing")
@@ -241,7 +241,7 @@ async fn a_broker_down_longer_than_the_duplicate_window_stores_no_answer_twice()
     let _serial = serial().await;
     let mut server = NatsServer::start()?;
     let stack = start_stack(&server, WINDOW, &[]).await?;
-    let js = rides::streams(&server.url()).await?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
     let attempts = Attempts::watch(&server.url()).await?;
     let load = Load::start(js.clone(), "outage", RATE);
     load.wait_acked_more(RATE, PROGRESS, "the load flowing")
@@ -274,7 +274,7 @@ async fn retries_spanning_the_duplicate_window_store_no_answer_twice() -> Result
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let stack = start_stack(&server, Duration::from_secs(2), flags).await?;
-    let js = rides::streams(&server.url()).await?;
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
     let attempts = Attempts::watch(&server.url()).await?;
     let load = Load::start(js.clone(), "lost-ack", RATE);
     load.wait_acked_more(RATE * 5, PROGRESS, "five seconds of load")
