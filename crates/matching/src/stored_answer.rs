@@ -3,9 +3,9 @@
 //! now, so first deliveries never pay for it.
 //!
 //! The last message on the match's subject answers it. With one subject per ride
-//! that is exact: found means stored, none means never stored. While a subject
-//! is shared by many rides, a last message of another ride says nothing about
-//! this one ([`Stored::Unknown`]); none at all still means never stored.
+//! (`rides.matched.<city>.<ride>`) that is exact: found means stored, none means
+//! never stored. [`Stored::Unknown`] remains for a subject whose last message
+//! names another ride, which hail's own publishers never produce.
 
 use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
 use hail_events::{headers, subjects};
