@@ -63,9 +63,15 @@ pub fn rides_cancelled(city: &City, ride: &RideId) -> String {
 pub fn driver(city: &City, driver: &DriverId) -> String {
     format!("drivers.{city}.{driver}")
 }
-/// `dlq.<service>`
+/// `dlq.<service>.>`: every dead letter of one service.
 pub fn dlq(service: &str) -> String {
-    format!("dlq.{service}")
+    format!("dlq.{service}.>")
+}
+
+/// `dlq.<service>.<stream>.<seq>`: the one dead letter a service may write for
+/// one message, on a subject of its own so that it is stored at most once.
+pub fn dead_letter(service: &str, stream: &str, seq: u64) -> String {
+    format!("dlq.{service}.{stream}.{seq}")
 }
 
 /// Every event of one ride, any kind and city: `rides.*.*.<ride id>`, a filter

@@ -90,9 +90,12 @@ async fn dead_letter(
         );
         let (subject, headers) =
             dead_letter_headers(Some(&original.headers), &origin, "max_deliveries", &reason);
-        js.publish_with_headers(subject, headers, original.payload)
-            .await?
+        let ack = js
+            .publish_with_headers(subject, headers, original.payload)
             .await?;
+        ack.await
+            .map(|_| ())
+            .or_else(crate::worker::already_dead_lettered)?;
         anyhow::Ok(())
     };
     match stored.await {

@@ -1,7 +1,7 @@
-//! Building the copy of a message that goes to `dlq.<service>`: the original bytes
-//! and headers plus why, who, where from and how often delivered.
+//! Building the copy of a message that goes to the DLQ: the original bytes and
+//! headers plus why, who, where from and how often delivered.
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE};
 use hail_events::{headers, subjects};
 
 /// Where a dead-lettered message came from.
@@ -19,8 +19,11 @@ pub struct Origin<'a> {
     pub delivered: i64,
 }
 
-/// The subject and headers of the dead letter. Its `Nats-Msg-Id` is derived from the
-/// service and stream sequence, so a redelivered poison message is stored once.
+/// The subject and headers of the dead letter. Its subject,
+/// `dlq.<service>.<stream>.<seq>`, is the message's own and is published to only
+/// while empty (`Nats-Expected-Last-Subject-Sequence: 0`), so a poison message
+/// delivered again, at any age and on any instance, is dead-lettered once; the
+/// `Nats-Msg-Id` is derived from the same three.
 pub fn dead_letter_headers(
     original: Option<&HeaderMap>,
     origin: &Origin<'_>,
@@ -46,7 +49,9 @@ pub fn dead_letter_headers(
         origin.service, origin.stream, origin.stream_seq
     );
     h.insert(headers::MSG_ID, id.as_str());
-    (subjects::dlq(origin.service), h)
+    h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+    let subject = subjects::dead_letter(origin.service, origin.stream, origin.stream_seq);
+    (subject, h)
 }
 
 /// Whether `name` is one of the `Hail-Dlq-*` headers added here (any case).
@@ -96,7 +101,13 @@ mod tests {
         };
         let (subject, h) =
             dead_letter_headers(Some(&orig), &origin, "invalid_coordinate", "bad\nlat");
-        assert_eq!(subject, "dlq.pricing");
+        assert_eq!(subject, "dlq.pricing.RIDES.42");
+        assert_eq!(
+            h.get("Nats-Expected-Last-Subject-Sequence")
+                .unwrap()
+                .as_str(),
+            "0"
+        );
         assert_eq!(h.get(headers::EVENT).unwrap().as_str(), "RideRequested");
         assert_eq!(h.get(headers::dlq::REASON).unwrap().as_str(), "bad lat");
         assert_eq!(h.get(headers::dlq::STREAM_SEQ).unwrap().as_str(), "42");

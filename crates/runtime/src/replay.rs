@@ -124,9 +124,16 @@ fn without_dead_letter_headers(stored: &HeaderMap) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (name, values) in stored.iter() {
         let n: &str = name.as_ref();
-        let replaced = [headers::MSG_ID, headers::REPLAY_FOR, headers::REPLAY_OF]
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(n));
+        let replaced = [
+            headers::MSG_ID,
+            headers::REPLAY_FOR,
+            headers::REPLAY_OF,
+            // The dead letter's own condition: the replay goes to a subject that
+            // already holds the original.
+            "Nats-Expected-Last-Subject-Sequence",
+        ]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(n));
         if is_dead_letter_header(n) || replaced {
             continue;
         }

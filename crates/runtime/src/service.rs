@@ -204,7 +204,7 @@ mod tests {
             assert_eq!(s.name().parse(), Ok(s));
             assert_eq!(s.to_string(), s.name());
             assert_eq!(s.binary(), format!("hail-{s}"));
-            assert_eq!(subjects::dlq(s.name()), format!("dlq.{s}"));
+            assert_eq!(subjects::dlq(s.name()), format!("dlq.{s}.>"));
         }
         assert_eq!(
             Service::NAMES,

@@ -11,7 +11,9 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
-    self, AckKind, Message, consumer::PullConsumer, context::PublishErrorKind,
+    self, AckKind, Message,
+    consumer::PullConsumer,
+    context::{PublishError, PublishErrorKind},
 };
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -267,7 +269,8 @@ async fn retry<H>(
     ack(msg, AckKind::Nak(Some(delay))).await;
 }
 
-/// Copies the message to `dlq.<service>` with the reason, then terms it. If the copy
+/// Copies the message to its dead-letter subject with the reason, then terms it
+/// (also when an earlier delivery stored the copy already). If the copy
 /// cannot be stored, the message is nak'ed instead: never dropped.
 async fn dead_letter<H>(
     shared: &Shared<H>,
@@ -284,7 +287,7 @@ async fn dead_letter<H>(
             .await?
             .await
     };
-    match stored.await {
+    match stored.await.map(|_| ()).or_else(already_dead_lettered) {
         Ok(_) => {
             tracing::warn!(seq = origin.stream_seq, kind, reason, "dead-lettered");
             shared.metrics.dead_letters.with_label_values(&[kind]).inc();
@@ -295,6 +298,15 @@ async fn dead_letter<H>(
             tracing::error!(seq = origin.stream_seq, error = %e, "cannot store dead letter; will retry");
             ack(msg, AckKind::Nak(Some(shared.settings.delay_after(1)))).await;
         }
+    }
+}
+
+/// A dead letter refused because its subject already holds it: an earlier
+/// delivery (on any instance, at any age) stored it, which is success here.
+pub(crate) fn already_dead_lettered(e: PublishError) -> Result<(), PublishError> {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => Ok(()),
+        _ => Err(e),
     }
 }
 

@@ -152,7 +152,7 @@ pub(crate) mod tests {
             (opt(s.stream_seq), opt(s.deliveries)),
             ("12".into(), "-".into())
         );
-        assert_eq!(filter_of(Some("fraud")), "dlq.fraud");
+        assert_eq!(filter_of(Some("fraud")), "dlq.fraud.>");
         assert_eq!(filter_of(None), "dlq.>");
     }
 }

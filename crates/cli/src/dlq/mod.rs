@@ -1,4 +1,4 @@
-//! `hail dlq …`: the dead letters in the DLQ stream (`dlq.<service>`) — list
+//! `hail dlq …`: the dead letters in the DLQ stream (`dlq.<service>.<stream>.<seq>`) — list
 //! them, show one with its body decoded, replay them to their original subject
 //! for the service that gave up on them, purge them.
 //!
