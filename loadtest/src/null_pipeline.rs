@@ -19,7 +19,7 @@ use std::{
 use anyhow::Result;
 use async_nats::{
     Client,
-    jetstream::{self, AckKind, Message, consumer::PullConsumer},
+    jetstream::{self, AckKind, Message, consumer::PullConsumer, context::PublishErrorKind},
 };
 use futures::StreamExt;
 use hail_runtime::{config::defaults, service::Service};
@@ -202,7 +202,12 @@ impl Worker {
                     .await?
                     .await
             };
-            if let Err(e) = stored.await {
+            // Like the services: an answer the ride already has counts as stored.
+            let stored = stored.await.map(|_| ()).or_else(|e| match e.kind() {
+                PublishErrorKind::WrongLastSequence => Ok(()),
+                _ => Err(e),
+            });
+            if let Err(e) = stored {
                 tracing::warn!(durable = self.service.durable(), error = %e, "publishing the output failed, retrying");
                 return self
                     .settle(&msg, AckKind::Nak(Some(RETRY_DELAY)), false)
