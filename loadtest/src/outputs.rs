@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn each_role_answers_a_request_like_its_service() {
         let h = request_headers();
-        let subj = "rides.requested.paris.run-7";
+        let subj = "rides.requested.paris";
         let out = |r| for_message(r, subj, Some(&h)).unwrap();
         let m = out(Service::Matching).unwrap();
         assert_eq!(m.subject, "rides.unmatched.paris.run-7");
@@ -102,7 +102,7 @@ mod tests {
         );
         assert!(out(Service::Analytics).is_none());
         assert!(
-            for_message(Service::Matching, "rides.completed.paris.run-7", Some(&h))
+            for_message(Service::Matching, "rides.completed.paris", Some(&h))
                 .unwrap()
                 .is_none()
         );
@@ -112,7 +112,7 @@ mod tests {
     fn each_answer_is_on_one_of_its_services_outputs() {
         let h = request_headers();
         for service in Service::ALL {
-            let out = for_message(service, "rides.requested.paris.run-7", Some(&h)).unwrap();
+            let out = for_message(service, "rides.requested.paris", Some(&h)).unwrap();
             let Some(out) = out else { continue };
             let subject = out.subject;
             assert!(
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_request_without_ride_header_is_an_error() {
-        let err = for_message(Service::Pricing, "rides.requested.paris.run-7", None).unwrap_err();
+        let err = for_message(Service::Pricing, "rides.requested.paris", None).unwrap_err();
         assert_eq!(err, "no Hail-Ride-Id header");
     }
 }

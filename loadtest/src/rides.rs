@@ -107,8 +107,8 @@ mod tests {
         let a = f.ride(0, 1).unwrap();
         let b = f.ride(1, 1).unwrap();
         assert_eq!(a.ride_id.as_str(), "run1-0");
-        assert_eq!(a.subject(), "rides.requested.berlin.run1-0");
-        assert_eq!(b.subject(), "rides.requested.paris.run1-1");
+        assert_eq!(a.subject(), "rides.requested.berlin");
+        assert_eq!(b.subject(), "rides.requested.paris");
         assert_eq!(a.rider_id, rider_of(&a.ride_id).unwrap());
         assert_ne!(a.msg_id(), b.msg_id());
         codec::encode(&a).unwrap();

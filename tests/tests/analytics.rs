@@ -402,7 +402,7 @@ async fn the_floor_passes_what_is_never_counted_and_the_cli_reads_it_while_down(
     let mut expected = BTreeMap::new();
     publish_rides(&js, 0, 150, &mut expected).await?;
     // A poison message: dead-lettered, settled without counting.
-    rides::publish_raw(&js, "rides.requested.berlin.poison", b"\xc1".to_vec(), None).await?;
+    rides::publish_raw(&js, "rides.requested.berlin", b"\xc1".to_vec(), None).await?;
     // A request deleted before analytics sees it: only the consumer's ack
     // floor tells analytics that this hole is settled.
     let gone = sample::ride_requested("gone", "berlin");

@@ -151,7 +151,7 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
         let garbage = b"\xc1 not msgpack".to_vec();
         rides::publish_raw(
             &js,
-            "rides.requested.berlin.garbage",
+            "rides.requested.berlin",
             garbage,
             Some("RideRequested"),
         )

@@ -196,7 +196,7 @@ mod tests {
         Stored {
             seq,
             kind: Some(EventKind::Requested),
-            subject: subjects::rides_requested(&city(), &ride(seq)),
+            subject: subjects::rides_requested(&city()),
             ride: Some(format!("r{seq}")),
             replay_for: None,
             replay_of: None,
@@ -227,7 +227,7 @@ mod tests {
     fn letter(of: u64) -> Letter {
         Letter {
             stream_seq: Some(of),
-            subject: subjects::rides_requested(&city(), &ride(of)),
+            subject: subjects::rides_requested(&city()),
             ride: Some(format!("r{of}")),
             replay_of: None,
         }

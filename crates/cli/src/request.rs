@@ -132,7 +132,7 @@ mod tests {
         ])
         .unwrap();
         let c = ride_cancelled(&a, 42).unwrap();
-        assert_eq!(c.subject(), "rides.cancelled.paris.r-1");
+        assert_eq!(c.subject(), "rides.cancelled.paris");
         assert_eq!(c.msg_id(), "cancelled:r-1");
         assert_eq!(c.rider_id.unwrap().as_str(), "rider-cli");
         assert_eq!((c.at_ms, c.reason.as_deref()), (42, Some("late")));

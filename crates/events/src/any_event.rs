@@ -29,21 +29,22 @@ use crate::{
 
 /// Writes [`EventKind`], [`AnyEvent`] and [`EVENT_NAMES`] from the list of kinds:
 /// `Variant(Type) on "subject pattern"` (`*` matches one token). A kind about one
-/// ride adds `ride "<tag>", <subject builder>, <validation>` and gets its
+/// ride adds `ride "<tag>", <subject of an event>, <validation>` and gets its
 /// [`Event`] impl from here.
 macro_rules! every_event {
     ($(
         $(#[$doc:meta])*
-        $variant:ident($ty:ident) on $pattern:literal $(, ride $tag:literal, $subject:path, $check:path)?;
+        $variant:ident($ty:ident) on $pattern:literal $(, ride $tag:literal, $subject:expr, $check:path)?;
     )*) => {
         $($(
-            /// An event about one ride, on `rides.<tag>.<city>.<ride id>` with the message id
+            /// An event about one ride, on the subject `$subject` builds, with the message id
             /// `<tag>:<ride id>`.
             impl Event for $ty {
                 const NAME: &'static str = stringify!($ty);
                 const VERSION: u16 = 1;
                 fn subject(&self) -> String {
-                    $subject(&self.city, &self.ride_id)
+                    let subject: fn(&$ty) -> String = $subject;
+                    subject(self)
                 }
                 fn ride_id(&self) -> Option<&RideId> {
                     Some(&self.ride_id)
@@ -87,14 +88,15 @@ macro_rules! every_event {
             }
 
             /// The subjects it is published on, `*` standing for one token
-            /// (`rides.requested.*.*`): usable as a filter subject.
+            /// (`rides.requested.*`): usable as a filter subject.
             pub const fn subject_pattern(self) -> &'static str {
                 match self {
                     $( EventKind::$variant => $pattern, )*
                 }
             }
 
-            /// Whether it is an event about one ride, on `rides.<kind>.<city>.<ride id>`.
+            /// Whether it is an event about one ride (on `rides.<kind>.<city>`, answers
+            /// on `rides.<kind>.<city>.<ride id>`).
             pub const fn is_ride(self) -> bool {
                 match self {
                     $( EventKind::$variant => every_event!(@ride $($tag)?), )*
@@ -169,28 +171,28 @@ macro_rules! every_event {
 
 every_event! {
     /// [`RideRequested`]
-    Requested(RideRequested) on "rides.requested.*.*",
-        ride "requested", subjects::rides_requested, no_checks;
+    Requested(RideRequested) on "rides.requested.*",
+        ride "requested", |e| subjects::rides_requested(&e.city), no_checks;
     /// [`DriverLocationUpdated`]
     DriverLocation(DriverLocationUpdated) on "drivers.*.*";
     /// [`RideMatched`]
     Matched(RideMatched) on "rides.matched.*.*",
-        ride "matched", subjects::rides_matched, check_matched;
+        ride "matched", |e| subjects::rides_matched(&e.city, &e.ride_id), check_matched;
     /// [`RideUnmatched`]
     Unmatched(RideUnmatched) on "rides.unmatched.*.*",
-        ride "unmatched", subjects::rides_unmatched, no_checks;
+        ride "unmatched", |e| subjects::rides_unmatched(&e.city, &e.ride_id), no_checks;
     /// [`FareQuoted`]
     Priced(FareQuoted) on "rides.priced.*.*",
-        ride "priced", subjects::rides_priced, check_fare;
+        ride "priced", |e| subjects::rides_priced(&e.city, &e.ride_id), check_fare;
     /// [`RideScreened`]
     Screened(RideScreened) on "rides.screened.*.*",
-        ride "screened", subjects::rides_screened, check_screened;
+        ride "screened", |e| subjects::rides_screened(&e.city, &e.ride_id), check_screened;
     /// [`RideCompleted`]
-    Completed(RideCompleted) on "rides.completed.*.*",
-        ride "completed", subjects::rides_completed, no_checks;
+    Completed(RideCompleted) on "rides.completed.*",
+        ride "completed", |e| subjects::rides_completed(&e.city), no_checks;
     /// [`RideCancelled`]
-    Cancelled(RideCancelled) on "rides.cancelled.*.*",
-        ride "cancelled", subjects::rides_cancelled, check_cancelled;
+    Cancelled(RideCancelled) on "rides.cancelled.*",
+        ride "cancelled", |e| subjects::rides_cancelled(&e.city), check_cancelled;
 }
 
 impl EventKind {

@@ -17,7 +17,7 @@
 //! let ride = hail_events::sample::ride_requested("r-1", "berlin");
 //! let payload = codec::encode(&ride).unwrap();
 //! let h = headers::for_event(&ride);
-//! assert_eq!(ride.subject(), "rides.requested.berlin.r-1");
+//! assert_eq!(ride.subject(), "rides.requested.berlin");
 //! assert_eq!(codec::decode::<RideRequested>(&payload).unwrap(), ride);
 //! # let _ = h;
 //! ```

@@ -31,9 +31,9 @@ pub const DRIVERS_ALL: &str = "drivers.>";
 /// Every dead letter.
 pub const DLQ_ALL: &str = "dlq.>";
 
-/// `rides.requested.<city>.<ride id>`
-pub fn rides_requested(city: &City, ride: &RideId) -> String {
-    format!("rides.requested.{city}.{ride}")
+/// `rides.requested.<city>`
+pub fn rides_requested(city: &City) -> String {
+    format!("rides.requested.{city}")
 }
 /// `rides.matched.<city>.<ride id>`
 pub fn rides_matched(city: &City, ride: &RideId) -> String {
@@ -51,13 +51,13 @@ pub fn rides_priced(city: &City, ride: &RideId) -> String {
 pub fn rides_screened(city: &City, ride: &RideId) -> String {
     format!("rides.screened.{city}.{ride}")
 }
-/// `rides.completed.<city>.<ride id>`
-pub fn rides_completed(city: &City, ride: &RideId) -> String {
-    format!("rides.completed.{city}.{ride}")
+/// `rides.completed.<city>`
+pub fn rides_completed(city: &City) -> String {
+    format!("rides.completed.{city}")
 }
-/// `rides.cancelled.<city>.<ride id>`
-pub fn rides_cancelled(city: &City, ride: &RideId) -> String {
-    format!("rides.cancelled.{city}.{ride}")
+/// `rides.cancelled.<city>`
+pub fn rides_cancelled(city: &City) -> String {
+    format!("rides.cancelled.{city}")
 }
 /// `drivers.<city>.<driver_id>`
 pub fn driver(city: &City, driver: &DriverId) -> String {
@@ -74,39 +74,41 @@ pub fn dead_letter(service: &str, stream: &str, seq: u64) -> String {
     format!("dlq.{service}.{stream}.{seq}")
 }
 
-/// Every event of one ride, any kind and city: `rides.*.*.<ride id>`, a filter
-/// that reads one ride's events without scanning the others.
-pub fn of_ride(ride: &RideId) -> String {
+/// Every answer to one ride, any kind and city: `rides.*.*.<ride id>`, a filter
+/// that reads one ride's answers without scanning the others.
+pub fn answers_of(ride: &RideId) -> String {
     format!("rides.*.*.{ride}")
 }
 
-/// The tokens of a ride subject (`rides.<kind>.<city>.<ride id>`), if it is one.
-fn ride_tokens(subject: &str) -> Option<(&str, &str, &str)> {
+/// The tokens of a ride subject: `rides.<kind>.<city>` (requests, completions,
+/// cancellations) or `rides.<kind>.<city>.<ride id>` (answers), if it is one.
+fn ride_tokens(subject: &str) -> Option<(&str, &str, Option<&str>)> {
     let mut parts = subject.split('.');
-    match (
+    let tokens = (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
-    ) {
-        (Some("rides"), Some(kind), Some(city), Some(ride), None)
-            if !kind.is_empty() && !city.is_empty() && !ride.is_empty() =>
-        {
-            Some((kind, city, ride))
+    );
+    let (kind, city, ride) = match tokens {
+        (Some("rides"), Some(kind), Some(city), None, None) => (kind, city, None),
+        (Some("rides"), Some(kind), Some(city), Some(ride), None) if !ride.is_empty() => {
+            (kind, city, Some(ride))
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    (!kind.is_empty() && !city.is_empty()).then_some((kind, city, ride))
 }
 
-/// The city token of a ride subject (`rides.<kind>.<city>.<ride id>`), if it has one.
+/// The city token of a ride subject, if it has one.
 pub fn city_of(subject: &str) -> Option<&str> {
     ride_tokens(subject).map(|(_, city, _)| city)
 }
 
-/// The ride id token of a ride subject (`rides.<kind>.<city>.<ride id>`), if it has one.
+/// The ride id token of an answer's subject (`rides.<kind>.<city>.<ride id>`).
 pub fn ride_of(subject: &str) -> Option<&str> {
-    ride_tokens(subject).map(|(_, _, ride)| ride)
+    ride_tokens(subject).and_then(|(_, _, ride)| ride)
 }
 
 /// Whether `subject` is one of the subjects `filter` stands for, as NATS reads
@@ -140,19 +142,19 @@ mod tests {
     fn builds_and_parses() {
         let city = City::new("berlin").unwrap();
         let ride = RideId::new("r-1").unwrap();
-        assert_eq!(rides_requested(&city, &ride), "rides.requested.berlin.r-1");
-        assert_eq!(rides_cancelled(&city, &ride), "rides.cancelled.berlin.r-1");
-        assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city, &ride)));
-        assert!(!matches(
-            RIDES_COMPLETED_ALL,
-            &rides_cancelled(&city, &ride)
-        ));
-        assert!(matches(&of_ride(&ride), &rides_priced(&city, &ride)));
-        assert!(!matches(&of_ride(&ride), "rides.priced.berlin.r-2"));
+        assert_eq!(rides_requested(&city), "rides.requested.berlin");
+        assert_eq!(rides_cancelled(&city), "rides.cancelled.berlin");
+        assert_eq!(rides_priced(&city, &ride), "rides.priced.berlin.r-1");
+        assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city)));
+        assert!(!matches(RIDES_COMPLETED_ALL, &rides_cancelled(&city)));
+        assert!(matches(&answers_of(&ride), &rides_priced(&city, &ride)));
+        assert!(!matches(&answers_of(&ride), "rides.priced.berlin.r-2"));
         assert_eq!(city_of("rides.priced.berlin.r-1"), Some("berlin"));
+        assert_eq!(city_of("rides.requested.berlin"), Some("berlin"));
         assert_eq!(ride_of("rides.priced.berlin.r-1"), Some("r-1"));
-        assert_eq!(city_of("rides.priced.berlin"), None);
+        assert_eq!(ride_of("rides.requested.berlin"), None);
         assert_eq!(city_of("rides.priced..r-1"), None);
+        assert_eq!(city_of("rides.priced.berlin."), None);
         assert_eq!(city_of("drivers.berlin.d1"), None);
         let d = DriverId::new("d-7").unwrap();
         assert_eq!(driver(&city, &d), "drivers.berlin.d-7");

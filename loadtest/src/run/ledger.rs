@@ -365,7 +365,7 @@ mod tests {
             Answer::of_subject("rides.unmatched.paris.r-1"),
             Some(Answer::Unmatched)
         );
-        assert_eq!(Answer::of_subject("rides.requested.paris.r-1"), None);
+        assert_eq!(Answer::of_subject("rides.requested.paris"), None);
         assert_eq!(Answer::of_subject("rides.bogus.paris.r-1"), None);
     }
 

@@ -158,10 +158,10 @@ mod tests {
     fn msg(seq: u64, kind: EventKind, ride: u64) -> Stored {
         let id: hail_events::RideId = format!("r{ride}").parse().unwrap();
         let subject = match kind {
-            EventKind::Requested => subjects::rides_requested(&city(), &id),
+            EventKind::Requested => subjects::rides_requested(&city()),
             EventKind::Priced => subjects::rides_priced(&city(), &id),
-            EventKind::Completed => subjects::rides_completed(&city(), &id),
-            _ => subjects::rides_cancelled(&city(), &id),
+            EventKind::Completed => subjects::rides_completed(&city()),
+            _ => subjects::rides_cancelled(&city()),
         };
         Stored {
             seq,
@@ -282,7 +282,7 @@ mod tests {
             Service::Analytics,
             vec![Letter {
                 stream_seq: Some(2),
-                subject: subjects::rides_requested(&city(), &"r2".parse().unwrap()),
+                subject: subjects::rides_requested(&city()),
                 ride: Some("r2".into()),
                 replay_of: None,
             }],
@@ -300,7 +300,7 @@ mod tests {
             Service::Analytics,
             vec![Letter {
                 stream_seq: Some(3),
-                subject: subjects::rides_requested(&city(), &"r0".parse().unwrap()),
+                subject: subjects::rides_requested(&city()),
                 ride: Some("r0".into()),
                 replay_of: None,
             }],

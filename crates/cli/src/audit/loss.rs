@@ -116,7 +116,7 @@ mod tests {
         let city: hail_events::City = "berlin".parse().unwrap();
         let ride: hail_events::RideId = ride.parse().unwrap();
         match kind {
-            EventKind::Requested => hail_events::subjects::rides_requested(&city, &ride),
+            EventKind::Requested => hail_events::subjects::rides_requested(&city),
             EventKind::Priced => hail_events::subjects::rides_priced(&city, &ride),
             EventKind::Screened => hail_events::subjects::rides_screened(&city, &ride),
             _ => hail_events::subjects::rides_matched(&city, &ride),
