@@ -104,7 +104,7 @@ id_type!(
     "card fingerprint"
 );
 id_type!(
-    /// A city code, the third token of every ride subject (`rides.requested.<city>.<ride>`).
+    /// A city code, the third token of every ride subject (`rides.requested.<city>`).
     City,
     "city"
 );
