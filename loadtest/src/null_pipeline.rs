@@ -195,14 +195,18 @@ impl Worker {
                 return self.settle(&msg, AckKind::Term, false).await;
             }
         };
-        if let Some(out) = output {
+        if let Some(mut out) = output {
+            // Like the services' first deliveries: stored only while the ride's fence is empty.
+            if let Some(ride) = &out.ride {
+                hail_runtime::fence::first_delivery(&mut out.headers, self.service.name(), ride);
+            }
             let stored = async {
                 self.js
                     .publish_with_headers(out.subject, out.headers, out.payload)
                     .await?
                     .await
             };
-            // Like the services: an answer the ride already has counts as stored.
+            // Like the services: an answer the fence refuses was stored before.
             let stored = stored.await.map(|_| ()).or_else(|e| match e.kind() {
                 PublishErrorKind::WrongLastSequence => Ok(()),
                 _ => Err(e),

@@ -87,19 +87,13 @@ mod tests {
         let subj = "rides.requested.paris";
         let out = |r| for_message(r, subj, Some(&h)).unwrap();
         let m = out(Service::Matching).unwrap();
-        assert_eq!(m.subject, "rides.unmatched.paris.run-7");
+        assert_eq!(m.subject, "rides.unmatched.paris");
         assert_eq!(
             m.headers.get(headers::MSG_ID).unwrap().as_str(),
             "unmatched:run-7"
         );
-        assert_eq!(
-            out(Service::Pricing).unwrap().subject,
-            "rides.priced.paris.run-7"
-        );
-        assert_eq!(
-            out(Service::Fraud).unwrap().subject,
-            "rides.screened.paris.run-7"
-        );
+        assert_eq!(out(Service::Pricing).unwrap().subject, "rides.priced.paris");
+        assert_eq!(out(Service::Fraud).unwrap().subject, "rides.screened.paris");
         assert!(out(Service::Analytics).is_none());
         assert!(
             for_message(Service::Matching, "rides.completed.paris", Some(&h))

@@ -44,7 +44,7 @@ async fn streams(server: &NatsServer) -> Result<jetstream::Context> {
 async fn publish_priced(js: &jetstream::Context, ride: &str) -> Result<()> {
     let mut h = async_nats::HeaderMap::new();
     h.insert(headers::RIDE_ID, ride);
-    js.publish_with_headers(format!("rides.priced.berlin.{ride}"), h, "{}".into())
+    js.publish_with_headers("rides.priced.berlin", h, "{}".into())
         .await?
         .await
         .context("output not acknowledged")?;

@@ -246,7 +246,7 @@ async fn refuse_matches(js: &jetstream::Context, restore: bool) -> Result<()> {
     let mut stream = js.get_stream(subjects::RIDES_STREAM).await?;
     let mut config = stream.info().await?.config.clone();
     config.subjects = if restore {
-        vec![subjects::RIDES_ALL.into()]
+        vec![subjects::RIDES_ALL.into(), subjects::FENCES_ALL.into()]
     } else {
         [
             subjects::RIDES_REQUESTED_ALL,
@@ -255,6 +255,7 @@ async fn refuse_matches(js: &jetstream::Context, restore: bool) -> Result<()> {
             subjects::RIDES_SCREENED_ALL,
             subjects::RIDES_COMPLETED_ALL,
             subjects::RIDES_CANCELLED_ALL,
+            subjects::FENCES_ALL,
         ]
         .map(String::from)
         .to_vec()

@@ -188,10 +188,6 @@ mod tests {
         "paris".parse().unwrap()
     }
 
-    fn ride(n: u64) -> hail_events::RideId {
-        format!("r{n}").parse().unwrap()
-    }
-
     fn request(seq: u64) -> Stored {
         Stored {
             seq,
@@ -217,7 +213,7 @@ mod tests {
         Stored {
             seq,
             kind: Some(EventKind::Priced),
-            subject: subjects::rides_priced(&city(), &self::ride(ride)),
+            subject: subjects::rides_priced(&city()),
             ride: Some(format!("r{ride}")),
             replay_for: None,
             replay_of: None,

@@ -10,7 +10,7 @@
 //! ```
 //! use hail_events::{AnyEvent, EventKind, codec, sample};
 //! let bytes = codec::encode(&sample::fare_quoted("r-1", "berlin")).unwrap();
-//! let event = AnyEvent::decode("rides.priced.berlin.r-1", &bytes).unwrap();
+//! let event = AnyEvent::decode("rides.priced.berlin", &bytes).unwrap();
 //! assert_eq!(event.kind(), EventKind::Priced);
 //! assert_eq!(event.name(), "FareQuoted");
 //! assert_eq!(EventKind::of_subject("drivers.berlin.d-1").unwrap(), EventKind::DriverLocation);
@@ -95,8 +95,7 @@ macro_rules! every_event {
                 }
             }
 
-            /// Whether it is an event about one ride (on `rides.<kind>.<city>`, answers
-            /// on `rides.<kind>.<city>.<ride id>`).
+            /// Whether it is an event about one ride, on `rides.<kind>.<city>`.
             pub const fn is_ride(self) -> bool {
                 match self {
                     $( EventKind::$variant => every_event!(@ride $($tag)?), )*
@@ -176,17 +175,17 @@ every_event! {
     /// [`DriverLocationUpdated`]
     DriverLocation(DriverLocationUpdated) on "drivers.*.*";
     /// [`RideMatched`]
-    Matched(RideMatched) on "rides.matched.*.*",
-        ride "matched", |e| subjects::rides_matched(&e.city, &e.ride_id), check_matched;
+    Matched(RideMatched) on "rides.matched.*",
+        ride "matched", |e| subjects::rides_matched(&e.city), check_matched;
     /// [`RideUnmatched`]
-    Unmatched(RideUnmatched) on "rides.unmatched.*.*",
-        ride "unmatched", |e| subjects::rides_unmatched(&e.city, &e.ride_id), no_checks;
+    Unmatched(RideUnmatched) on "rides.unmatched.*",
+        ride "unmatched", |e| subjects::rides_unmatched(&e.city), no_checks;
     /// [`FareQuoted`]
-    Priced(FareQuoted) on "rides.priced.*.*",
-        ride "priced", |e| subjects::rides_priced(&e.city, &e.ride_id), check_fare;
+    Priced(FareQuoted) on "rides.priced.*",
+        ride "priced", |e| subjects::rides_priced(&e.city), check_fare;
     /// [`RideScreened`]
-    Screened(RideScreened) on "rides.screened.*.*",
-        ride "screened", |e| subjects::rides_screened(&e.city, &e.ride_id), check_screened;
+    Screened(RideScreened) on "rides.screened.*",
+        ride "screened", |e| subjects::rides_screened(&e.city), check_screened;
     /// [`RideCompleted`]
     Completed(RideCompleted) on "rides.completed.*",
         ride "completed", |e| subjects::rides_completed(&e.city), no_checks;
@@ -213,8 +212,8 @@ impl EventKind {
     ///
     /// ```
     /// # use hail_events::EventKind;
-    /// assert_eq!(EventKind::of_subject("rides.priced.berlin.r-1").unwrap(), EventKind::Priced);
-    /// assert!(EventKind::of_subject("rides.bogus.berlin.r-1").is_err());
+    /// assert_eq!(EventKind::of_subject("rides.priced.berlin").unwrap(), EventKind::Priced);
+    /// assert!(EventKind::of_subject("rides.bogus.berlin").is_err());
     /// ```
     pub fn of_subject(subject: &str) -> Result<EventKind, EventError> {
         EventKind::ALL
@@ -312,12 +311,11 @@ mod tests {
     #[test]
     fn unknown_subjects_and_names_are_named() {
         for subject in [
-            "rides.bogus.berlin.r-1",
+            "rides.bogus.berlin",
             "rides.priced",
-            "rides.priced.berlin",
-            "rides.priced.berlin.r-1.x",
+            "rides.priced.berlin.x",
             "drivers.berlin",
-            "rides..berlin.r-1",
+            "rides..berlin",
             "",
         ] {
             let err = EventKind::of_subject(subject).unwrap_err();
@@ -335,7 +333,7 @@ mod tests {
     #[test]
     fn a_payload_must_be_the_kind_its_subject_announces() {
         let bytes = codec::encode(&sample::ride_requested("r1", "berlin")).unwrap();
-        let err = AnyEvent::decode("rides.priced.berlin.r1", &bytes).unwrap_err();
+        let err = AnyEvent::decode("rides.priced.berlin", &bytes).unwrap_err();
         assert_eq!(err.kind(), "wrong_event");
         let err = AnyEvent::from_payload(b"").unwrap_err();
         assert_eq!(err.kind(), "not_an_event");

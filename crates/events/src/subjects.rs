@@ -10,8 +10,10 @@ pub const DRIVERS_STREAM: &str = "DRIVERS";
 /// Dead letters of every service.
 pub const DLQ_STREAM: &str = "DLQ";
 
-/// Everything the RIDES stream holds.
+/// Every ride event the RIDES stream holds.
 pub const RIDES_ALL: &str = "rides.>";
+/// The answer fences RIDES holds beside the ride events (see [`fence`]).
+pub const FENCES_ALL: &str = "fence.>";
 /// Every ride request, any city.
 pub const RIDES_REQUESTED_ALL: &str = "rides.requested.>";
 /// Every ride matched to a driver, any city.
@@ -35,21 +37,21 @@ pub const DLQ_ALL: &str = "dlq.>";
 pub fn rides_requested(city: &City) -> String {
     format!("rides.requested.{city}")
 }
-/// `rides.matched.<city>.<ride id>`
-pub fn rides_matched(city: &City, ride: &RideId) -> String {
-    format!("rides.matched.{city}.{ride}")
+/// `rides.matched.<city>`
+pub fn rides_matched(city: &City) -> String {
+    format!("rides.matched.{city}")
 }
-/// `rides.unmatched.<city>.<ride id>`
-pub fn rides_unmatched(city: &City, ride: &RideId) -> String {
-    format!("rides.unmatched.{city}.{ride}")
+/// `rides.unmatched.<city>`
+pub fn rides_unmatched(city: &City) -> String {
+    format!("rides.unmatched.{city}")
 }
-/// `rides.priced.<city>.<ride id>`
-pub fn rides_priced(city: &City, ride: &RideId) -> String {
-    format!("rides.priced.{city}.{ride}")
+/// `rides.priced.<city>`
+pub fn rides_priced(city: &City) -> String {
+    format!("rides.priced.{city}")
 }
-/// `rides.screened.<city>.<ride id>`
-pub fn rides_screened(city: &City, ride: &RideId) -> String {
-    format!("rides.screened.{city}.{ride}")
+/// `rides.screened.<city>`
+pub fn rides_screened(city: &City) -> String {
+    format!("rides.screened.{city}")
 }
 /// `rides.completed.<city>`
 pub fn rides_completed(city: &City) -> String {
@@ -74,41 +76,23 @@ pub fn dead_letter(service: &str, stream: &str, seq: u64) -> String {
     format!("dlq.{service}.{stream}.{seq}")
 }
 
-/// Every answer to one ride, any kind and city: `rides.*.*.<ride id>`, a filter
-/// that reads one ride's answers without scanning the others.
-pub fn answers_of(ride: &RideId) -> String {
-    format!("rides.*.*.{ride}")
+/// `fence.<service>.<ride id>`: one service's answer fence for one ride. A
+/// first delivery publishes its answer only while this subject is empty; a
+/// redelivery stores a marker here before it looks for an earlier answer, so
+/// that no first delivery still in flight can store one after it looked.
+pub fn fence(service: &str, ride: &RideId) -> String {
+    format!("fence.{service}.{ride}")
 }
 
-/// The tokens of a ride subject: `rides.<kind>.<city>` (requests, completions,
-/// cancellations) or `rides.<kind>.<city>.<ride id>` (answers), if it is one.
-fn ride_tokens(subject: &str) -> Option<(&str, &str, Option<&str>)> {
-    let mut parts = subject.split('.');
-    let tokens = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    );
-    let (kind, city, ride) = match tokens {
-        (Some("rides"), Some(kind), Some(city), None, None) => (kind, city, None),
-        (Some("rides"), Some(kind), Some(city), Some(ride), None) if !ride.is_empty() => {
-            (kind, city, Some(ride))
-        }
-        _ => return None,
-    };
-    (!kind.is_empty() && !city.is_empty()).then_some((kind, city, ride))
-}
-
-/// The city token of a ride subject, if it has one.
+/// The city token of a ride subject (`rides.<kind>.<city>`), if it has one.
 pub fn city_of(subject: &str) -> Option<&str> {
-    ride_tokens(subject).map(|(_, city, _)| city)
-}
-
-/// The ride id token of an answer's subject (`rides.<kind>.<city>.<ride id>`).
-pub fn ride_of(subject: &str) -> Option<&str> {
-    ride_tokens(subject).and_then(|(_, _, ride)| ride)
+    let mut parts = subject.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("rides"), Some(kind), Some(city), None) if !kind.is_empty() && !city.is_empty() => {
+            Some(city)
+        }
+        _ => None,
+    }
 }
 
 /// Whether `subject` is one of the subjects `filter` stands for, as NATS reads
@@ -144,17 +128,15 @@ mod tests {
         let ride = RideId::new("r-1").unwrap();
         assert_eq!(rides_requested(&city), "rides.requested.berlin");
         assert_eq!(rides_cancelled(&city), "rides.cancelled.berlin");
-        assert_eq!(rides_priced(&city, &ride), "rides.priced.berlin.r-1");
+        assert_eq!(rides_priced(&city), "rides.priced.berlin");
+        assert_eq!(fence("pricing", &ride), "fence.pricing.r-1");
+        assert!(matches(FENCES_ALL, &fence("pricing", &ride)));
+        assert!(!matches(RIDES_ALL, &fence("pricing", &ride)));
         assert!(matches(RIDES_CANCELLED_ALL, &rides_cancelled(&city)));
         assert!(!matches(RIDES_COMPLETED_ALL, &rides_cancelled(&city)));
-        assert!(matches(&answers_of(&ride), &rides_priced(&city, &ride)));
-        assert!(!matches(&answers_of(&ride), "rides.priced.berlin.r-2"));
-        assert_eq!(city_of("rides.priced.berlin.r-1"), Some("berlin"));
-        assert_eq!(city_of("rides.requested.berlin"), Some("berlin"));
-        assert_eq!(ride_of("rides.priced.berlin.r-1"), Some("r-1"));
-        assert_eq!(ride_of("rides.requested.berlin"), None);
+        assert_eq!(city_of("rides.priced.berlin"), Some("berlin"));
         assert_eq!(city_of("rides.priced..r-1"), None);
-        assert_eq!(city_of("rides.priced.berlin."), None);
+        assert_eq!(city_of("rides.priced.berlin.r-1"), None);
         assert_eq!(city_of("drivers.berlin.d1"), None);
         let d = DriverId::new("d-7").unwrap();
         assert_eq!(driver(&city, &d), "drivers.berlin.d-7");

@@ -2,13 +2,13 @@
 //! replay finds a match whose claim lapsed and whose driver another ride holds
 //! now, so first deliveries never pay for it.
 //!
-//! The last message on the match's subject answers it. With one subject per ride
-//! (`rides.matched.<city>.<ride>`) that is exact: found means stored, none means
-//! never stored. [`Stored::Unknown`] remains for a subject whose last message
-//! names another ride, which hail's own publishers never produce.
+//! Matches are stored on `rides.matched.<city>` beside every other ride's, so
+//! the question is a bounded read of that subject's headers, from the request
+//! to the stream's end ([`hail_runtime::answered`]).
 
-use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
-use hail_events::{headers, subjects};
+use async_nats::jetstream;
+use hail_events::subjects;
+use hail_runtime::answered::{self, Search};
 
 use crate::claims::ClaimsError;
 
@@ -19,54 +19,39 @@ pub enum Stored {
     Yes,
     /// No match of the ride is stored: it has no answer yet.
     No,
-    /// The subject's last match is another ride's: this one may be stored too.
-    Unknown,
 }
 
-/// Reads the last message on `subject` (the subject the ride's `RideMatched` is
-/// published on) and says whether it is `ride`'s.
+/// Reads `subject` (the subject the ride's `RideMatched` is published on) from
+/// `since` (the request's sequence: no match of it is older) to the end of
+/// RIDES and says whether it holds `ride`'s match.
 pub async fn stored_match(
     js: &jetstream::Context,
     subject: &str,
     ride: &str,
+    since: u64,
 ) -> Result<Stored, ClaimsError> {
     let failed = |e: async_nats::Error| ClaimsError::Nats {
         op: "look up the stored match",
         key: subject.to_string(),
         source: e,
     };
-    let stream = js
-        .get_stream_no_info(subjects::RIDES_STREAM)
+    let through = js
+        .get_stream(subjects::RIDES_STREAM)
         .await
-        .map_err(|e| failed(Box::new(e)))?;
-    match stream.get_last_raw_message_by_subject(subject).await {
-        Ok(msg) => Ok(classify(
-            Some(msg.headers.get(headers::RIDE_ID).map(|v| v.as_str())),
-            ride,
-        )),
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(classify(None, ride)),
-        Err(e) => Err(failed(Box::new(e))),
-    }
-}
-
-/// `last`: the subject's last message (`None`: there is none) and its ride id.
-fn classify(last: Option<Option<&str>>, ride: &str) -> Stored {
-    match last {
-        None => Stored::No,
-        Some(Some(id)) if id == ride => Stored::Yes,
-        Some(_) => Stored::Unknown,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_empty_subject_says_never_stored() {
-        assert_eq!(classify(None, "r1"), Stored::No);
-        assert_eq!(classify(Some(Some("r1")), "r1"), Stored::Yes);
-        assert_eq!(classify(Some(Some("r2")), "r1"), Stored::Unknown);
-        assert_eq!(classify(Some(None), "r1"), Stored::Unknown);
+        .map_err(|e| failed(Box::new(e)))?
+        .cached_info()
+        .state
+        .last_sequence;
+    let search = Search {
+        stream: subjects::RIDES_STREAM,
+        subjects: vec![subject.to_string()],
+        ride,
+        from: since,
+        through,
+    };
+    match answered::find(js, &search).await {
+        Ok(Some(_)) => Ok(Stored::Yes),
+        Ok(None) => Ok(Stored::No),
+        Err(e) => Err(failed(e.into())),
     }
 }

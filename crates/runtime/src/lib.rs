@@ -6,7 +6,9 @@
 //! - [`config`]: the flags every service shares, validated at start.
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
-//! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter.
+//! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
+//!   [`fence`] stores each answer at most once at any age, looking it up in the
+//!   stream ([`answered`]) only when a delivery is not the first.
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
 //!   for messages the server gave up on after their last delivery; [`replay`]
 //!   sends one back for its service (both halves of the replay protocol).
@@ -36,12 +38,14 @@
 #![forbid(unsafe_code)]
 
 pub mod advisory;
+pub mod answered;
 pub mod config;
 pub mod connect;
 pub mod dead_letter;
 pub mod drivers;
 pub mod duration;
 pub mod fault;
+pub mod fence;
 pub mod http;
 pub mod metrics;
 pub mod ordered_feed;

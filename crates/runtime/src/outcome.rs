@@ -2,9 +2,9 @@
 
 use std::future::Future;
 
-use async_nats::{HeaderMap, header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE};
+use async_nats::HeaderMap;
 use bytes::Bytes;
-use hail_events::{Event, EventError, codec, headers};
+use hail_events::{Event, EventError, RideId, codec, headers};
 use time::OffsetDateTime;
 
 /// One delivered message, as the handler sees it.
@@ -59,31 +59,29 @@ pub struct Output {
     pub headers: HeaderMap,
     /// Event type name, for metrics.
     pub event: &'static str,
+    /// The ride it answers, for an event about one ride: the worker stores at
+    /// most one answer per ride and service ([`crate::fence`]).
+    pub ride: Option<RideId>,
 }
 
 impl Output {
     /// Encodes an event with its subject and standard headers. An event about one
-    /// ride is an answer, stored at most once: it is published on the ride's own
-    /// subject with `Nats-Expected-Last-Subject-Sequence: 0`, so the stream refuses
-    /// it when that subject already holds one, at any age (the worker then counts
-    /// it as already stored, not as an error).
+    /// ride names the ride: the worker then stores it only if the service has
+    /// not answered that ride yet, at any age ([`crate::fence`]).
     ///
     /// ```
     /// let fare = hail_events::sample::fare_quoted("r1", "berlin");
     /// let out = hail_runtime::Output::event(&fare).unwrap();
-    /// assert_eq!(out.subject, "rides.priced.berlin.r1");
-    /// assert_eq!(out.headers.get("Nats-Expected-Last-Subject-Sequence").unwrap().as_str(), "0");
+    /// assert_eq!(out.subject, "rides.priced.berlin");
+    /// assert_eq!(out.ride.unwrap().as_str(), "r1");
     /// ```
     pub fn event<E: Event>(event: &E) -> Result<Output, EventError> {
-        let mut headers = headers::for_event(event);
-        if event.ride_id().is_some() {
-            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
-        }
         Ok(Output {
             subject: event.subject(),
             payload: codec::encode(event)?,
-            headers,
+            headers: headers::for_event(event),
             event: E::NAME,
+            ride: event.ride_id().cloned(),
         })
     }
 }

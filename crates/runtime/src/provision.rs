@@ -87,12 +87,13 @@ impl Default for StreamSettings {
     }
 }
 
-/// RIDES: requests and outcomes, limits retention (never work-queue: it breaks fan-out).
+/// RIDES: requests and outcomes, limits retention (never work-queue: it breaks
+/// fan-out), and the services' answer fences (`fence.>`, read by no consumer).
 pub fn rides_stream(s: &StreamSettings) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: subjects::RIDES_STREAM.into(),
         description: Some("ride requests and every service's outcome".into()),
-        subjects: vec![subjects::RIDES_ALL.into()],
+        subjects: vec![subjects::RIDES_ALL.into(), subjects::FENCES_ALL.into()],
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         storage: StorageType::File,

@@ -1,12 +1,12 @@
 //! The consumer-group worker: pull in batches, handle with bounded concurrency, and
 //! turn each handler outcome into ack, nak-with-delay or dead-letter-then-term.
 //!
-//! Outputs are published and their PubAcks awaited before the input is acked. Each
-//! answer goes to its ride's own subject on the condition that the subject is still
-//! empty, so a redelivery of any age (after a crash between publish and ack, a
-//! pause past the ack wait, an outage) cannot store a second answer: the stream
-//! refuses it and the input is acked. The deterministic `Nats-Msg-Id` still makes
-//! a retried publish of the same message a no-op.
+//! Outputs are published and their PubAcks awaited before the input is acked. An
+//! answer to a ride passes the ride's fence ([`fence`]), so a redelivery of any age
+//! (after a crash between publish and ack, a pause past the ack wait, an outage)
+//! cannot store a second answer: a first delivery is stored only while the fence
+//! is empty, and a redelivery looks for the earlier answer before it stores one.
+//! The deterministic `Nats-Msg-Id` still makes a retried publish a no-op.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,12 +19,16 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use hail_events::subjects;
+
 use crate::{
     Handler, Outcome, Output,
     dead_letter::{Origin, dead_letter_headers},
     fault::Faults,
+    fence,
     metrics::RuntimeMetrics,
     outcome::{Delivery, event_name},
+    service::Service,
 };
 
 /// How the worker pulls and retries.
@@ -180,6 +184,7 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         None => shared.handler.handle(&delivery).await,
     };
     timer.observe_duration();
+    let replay_of = crate::replay::original_seq(delivery.headers);
     let origin = Origin {
         service: &shared.service,
         stream: &shared.stream,
@@ -188,7 +193,7 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         delivered,
     };
     match outcome {
-        Outcome::Done(outputs) => match publish_all(shared, outputs).await {
+        Outcome::Done(outputs) => match publish_all(shared, outputs, &origin, replay_of).await {
             Ok(())
                 if faults.is_some_and(|f| {
                     f.loses_ack(stream_seq, delivered, shared.settings.max_deliver)
@@ -215,35 +220,81 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     m.in_flight.dec();
 }
 
-/// Publishes every output, then awaits every PubAck.
-async fn publish_all<H>(shared: &Shared<H>, outputs: Vec<Output>) -> anyhow::Result<()> {
+/// Publishes every output, then awaits every PubAck. An answer to a ride is
+/// stored at most once per service ([`fence`]): a first delivery publishes it on
+/// the condition that the ride's fence is empty, anything else (a redelivery, a
+/// replay, a first delivery the fence refused) takes the careful path.
+async fn publish_all<H>(
+    shared: &Shared<H>,
+    outputs: Vec<Output>,
+    origin: &Origin<'_>,
+    replay_of: Option<u64>,
+) -> anyhow::Result<()> {
+    let first = origin.delivered <= 1 && replay_of.is_none();
     let mut acks = Vec::with_capacity(outputs.len());
-    let mut events = Vec::with_capacity(outputs.len());
+    let mut careful = Vec::new();
     for out in outputs {
-        events.push(out.event);
-        acks.push(
-            shared
-                .js
-                .publish_with_headers(out.subject, out.headers, out.payload)
-                .await?,
-        );
-    }
-    for (ack, event) in acks.into_iter().zip(events) {
-        match ack.await {
-            Ok(_) => shared.metrics.outputs.with_label_values(&[event]).inc(),
-            // The ride's subject already holds this answer: an earlier delivery
-            // (here or on another instance) stored it, however long ago.
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                shared
-                    .metrics
-                    .already_stored
-                    .with_label_values(&[event])
-                    .inc();
+        match &out.ride {
+            Some(_) if !first => careful.push(out),
+            ride => {
+                let mut headers = out.headers.clone();
+                if let Some(ride) = ride {
+                    fence::first_delivery(&mut headers, &shared.service, ride);
+                }
+                let ack = shared
+                    .js
+                    .publish_with_headers(out.subject.clone(), headers, out.payload.clone())
+                    .await?;
+                acks.push((ack, out));
             }
+        }
+    }
+    for (ack, out) in acks {
+        match ack.await {
+            Ok(_) => shared.metrics.outputs.with_label_values(&[out.event]).inc(),
+            // Another delivery's answer went through the careful path: find out.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => careful.push(out),
             Err(e) => return Err(e.into()),
         }
     }
+    if careful.is_empty() {
+        return Ok(());
+    }
+    let scope = fence::Scope {
+        service: &shared.service,
+        stream: &shared.stream,
+        answers: Vec::new(),
+        since: replay_of.unwrap_or(origin.stream_seq),
+    };
+    for out in careful {
+        let Some(ride) = &out.ride else { continue };
+        let scope = fence::Scope {
+            answers: answer_subjects(&shared.service, &out.subject),
+            ..scope.clone()
+        };
+        let counter = match fence::publish_checked(&shared.js, &scope, ride, &out).await? {
+            fence::Stored::Now => &shared.metrics.outputs,
+            // The ride already has this service's answer, however old.
+            fence::Stored::Before => &shared.metrics.already_stored,
+        };
+        counter.with_label_values(&[out.event]).inc();
+    }
     Ok(())
+}
+
+/// The subjects a service's answers to one city are on: all its answer kinds
+/// (matching answers a ride matched or unmatched), or the output's own subject
+/// for a service hail does not know.
+fn answer_subjects(service: &str, subject: &str) -> Vec<String> {
+    let known = Service::ALL.into_iter().find(|s| s.name() == service);
+    match (known, subjects::city_of(subject)) {
+        (Some(s), Some(city)) if !s.outputs().is_empty() => s
+            .outputs()
+            .iter()
+            .map(|all| format!("{}{city}", all.trim_end_matches('>')))
+            .collect(),
+        _ => vec![subject.to_string()],
+    }
 }
 
 async fn retry<H>(

@@ -358,15 +358,15 @@ mod tests {
     #[test]
     fn answers_are_known_by_their_subject() {
         assert_eq!(
-            Answer::of_subject("rides.priced.paris.r-1"),
+            Answer::of_subject("rides.priced.paris"),
             Some(Answer::Priced)
         );
         assert_eq!(
-            Answer::of_subject("rides.unmatched.paris.r-1"),
+            Answer::of_subject("rides.unmatched.paris"),
             Some(Answer::Unmatched)
         );
         assert_eq!(Answer::of_subject("rides.requested.paris"), None);
-        assert_eq!(Answer::of_subject("rides.bogus.paris.r-1"), None);
+        assert_eq!(Answer::of_subject("rides.bogus.paris"), None);
     }
 
     #[test]

@@ -156,10 +156,9 @@ mod tests {
     }
 
     fn msg(seq: u64, kind: EventKind, ride: u64) -> Stored {
-        let id: hail_events::RideId = format!("r{ride}").parse().unwrap();
         let subject = match kind {
             EventKind::Requested => subjects::rides_requested(&city()),
-            EventKind::Priced => subjects::rides_priced(&city(), &id),
+            EventKind::Priced => subjects::rides_priced(&city()),
             EventKind::Completed => subjects::rides_completed(&city()),
             _ => subjects::rides_cancelled(&city()),
         };

@@ -112,14 +112,13 @@ mod tests {
         }
     }
 
-    fn subject(kind: EventKind, ride: &str) -> String {
+    fn subject(kind: EventKind) -> String {
         let city: hail_events::City = "berlin".parse().unwrap();
-        let ride: hail_events::RideId = ride.parse().unwrap();
         match kind {
             EventKind::Requested => hail_events::subjects::rides_requested(&city),
-            EventKind::Priced => hail_events::subjects::rides_priced(&city, &ride),
-            EventKind::Screened => hail_events::subjects::rides_screened(&city, &ride),
-            _ => hail_events::subjects::rides_matched(&city, &ride),
+            EventKind::Priced => hail_events::subjects::rides_priced(&city),
+            EventKind::Screened => hail_events::subjects::rides_screened(&city),
+            _ => hail_events::subjects::rides_matched(&city),
         }
     }
 
@@ -146,10 +145,10 @@ mod tests {
             first_seq: 6,
             last_seq: 9,
             messages: vec![
-                msg(6, Screened, &subject(Screened, "a"), "a"),
-                msg(7, Requested, &subject(Requested, "b"), "b"),
-                msg(8, Priced, &subject(Priced, "c"), "c"),
-                msg(9, Screened, &subject(Screened, "c"), "c"),
+                msg(6, Screened, &subject(Screened), "a"),
+                msg(7, Requested, &subject(Requested), "b"),
+                msg(8, Priced, &subject(Priced), "c"),
+                msg(9, Screened, &subject(Screened), "c"),
             ],
             positions: [(
                 Service::Pricing,
