@@ -81,11 +81,11 @@ async fn start_stack(server: &NatsServer, window: Duration, flags: &[&str]) -> R
     })
 }
 
-/// Answer subject → (first payload published on it, publishes seen).
-type Seen = Arc<Mutex<HashMap<String, (Vec<u8>, usize)>>>;
+/// (answering service, ride) → (first payload published, publishes seen).
+type Seen = Arc<Mutex<HashMap<(&'static str, String), (Vec<u8>, usize)>>>;
 
 /// Every answer any instance published, as a core subscriber saw it: the first
-/// payload per answer subject, and how many publishes each subject got.
+/// payload per service and ride, and how many publishes each got.
 struct Attempts {
     seen: Seen,
     task: JoinHandle<()>,
@@ -101,13 +101,11 @@ impl Attempts {
         let task = tokio::spawn(async move {
             let _client = client;
             while let Some(msg) = sub.next().await {
-                if !is_answer(&msg.subject) {
+                let Some(key) = answer_key(&msg.subject, msg.headers.as_ref()) else {
                     continue;
-                }
+                };
                 let mut seen = into.lock().unwrap();
-                let e = seen
-                    .entry(msg.subject.to_string())
-                    .or_insert_with(|| (msg.payload.to_vec(), 0));
+                let e = seen.entry(key).or_insert_with(|| (msg.payload.to_vec(), 0));
                 e.1 += 1;
             }
         });
@@ -121,32 +119,48 @@ impl Attempts {
         self.task.abort();
         let seen = self.seen.lock().unwrap();
         let mut answers = 0;
-        for msg in stored.iter().filter(|m| is_answer(&m.subject)) {
+        for msg in stored.iter() {
+            let Some(key) = answer_key(&msg.subject, msg.headers.as_ref()) else {
+                continue;
+            };
             answers += 1;
-            let Some((first, _)) = seen.get(msg.subject.as_str()) else {
+            let Some((first, _)) = seen.get(&key) else {
                 // The subscriber may have missed one while the broker was down.
                 continue;
             };
             ensure!(
                 first.as_slice() == msg.payload.as_ref(),
-                "[{scenario}] {} holds an answer other than the first one published",
-                msg.subject
+                "[{scenario}] RIDES holds a {} answer for ride {} other than the first one published",
+                key.0,
+                key.1
             );
         }
         let republished = seen.values().filter(|(_, n)| *n > 1).count();
         println!(
-            "[{scenario}] {answers} answers stored, {} subjects published to, {republished} of them more than once",
+            "[{scenario}] {answers} answers stored, {} answered rides published to, {republished} of them more than once",
             seen.len()
         );
         Ok(republished)
     }
 }
 
-fn is_answer(subject: &str) -> bool {
-    matches!(
-        EventKind::of_subject(subject),
-        Ok(EventKind::Matched | EventKind::Unmatched | EventKind::Priced | EventKind::Screened)
-    )
+/// The service that answered and the ride, for an answer (matching's matched
+/// and unmatched are one answer).
+fn answer_key(
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+) -> Option<(&'static str, String)> {
+    let service = match EventKind::of_subject(subject).ok()? {
+        EventKind::Matched | EventKind::Unmatched => "matching",
+        EventKind::Priced => "pricing",
+        EventKind::Screened => "fraud",
+        _ => return None,
+    };
+    let ride = headers?
+        .get(hail_events::headers::RIDE_ID)?
+        .as_str()
+        .to_string();
+    Some((service, ride))
 }
 
 /// Outputs the stream refused as already stored, summed over `instances`.

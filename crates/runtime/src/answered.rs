@@ -1,15 +1,21 @@
 //! Whether RIDES already holds a ride's answer from one service, read back
 //! from the stream itself: the slow half of the answer fence ([`crate::fence`]),
-//! asked only on a redelivery, a replay, or a first delivery the fence refused.
+//! asked only on a redelivery, a replay, a delivery older than half the
+//! duplicate window, or a first delivery the fence refused.
 //!
-//! Answers are stored on `rides.<kind>.<city>` beside every other ride's, so
-//! the search reads the headers of the service's answer subjects of the ride's
-//! city in a bounded range of sequences: from the request (no answer to it can
-//! be older) through the fence marker the caller stored first (no first
-//! delivery can store an answer after it). Its cost grows with that range, i.e.
-//! with how late the redelivery is; first deliveries never pay it.
+//! Answers are stored on `rides.<kind>.<city>` beside every other ride's, so a
+//! search reads the headers of the service's answer subjects of the ride's city
+//! over a range of sequences: from the request (no answer to it can be older)
+//! through the caller's fence marker (no first delivery can store an answer
+//! after it). [`Answers`] keeps what it read, per city, so that a backlog of
+//! old deliveries (a service catching up after an outage) reads each stored
+//! answer once, not once per delivery; first deliveries never pay any of it.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream::{
     self,
@@ -18,11 +24,15 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use hail_events::headers;
 
-/// How long the search waits for the next message before giving up (the
-/// caller retries the delivery later).
+/// How long a read waits for the next message before giving up (the caller
+/// retries the delivery later).
 const STALLED: Duration = Duration::from_secs(10);
+/// A city's answers not asked about for this long are forgotten.
+const IDLE: Duration = Duration::from_secs(60);
+/// A city's answers kept at most; past it they are read again from the stream.
+const MAX_KEPT: usize = 2_000_000;
 
-/// What the search reads: one ride's answers from one service.
+/// What a one-off search reads: one ride's answers from one service.
 #[derive(Debug, Clone)]
 pub struct Search<'a> {
     /// The stream (RIDES).
@@ -33,28 +43,50 @@ pub struct Search<'a> {
     pub ride: &'a str,
     /// First sequence an answer can have (the request's).
     pub from: u64,
-    /// Last sequence to read (the caller's fence marker).
+    /// Last sequence to read.
     pub through: u64,
 }
 
-/// The stream sequence of the ride's first answer in the range, if any.
+/// The stream sequence of the ride's first answer in the range, if any: one
+/// bounded read, nothing kept.
 pub async fn find(js: &jetstream::Context, s: &Search<'_>) -> anyhow::Result<Option<u64>> {
-    if s.through < s.from || s.subjects.is_empty() {
-        return Ok(None);
+    let mut found = None;
+    read(js, s.stream, &s.subjects, s.from, s.through, |ride, seq| {
+        if found.is_none() && ride == s.ride {
+            found = Some(seq);
+        }
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Reads the `Hail-Ride-Id` of every message of `stream` on `subjects` from
+/// `from` through `through` (or the end of the stream, if sooner), in order.
+async fn read(
+    js: &jetstream::Context,
+    stream: &str,
+    subjects: &[String],
+    from: u64,
+    through: u64,
+    mut each: impl FnMut(&str, u64),
+) -> anyhow::Result<()> {
+    if through < from || subjects.is_empty() {
+        return Ok(());
     }
-    let stream = js.get_stream_no_info(s.stream).await?;
-    let consumer = stream
+    let consumer = js
+        .get_stream_no_info(stream)
+        .await?
         .create_consumer(OrderedConfig {
-            filter_subjects: s.subjects.clone(),
+            filter_subjects: subjects.to_vec(),
             headers_only: true,
             deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: s.from,
+                start_sequence: from.max(1),
             },
             ..Default::default()
         })
         .await?;
     if consumer.cached_info().num_pending == 0 {
-        return Ok(None);
+        return Ok(());
     }
     let mut messages = consumer.messages().await?;
     loop {
@@ -62,27 +94,156 @@ pub async fn find(js: &jetstream::Context, s: &Search<'_>) -> anyhow::Result<Opt
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
-                    "reading {} back from {} stalled for {STALLED:?}",
-                    s.subjects.join(","),
-                    s.stream
+                    "reading {} back from {stream} stalled for {STALLED:?}",
+                    subjects.join(",")
                 )
             })?
-            .ok_or_else(|| anyhow::anyhow!("reading {} ended early", s.stream))??;
+            .ok_or_else(|| anyhow::anyhow!("reading {stream} ended early"))??;
         let info = msg.info().map_err(|e| anyhow::anyhow!("{e}"))?;
         let seq = info.stream_sequence;
-        if seq > s.through {
-            return Ok(None);
+        if seq > through {
+            return Ok(());
         }
-        let ride = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(headers::RIDE_ID))
-            .map(|v| v.as_str());
-        if ride == Some(s.ride) {
-            return Ok(Some(seq));
+        if let Some(ride) = msg.headers.as_ref().and_then(|h| h.get(headers::RIDE_ID)) {
+            each(ride.as_str(), seq);
         }
-        if info.pending == 0 || seq == s.through {
-            return Ok(None);
+        // Nothing more on the subjects: every sequence up to the end is read.
+        if info.pending == 0 || seq == through {
+            return Ok(());
         }
     }
+}
+
+/// One service's stored answers, read on demand and kept per set of answer
+/// subjects (one city): see the module documentation.
+#[derive(Clone)]
+pub struct Answers {
+    js: jetstream::Context,
+    stream: String,
+    cities: Arc<Mutex<HashMap<Vec<String>, Arc<tokio::sync::Mutex<Read>>>>>,
+}
+
+/// The answers read so far on one set of subjects: every one with a sequence
+/// in `from..=through` (a stream never changes what it stored below its end).
+#[derive(Default)]
+struct Read {
+    from: u64,
+    through: u64,
+    rides: HashMap<String, u64>,
+    used: Option<Instant>,
+}
+
+impl Read {
+    fn covers(&self, from: u64, through: u64) -> bool {
+        self.through != 0 && self.from <= from && through <= self.through
+    }
+}
+
+impl Answers {
+    /// Answers stored in `stream` (RIDES).
+    pub fn new(js: jetstream::Context, stream: &str) -> Self {
+        Self {
+            js,
+            stream: stream.to_string(),
+            cities: Arc::default(),
+        }
+    }
+
+    /// The sequence of `ride`'s answer on `subjects` in `from..=through`, if
+    /// the stream holds one. `through` must be stored already (the caller's
+    /// fence marker).
+    pub async fn find(
+        &self,
+        subjects: &[String],
+        ride: &str,
+        from: u64,
+        through: u64,
+    ) -> anyhow::Result<Option<u64>> {
+        let city = self
+            .cities
+            .lock()
+            .expect("answers lock")
+            .entry(subjects.to_vec())
+            .or_default()
+            .clone();
+        let mut read = city.lock().await;
+        if read.used.is_some_and(|t| t.elapsed() > IDLE) || read.rides.len() > MAX_KEPT {
+            *read = Read::default();
+        }
+        read.used = Some(Instant::now());
+        if !read.covers(from, through) {
+            self.extend(&mut read, subjects, from, through).await?;
+        }
+        Ok(read
+            .rides
+            .get(ride)
+            .copied()
+            .filter(|seq| (from..=through).contains(seq)))
+    }
+
+    /// Reads what `read` lacks of `from..=through`: below what it holds, and
+    /// above it up to the stream's end now (so that the deliveries waiting
+    /// behind this one find their markers covered too).
+    async fn extend(
+        &self,
+        read: &mut Read,
+        subjects: &[String],
+        from: u64,
+        through: u64,
+    ) -> anyhow::Result<()> {
+        let end = self
+            .js
+            .get_stream(&self.stream)
+            .await?
+            .cached_info()
+            .state
+            .last_sequence
+            .max(through);
+        if read.through == 0 {
+            read.rides.clear();
+            read_into(&self.js, &self.stream, subjects, from, end, &mut read.rides).await?;
+            (read.from, read.through) = (from, end);
+            return Ok(());
+        }
+        if from < read.from {
+            read_into(
+                &self.js,
+                &self.stream,
+                subjects,
+                from,
+                read.from - 1,
+                &mut read.rides,
+            )
+            .await?;
+            read.from = from;
+        }
+        if end > read.through {
+            read_into(
+                &self.js,
+                &self.stream,
+                subjects,
+                read.through + 1,
+                end,
+                &mut read.rides,
+            )
+            .await?;
+            read.through = end;
+        }
+        Ok(())
+    }
+}
+
+async fn read_into(
+    js: &jetstream::Context,
+    stream: &str,
+    subjects: &[String],
+    from: u64,
+    through: u64,
+    rides: &mut HashMap<String, u64>,
+) -> anyhow::Result<()> {
+    read(js, stream, subjects, from, through, |ride, seq| {
+        let first = rides.entry(ride.to_string()).or_insert(seq);
+        *first = (*first).min(seq);
+    })
+    .await
 }

@@ -27,7 +27,7 @@ use async_nats::{
 };
 use hail_events::{RideId, subjects};
 
-use crate::{Output, answered};
+use crate::{Output, answered::Answers};
 
 /// The header that names the subject `Nats-Expected-Last-Subject-Sequence`
 /// is checked on (nats-server 2.11+).
@@ -67,10 +67,8 @@ pub enum Stored {
 pub struct Scope<'a> {
     /// The service answering.
     pub service: &'a str,
-    /// The stream answers are stored in (RIDES).
-    pub stream: &'a str,
     /// The service's answer subjects in the ride's city.
-    pub answers: Vec<String>,
+    pub subjects: Vec<String>,
     /// The sequence of the request answered (for a replay: of the original).
     pub since: u64,
 }
@@ -79,6 +77,7 @@ pub struct Scope<'a> {
 /// already (at any age): the careful path described above.
 pub async fn publish_checked(
     js: &jetstream::Context,
+    answers: &Answers,
     scope: &Scope<'_>,
     ride: &RideId,
     out: &Output,
@@ -90,14 +89,10 @@ pub async fn publish_checked(
             .await?
             .await?
             .sequence;
-        let search = answered::Search {
-            stream: scope.stream,
-            subjects: scope.answers.clone(),
-            ride: ride.as_str(),
-            from: scope.since,
-            through: marker,
-        };
-        if answered::find(js, &search).await?.is_some() {
+        let found = answers
+            .find(&scope.subjects, ride.as_str(), scope.since, marker)
+            .await?;
+        if found.is_some() {
             return Ok(Stored::Before);
         }
         let mut headers = out.headers.clone();

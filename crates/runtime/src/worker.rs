@@ -23,6 +23,7 @@ use hail_events::subjects;
 
 use crate::{
     Handler, Outcome, Output,
+    answered::Answers,
     dead_letter::{Origin, dead_letter_headers},
     fault::Faults,
     fence,
@@ -64,6 +65,11 @@ struct Shared<H> {
     metrics: RuntimeMetrics,
     settings: WorkerSettings,
     shutdown: CancellationToken,
+    /// Answers read back from the stream by the careful path ([`fence`]).
+    answers: Answers,
+    /// A first delivery younger than this takes the fast path ([`fence`]):
+    /// half the stream's duplicate window.
+    fast_age: Duration,
 }
 
 /// Pulls from `consumer` until `shutdown` fires, then waits (time-boxed) for the
@@ -78,8 +84,16 @@ pub async fn run<H: Handler>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let stream = consumer.cached_info().stream_name.clone();
+    let window = js
+        .get_stream(&stream)
+        .await?
+        .cached_info()
+        .config
+        .duplicate_window;
     let shared = Arc::new(Shared {
         service: service.to_string(),
+        answers: Answers::new(js.clone(), &stream),
+        fast_age: window / 2,
         stream,
         js,
         handler,
@@ -185,6 +199,9 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     };
     timer.observe_duration();
     let replay_of = crate::replay::original_seq(delivery.headers);
+    // How long ago the stream stored it (0 if this host's clock is behind).
+    let stored_ago =
+        Duration::try_from(time::OffsetDateTime::now_utc() - published).unwrap_or(Duration::ZERO);
     let origin = Origin {
         service: &shared.service,
         stream: &shared.stream,
@@ -193,27 +210,29 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         delivered,
     };
     match outcome {
-        Outcome::Done(outputs) => match publish_all(shared, outputs, &origin, replay_of).await {
-            Ok(())
-                if faults.is_some_and(|f| {
-                    f.loses_ack(stream_seq, delivered, shared.settings.max_deliver)
-                }) =>
-            {
-                let reason = "injected lost ack after publishing (--fault-lost-ack-rate)";
-                retry(shared, &msg, &origin, event, reason).await
+        Outcome::Done(outputs) => {
+            match publish_all(shared, outputs, &origin, replay_of, stored_ago).await {
+                Ok(())
+                    if faults.is_some_and(|f| {
+                        f.loses_ack(stream_seq, delivered, shared.settings.max_deliver)
+                    }) =>
+                {
+                    let reason = "injected lost ack after publishing (--fault-lost-ack-rate)";
+                    retry(shared, &msg, &origin, event, reason).await
+                }
+                Ok(()) => {
+                    ack(&msg, AckKind::Ack).await;
+                    m.processed.with_label_values(&[event]).inc();
+                    let age = (time::OffsetDateTime::now_utc() - published).as_seconds_f64();
+                    m.event_age_seconds.observe(age.max(0.0));
+                }
+                Err(e) => {
+                    m.publish_errors.inc();
+                    let reason = format!("publishing outputs failed: {e}");
+                    retry(shared, &msg, &origin, event, &reason).await
+                }
             }
-            Ok(()) => {
-                ack(&msg, AckKind::Ack).await;
-                m.processed.with_label_values(&[event]).inc();
-                let age = (time::OffsetDateTime::now_utc() - published).as_seconds_f64();
-                m.event_age_seconds.observe(age.max(0.0));
-            }
-            Err(e) => {
-                m.publish_errors.inc();
-                let reason = format!("publishing outputs failed: {e}");
-                retry(shared, &msg, &origin, event, &reason).await
-            }
-        },
+        }
         Outcome::Retry { reason } => retry(shared, &msg, &origin, event, &reason).await,
         Outcome::Poison { kind, reason } => dead_letter(shared, &msg, &origin, kind, &reason).await,
     }
@@ -221,16 +240,18 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
 }
 
 /// Publishes every output, then awaits every PubAck. An answer to a ride is
-/// stored at most once per service ([`fence`]): a first delivery publishes it on
-/// the condition that the ride's fence is empty, anything else (a redelivery, a
-/// replay, a first delivery the fence refused) takes the careful path.
+/// stored at most once per service ([`fence`]): a first delivery younger than
+/// half the duplicate window publishes it on the condition that the ride's
+/// fence is empty; anything else (a redelivery, a replay, an older delivery, a
+/// first delivery the fence refused) takes the careful path.
 async fn publish_all<H>(
     shared: &Shared<H>,
     outputs: Vec<Output>,
     origin: &Origin<'_>,
     replay_of: Option<u64>,
+    age: Duration,
 ) -> anyhow::Result<()> {
-    let first = origin.delivered <= 1 && replay_of.is_none();
+    let first = origin.delivered <= 1 && replay_of.is_none() && age < shared.fast_age;
     let mut acks = Vec::with_capacity(outputs.len());
     let mut careful = Vec::new();
     for out in outputs {
@@ -260,19 +281,15 @@ async fn publish_all<H>(
     if careful.is_empty() {
         return Ok(());
     }
-    let scope = fence::Scope {
-        service: &shared.service,
-        stream: &shared.stream,
-        answers: Vec::new(),
-        since: replay_of.unwrap_or(origin.stream_seq),
-    };
     for out in careful {
         let Some(ride) = &out.ride else { continue };
         let scope = fence::Scope {
-            answers: answer_subjects(&shared.service, &out.subject),
-            ..scope.clone()
+            service: &shared.service,
+            subjects: answer_subjects(&shared.service, &out.subject),
+            since: replay_of.unwrap_or(origin.stream_seq),
         };
-        let counter = match fence::publish_checked(&shared.js, &scope, ride, &out).await? {
+        let stored = fence::publish_checked(&shared.js, &shared.answers, &scope, ride, &out);
+        let counter = match stored.await? {
             fence::Stored::Now => &shared.metrics.outputs,
             // The ride already has this service's answer, however old.
             fence::Stored::Before => &shared.metrics.already_stored,
