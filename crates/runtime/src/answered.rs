@@ -19,7 +19,7 @@ use std::{
 
 use async_nats::jetstream::{
     self,
-    consumer::{DeliverPolicy, pull::OrderedConfig},
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
 use hail_events::headers;
@@ -27,6 +27,9 @@ use hail_events::headers;
 /// How long a read waits for the next message before giving up (the caller
 /// retries the delivery later).
 const STALLED: Duration = Duration::from_secs(10);
+/// A reader's consumer left behind (its process died mid-read) is removed
+/// by the server after this long.
+const LEFT_BEHIND: Duration = Duration::from_secs(10);
 /// A city's answers not asked about for this long are forgotten.
 const IDLE: Duration = Duration::from_secs(60);
 /// A city's answers kept at most; past it they are read again from the stream.
@@ -73,18 +76,38 @@ async fn read(
     if through < from || subjects.is_empty() {
         return Ok(());
     }
-    let consumer = js
-        .get_stream_no_info(stream)
-        .await?
-        .create_consumer(OrderedConfig {
+    let rides = js.get_stream_no_info(stream).await?;
+    // A consumer of its own, removed as soon as the read ends: a server holds a
+    // limited number per stream (1,000 by default).
+    let consumer: PullConsumer = rides
+        .create_consumer(pull::Config {
             filter_subjects: subjects.to_vec(),
             headers_only: true,
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from.max(1),
             },
+            ack_policy: AckPolicy::None,
+            inactive_threshold: LEFT_BEHIND,
+            memory_storage: true,
+            num_replicas: 1,
             ..Default::default()
         })
         .await?;
+    let name = consumer.cached_info().name.clone();
+    let read = read_from(&consumer, stream, subjects, through, &mut each).await;
+    if let Err(e) = rides.delete_consumer(&name).await {
+        tracing::debug!(consumer = name, error = %e, "reader's consumer not deleted; it expires");
+    }
+    read
+}
+
+async fn read_from(
+    consumer: &PullConsumer,
+    stream: &str,
+    subjects: &[String],
+    through: u64,
+    each: &mut impl FnMut(&str, u64),
+) -> anyhow::Result<()> {
     if consumer.cached_info().num_pending == 0 {
         return Ok(());
     }
@@ -120,8 +143,11 @@ async fn read(
 pub struct Answers {
     js: jetstream::Context,
     stream: String,
-    cities: Arc<Mutex<HashMap<Vec<String>, Arc<tokio::sync::Mutex<Read>>>>>,
+    cities: Arc<Mutex<HashMap<Vec<String>, City>>>,
 }
+
+/// What is read of one city's answers; one reader at a time.
+type City = Arc<tokio::sync::Mutex<Read>>;
 
 /// The answers read so far on one set of subjects: every one with a sequence
 /// in `from..=through` (a stream never changes what it stored below its end).

@@ -11,6 +11,7 @@ pub mod names {
     pub const DEAD_LETTERS: &str = "hail_dead_letters_total";
     pub const OUTPUTS: &str = "hail_outputs_published_total";
     pub const ALREADY_STORED: &str = "hail_outputs_already_stored_total";
+    pub const CHECKED: &str = "hail_outputs_checked_total";
     pub const PUBLISH_ERRORS: &str = "hail_publish_errors_total";
     pub const PULL_ERRORS: &str = "hail_pull_errors_total";
     pub const HANDLER_SECONDS: &str = "hail_handler_duration_seconds";
@@ -36,6 +37,8 @@ pub struct RuntimeMetrics {
     /// Outputs the stream refused because the ride's subject already held that
     /// answer (a late redelivery), by event type.
     pub already_stored: IntCounterVec,
+    /// Answers that took the fence's careful path (looked up in the stream).
+    pub checked: IntCounterVec,
     /// Output or dead-letter publishes that failed.
     pub publish_errors: IntCounter,
     /// Errors from the pull subscription.
@@ -95,6 +98,13 @@ impl RuntimeMetrics {
                 ),
                 &["event"],
             )?,
+            checked: IntCounterVec::new(
+                opts(
+                    names::CHECKED,
+                    "answers that took the fence's careful path: marker, read back, conditional publish",
+                ),
+                &["event"],
+            )?,
             publish_errors: IntCounter::with_opts(opts(
                 names::PUBLISH_ERRORS,
                 "failed output or dead-letter publishes",
@@ -132,6 +142,7 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.outputs.clone()))?;
         registry.register(Box::new(m.already_stored.clone()))?;
+        registry.register(Box::new(m.checked.clone()))?;
         registry.register(Box::new(m.publish_errors.clone()))?;
         registry.register(Box::new(m.pull_errors.clone()))?;
         registry.register(Box::new(m.handler_seconds.clone()))?;

@@ -288,6 +288,7 @@ async fn publish_all<H>(
             subjects: answer_subjects(&shared.service, &out.subject),
             since: replay_of.unwrap_or(origin.stream_seq),
         };
+        shared.metrics.checked.with_label_values(&[out.event]).inc();
         let stored = fence::publish_checked(&shared.js, &shared.answers, &scope, ride, &out);
         let counter = match stored.await? {
             fence::Stored::Now => &shared.metrics.outputs,
