@@ -30,7 +30,16 @@ pub fn dead_letter_headers(
     kind: &str,
     reason: &str,
 ) -> (String, HeaderMap) {
-    let mut h = original.cloned().unwrap_or_default();
+    // The original's publish conditions (an answer's fence) are not the dead
+    // letter's: it gets its own below.
+    let mut h = HeaderMap::new();
+    for (name, values) in original.into_iter().flat_map(HeaderMap::iter) {
+        if !is_publish_condition(name.as_ref()) {
+            for v in values {
+                h.append(name.clone(), v.clone());
+            }
+        }
+    }
     h.insert(headers::dlq::REASON, single_line(reason).as_str());
     h.insert(headers::dlq::REASON_KIND, kind);
     h.insert(headers::dlq::SERVICE, origin.service);
@@ -52,6 +61,20 @@ pub fn dead_letter_headers(
     h.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
     let subject = subjects::dead_letter(origin.service, origin.stream, origin.stream_seq);
     (subject, h)
+}
+
+/// Whether `name` is a condition JetStream checks on a publish
+/// (`Nats-Expected-*`, any case): it belongs to one publish and is never copied.
+///
+/// ```
+/// use hail_runtime::dead_letter::is_publish_condition;
+/// assert!(is_publish_condition("Nats-Expected-Last-Subject-Sequence-Subject"));
+/// assert!(is_publish_condition("nats-expected-last-subject-sequence"));
+/// assert!(!is_publish_condition("Nats-Msg-Id"));
+/// ```
+pub fn is_publish_condition(name: &str) -> bool {
+    const PREFIX: &str = "nats-expected-";
+    name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
 }
 
 /// Whether `name` is one of the `Hail-Dlq-*` headers added here (any case).
@@ -117,5 +140,45 @@ mod tests {
         );
         let added = h.iter().filter(|(n, _)| is_dead_letter_header(n.as_ref()));
         assert_eq!(added.count(), 7);
+    }
+
+    #[test]
+    fn an_answers_fence_is_not_copied_and_a_replay_has_no_condition() {
+        let mut orig = HeaderMap::new();
+        orig.insert(headers::EVENT, "FareQuoted");
+        orig.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        orig.insert(
+            "Nats-Expected-Last-Subject-Sequence-Subject",
+            "fence.pricing.r1",
+        );
+        let origin = Origin {
+            service: "analytics",
+            stream: "RIDES",
+            stream_seq: 7,
+            subject: "rides.priced.berlin",
+            delivered: 5,
+        };
+        let (_, h) = dead_letter_headers(Some(&orig), &origin, "max_deliveries", "gave up");
+        assert!(
+            h.get("Nats-Expected-Last-Subject-Sequence-Subject")
+                .is_none()
+        );
+        assert_eq!(
+            h.get("Nats-Expected-Last-Subject-Sequence")
+                .unwrap()
+                .as_str(),
+            "0"
+        );
+        let replay = crate::replay::Replay::of_dead_letter(&h).unwrap();
+        assert!(
+            replay
+                .headers
+                .iter()
+                .all(|(n, _)| !is_publish_condition(n.as_ref()))
+        );
+        assert_eq!(
+            replay.headers.get(headers::EVENT).unwrap().as_str(),
+            "FareQuoted"
+        );
     }
 }

@@ -28,7 +28,7 @@
 use async_nats::HeaderMap;
 use hail_events::headers;
 
-use crate::dead_letter::is_dead_letter_header;
+use crate::dead_letter::{is_dead_letter_header, is_publish_condition};
 
 /// The replay of one dead letter: where it goes and with which headers.
 #[derive(Debug, Clone)]
@@ -124,17 +124,12 @@ fn without_dead_letter_headers(stored: &HeaderMap) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (name, values) in stored.iter() {
         let n: &str = name.as_ref();
-        let replaced = [
-            headers::MSG_ID,
-            headers::REPLAY_FOR,
-            headers::REPLAY_OF,
-            // The dead letter's own condition: the replay goes to a subject that
-            // already holds the original.
-            "Nats-Expected-Last-Subject-Sequence",
-        ]
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(n));
-        if is_dead_letter_header(n) || replaced {
+        let replaced = [headers::MSG_ID, headers::REPLAY_FOR, headers::REPLAY_OF]
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(n));
+        // The dead letter's own condition (and any other): the replay goes to a
+        // subject that already holds the original.
+        if is_dead_letter_header(n) || is_publish_condition(n) || replaced {
             continue;
         }
         for v in values {
