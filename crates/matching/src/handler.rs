@@ -27,12 +27,7 @@ impl Matching {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
-        let since = hail_runtime::replay::original_seq(d.headers).unwrap_or(d.stream_seq);
-        match self
-            .matcher
-            .request(&req, since, hail_runtime::now_ms())
-            .await
-        {
+        match self.matcher.request(&req, hail_runtime::now_ms()).await {
             Ok(decided) => {
                 self.count(&req, &decided);
                 answer_event(&req, decided.answer)

@@ -114,14 +114,7 @@ impl Matcher {
     }
 
     /// Answers a request: the same answer however often it is delivered.
-    /// `since` is the request's sequence in RIDES (for a replay, the
-    /// original's): no answer to it is older.
-    pub async fn request(
-        &self,
-        req: &RideRequested,
-        since: u64,
-        now_ms: u64,
-    ) -> Result<Decided, ClaimsError> {
+    pub async fn request(&self, req: &RideRequested, now_ms: u64) -> Result<Decided, ClaimsError> {
         let mut expected = 0;
         let mut lost = 0;
         for _ in 0..ROUNDS {
@@ -129,7 +122,7 @@ impl Matcher {
                 Err(ClaimsError::Conflict { .. }) => {}
                 other => return other.map(|answer| decided(answer, lost)),
             }
-            match self.resume(req, since).await {
+            match self.resume(req).await {
                 Ok(Resume::Answer(answer)) => return Ok(decided(answer, lost)),
                 Ok(Resume::Search { revision }) => expected = revision,
                 Err(ClaimsError::Conflict { .. }) => {}
@@ -286,16 +279,14 @@ impl Matcher {
     }
 
     /// Reads what another delivery of the request left: an answer, or where to go on.
-    async fn resume(&self, req: &RideRequested, since: u64) -> Result<Resume, ClaimsError> {
+    async fn resume(&self, req: &RideRequested) -> Result<Resume, ClaimsError> {
         let (record, revision) = match self.claims.ride(&req.ride_id).await? {
             RideEntry::Absent => return Ok(Resume::Search { revision: 0 }),
             RideEntry::Finished => return Ok(Resume::Answer(Answer::Finished)),
             RideEntry::Record { record, revision } => (record, revision),
         };
         let pickup = match record {
-            RideRecord::Matched(pickup) => {
-                return self.rematch(req, pickup, revision, since).await;
-            }
+            RideRecord::Matched(pickup) => return self.rematch(req, pickup, revision).await,
             RideRecord::Unmatched { reason, at_ms } => {
                 return Ok(Resume::Answer(Answer::Unmatched {
                     reason,
@@ -326,7 +317,6 @@ impl Matcher {
         req: &RideRequested,
         pickup: Pickup,
         revision: u64,
-        since: u64,
     ) -> Result<Resume, ClaimsError> {
         let held = match self.claims.holder(&pickup.driver_id).await? {
             Some((ride, held_at)) if ride == req.ride_id.as_str() => Some(held_at),
@@ -341,7 +331,9 @@ impl Matcher {
             }));
         }
         let subject = matched_event(req, pickup.clone()).subject();
-        let stored = stored_match(self.claims.js(), &subject, req.ride_id.as_str(), since).await?;
+        let ride = req.ride_id.as_str();
+        let at = pickup.matched_at_ms;
+        let stored = stored_match(self.claims.js(), &subject, ride, at).await?;
         Ok(match stored {
             Stored::No => Resume::Search { revision },
             Stored::Yes => Resume::Answer(Answer::Lapsed {

@@ -44,10 +44,19 @@ pub struct Search<'a> {
     pub subjects: Vec<String>,
     /// The ride.
     pub ride: &'a str,
-    /// First sequence an answer can have (the request's).
-    pub from: u64,
+    /// Where an answer can start.
+    pub from: Start,
     /// Last sequence to read.
     pub through: u64,
+}
+
+/// Where a read starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// At this stream sequence (a request's: no answer to it is older).
+    Seq(u64),
+    /// At the first message the stream stored at or after this time.
+    Time(time::OffsetDateTime),
 }
 
 /// The stream sequence of the ride's first answer in the range, if any: one
@@ -69,11 +78,18 @@ async fn read(
     js: &jetstream::Context,
     stream: &str,
     subjects: &[String],
-    from: u64,
+    from: Start,
     through: u64,
     mut each: impl FnMut(&str, u64),
 ) -> anyhow::Result<()> {
-    if through < from || subjects.is_empty() {
+    let deliver_policy = match from {
+        Start::Seq(seq) if seq > through => return Ok(()),
+        Start::Seq(seq) => DeliverPolicy::ByStartSequence {
+            start_sequence: seq.max(1),
+        },
+        Start::Time(start_time) => DeliverPolicy::ByStartTime { start_time },
+    };
+    if subjects.is_empty() {
         return Ok(());
     }
     let rides = js.get_stream_no_info(stream).await?;
@@ -83,9 +99,7 @@ async fn read(
         .create_consumer(pull::Config {
             filter_subjects: subjects.to_vec(),
             headers_only: true,
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from.max(1),
-            },
+            deliver_policy,
             ack_policy: AckPolicy::None,
             inactive_threshold: LEFT_BEHIND,
             memory_storage: true,
@@ -267,9 +281,16 @@ async fn read_into(
     through: u64,
     rides: &mut HashMap<String, u64>,
 ) -> anyhow::Result<()> {
-    read(js, stream, subjects, from, through, |ride, seq| {
-        let first = rides.entry(ride.to_string()).or_insert(seq);
-        *first = (*first).min(seq);
-    })
+    read(
+        js,
+        stream,
+        subjects,
+        Start::Seq(from),
+        through,
+        |ride, seq| {
+            let first = rides.entry(ride.to_string()).or_insert(seq);
+            *first = (*first).min(seq);
+        },
+    )
     .await
 }
