@@ -278,9 +278,6 @@ async fn publish_all<H>(
             Err(e) => return Err(e.into()),
         }
     }
-    if careful.is_empty() {
-        return Ok(());
-    }
     for out in careful {
         let Some(ride) = &out.ride else { continue };
         let scope = fence::Scope {
@@ -389,6 +386,22 @@ async fn ack(msg: &Message, kind: AckKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_looks_for_its_answers_of_every_kind_in_the_city() {
+        assert_eq!(
+            answer_subjects("matching", "rides.unmatched.berlin"),
+            ["rides.matched.berlin", "rides.unmatched.berlin"]
+        );
+        assert_eq!(
+            answer_subjects("pricing", "rides.priced.paris"),
+            ["rides.priced.paris"]
+        );
+        assert_eq!(
+            answer_subjects("echo", "rides.echoed.paris"),
+            ["rides.echoed.paris"]
+        );
+    }
 
     #[test]
     fn backoff_by_delivery() {
