@@ -169,7 +169,8 @@ type City = Arc<tokio::sync::Mutex<Read>>;
 struct Read {
     from: u64,
     through: u64,
-    rides: HashMap<String, u64>,
+    /// Each ride's answers (one, unless the ride was requested more than once).
+    rides: HashMap<String, Vec<u64>>,
     used: Option<Instant>,
 }
 
@@ -214,11 +215,11 @@ impl Answers {
         if !read.covers(from, through) {
             self.extend(&mut read, subjects, from, through).await?;
         }
-        Ok(read
-            .rides
-            .get(ride)
-            .copied()
-            .filter(|seq| (from..=through).contains(seq)))
+        Ok(read.rides.get(ride).and_then(|seqs| {
+            seqs.iter()
+                .copied()
+                .find(|seq| (from..=through).contains(seq))
+        }))
     }
 
     /// Reads what `read` lacks of `from..=through`: below what it holds, and
@@ -279,7 +280,7 @@ async fn read_into(
     subjects: &[String],
     from: u64,
     through: u64,
-    rides: &mut HashMap<String, u64>,
+    rides: &mut HashMap<String, Vec<u64>>,
 ) -> anyhow::Result<()> {
     read(
         js,
@@ -288,8 +289,10 @@ async fn read_into(
         Start::Seq(from),
         through,
         |ride, seq| {
-            let first = rides.entry(ride.to_string()).or_insert(seq);
-            *first = (*first).min(seq);
+            let seqs = rides.entry(ride.to_string()).or_default();
+            if !seqs.contains(&seq) {
+                seqs.push(seq);
+            }
         },
     )
     .await
