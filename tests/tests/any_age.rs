@@ -163,13 +163,29 @@ fn answer_key(
     Some((service, ride))
 }
 
-/// Outputs the stream refused as already stored, summed over `instances`.
+/// Outputs found already stored, summed over `instances`.
 async fn refused(instances: &[&Service]) -> Result<f64> {
+    summed(instances, names::ALREADY_STORED).await
+}
+
+/// The metric `name` summed over `instances`.
+async fn summed(instances: &[&Service], name: &str) -> Result<f64> {
     let mut sum = 0.0;
     for s in instances {
-        sum += s.metric(names::ALREADY_STORED, &[]).await?;
+        sum += s.metric(name, &[]).await?;
     }
     Ok(sum)
+}
+
+/// Stops the load and checks that every publish was acknowledged.
+async fn stop_acked(load: Load) -> Result<LoadReport> {
+    let report = load.stop().await?;
+    ensure!(
+        report.failed.is_empty(),
+        "{} publishes failed",
+        report.failed.len()
+    );
+    Ok(report)
 }
 
 async fn finish(
@@ -209,12 +225,7 @@ async fn pause_one_of_each(scenario: &str, window: Duration, pause: Duration) ->
     }
     load.wait_acked_more(RATE, PROGRESS, "the load after the pause")
         .await?;
-    let report = load.stop().await?;
-    ensure!(
-        report.failed.is_empty(),
-        "{} publishes failed",
-        report.failed.len()
-    );
+    let report = stop_acked(load).await?;
     finish(scenario, &server, &js, &report, attempts).await?;
     // The resumed instances held deliveries that the others had answered since:
     // their answers were refused, not stored again.
@@ -293,12 +304,7 @@ async fn retries_spanning_the_duplicate_window_store_no_answer_twice() -> Result
     let load = Load::start(js.clone(), "lost-ack", RATE);
     load.wait_acked_more(RATE * 5, PROGRESS, "five seconds of load")
         .await?;
-    let report = load.stop().await?;
-    ensure!(
-        report.failed.is_empty(),
-        "{} publishes failed",
-        report.failed.len()
-    );
+    let report = stop_acked(load).await?;
     finish(SCENARIO, &server, &js, &report, attempts).await?;
     let all: Vec<&Service> = stack.pairs.iter().collect();
     let refused = refused(&all).await?;
@@ -346,21 +352,13 @@ async fn a_service_down_past_the_window_catches_its_backlog_up_once() -> Result<
     }
     load.wait_acked_more(RATE, PROGRESS, "the load after the restart")
         .await?;
-    let report = load.stop().await?;
-    ensure!(
-        report.failed.is_empty(),
-        "{} publishes failed",
-        report.failed.len()
-    );
+    let report = stop_acked(load).await?;
     let backlog = report.acked.len().saturating_sub(killed_at);
     finish(SCENARIO, &server, &js, &report, attempts).await?;
     // The backlog was older than half the window when delivered: it took the
     // careful path, which found no earlier answer for almost all of it.
-    let mut checked = 0.0;
-    for s in &stack.pairs[2..4] {
-        checked += s.metric(names::CHECKED, &[]).await?;
-    }
     let pricing: Vec<&Service> = stack.pairs[2..4].iter().collect();
+    let checked = summed(&pricing, names::CHECKED).await?;
     let found = refused(&pricing).await?;
     println!(
         "[{SCENARIO}] {checked} answers took the careful path after the restart, {found} found stored; {backlog} rides published since the kill"

@@ -23,6 +23,7 @@
 
 use async_nats::{
     HeaderMap,
+    header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
     jetstream::{self, context::PublishErrorKind},
 };
 use hail_events::{RideId, subjects};
@@ -32,8 +33,6 @@ use crate::{Output, answered::Answers};
 /// The header that names the subject `Nats-Expected-Last-Subject-Sequence`
 /// is checked on (nats-server 2.11+).
 pub const CHECK_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
-/// The header with the fence's expected last sequence.
-pub const EXPECTED: &str = "Nats-Expected-Last-Subject-Sequence";
 
 /// Times the careful path looks again after another delivery moved the fence.
 const ROUNDS: usize = 5;
@@ -49,7 +48,7 @@ const ROUNDS: usize = 5;
 /// assert_eq!(h.get("Nats-Expected-Last-Subject-Sequence-Subject").unwrap().as_str(), "fence.pricing.r1");
 /// ```
 pub fn first_delivery(headers: &mut HeaderMap, service: &str, ride: &RideId) {
-    headers.insert(EXPECTED, "0");
+    headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
     headers.insert(CHECK_SUBJECT, subjects::fence(service, ride).as_str());
 }
 
@@ -96,7 +95,10 @@ pub async fn publish_checked(
             return Ok(Stored::Before);
         }
         let mut headers = out.headers.clone();
-        headers.insert(EXPECTED, marker.to_string().as_str());
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            marker.to_string().as_str(),
+        );
         headers.insert(CHECK_SUBJECT, fence.as_str());
         match js
             .publish_with_headers(out.subject.clone(), headers, out.payload.clone())
