@@ -6,9 +6,14 @@
 //! as uncounted so a replay of one is counted.
 //!
 //! On shutdown it keeps storing until no handler is left waiting, so a clean
-//! stop acks everything it applied. A write conflict (a second instance) is
-//! fatal: it fails every waiting handler (their messages are redelivered) and
-//! stops the process.
+//! stop acks everything it applied.
+//!
+//! Several instances share the durable, one pinned at a time. A write that
+//! conflicts (another instance stored since this one last read) takes up the
+//! stored checkpoint instead ([`Live::rebase`]): the waiting handlers apply
+//! their events again on it. A standby (no delivery for a while) never writes;
+//! every `--ack-floor-refresh` it takes up the stored checkpoint if it changed,
+//! so it is current when the server pins it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,12 +51,9 @@ pub struct Checkpointer {
     pub drain_timeout: Duration,
 }
 
-/// A write failed in a way that ends checkpointing.
-struct Fatal(String);
-
 impl Checkpointer {
     /// Runs in a task tracked by `tracker` until `shutdown` fires and the
-    /// handlers in flight are stored; on a conflict it cancels `shutdown`.
+    /// handlers in flight are stored.
     pub fn spawn(self, tracker: &TaskTracker, shutdown: CancellationToken) {
         tracker.spawn(self.run(shutdown));
     }
@@ -68,42 +70,56 @@ impl Checkpointer {
                 _ = live.woken() => {}
             }
             if Instant::now() >= next_refresh {
-                self.refresh_floor().await;
+                if self.live.active(self.standby_after()) {
+                    self.refresh_floor().await;
+                } else {
+                    self.follow().await;
+                }
                 next_refresh = Instant::now() + self.ack_floor_refresh;
             }
-            if let Err(Fatal(reason)) = self.checkpoint().await {
-                return self.give_up(&reason, &shutdown);
-            }
+            self.checkpoint().await;
         }
-        if let Err(Fatal(reason)) = self.drain().await {
-            self.give_up(&reason, &shutdown);
-        }
+        self.drain().await;
+    }
+
+    /// An instance with no delivery for this long is a standby.
+    fn standby_after(&self) -> Duration {
+        self.ack_floor_refresh * 2
     }
 
     /// After shutdown: store until no handler waits, then once more.
-    async fn drain(&mut self) -> Result<(), Fatal> {
+    async fn drain(&mut self) {
         let deadline = Instant::now() + self.drain_timeout;
         while self.live.in_flight() > 0 && Instant::now() < deadline {
-            self.checkpoint().await?;
+            self.checkpoint().await;
             tokio::time::sleep(self.interval).await;
         }
         self.checkpoint().await
     }
 
-    fn give_up(&self, reason: &str, shutdown: &CancellationToken) {
-        tracing::error!(
-            reason,
-            "checkpointing stopped; analytics exits (run one instance)"
-        );
-        self.live.fail(reason);
-        shutdown.cancel();
+    /// Takes up the stored checkpoint if another instance changed it.
+    async fn follow(&mut self) {
+        match self.store.reload_if_changed().await {
+            Ok(None) => {}
+            Ok(Some(cp)) => {
+                self.metrics.rebases.inc();
+                let state = cp.map(|cp| cp.state).unwrap_or_default();
+                tracing::info!(
+                    revision = self.store.revision(),
+                    covered_through = state.coverage.floor(),
+                    "took up the checkpoint another analytics instance stored"
+                );
+                self.live.rebase(state);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored checkpoint; retrying"),
+        }
     }
 
     /// Stores the state if it changed. Transient failures are logged and retried
-    /// at the next tick; a conflict is [`Fatal`].
-    async fn checkpoint(&mut self) -> Result<(), Fatal> {
+    /// at the next tick; after a conflict the stored checkpoint is taken up.
+    async fn checkpoint(&mut self) {
         let Some((version, state)) = self.live.snapshot() else {
-            return Ok(());
+            return;
         };
         let m = &self.metrics;
         let floor = state.coverage.floor();
@@ -129,16 +145,14 @@ impl Checkpointer {
                 m.uncounted_runs
                     .set(i64::try_from(uncounted_runs).unwrap_or(i64::MAX));
                 self.live.stored(version, Arc::new(cp.state));
-                Ok(())
             }
             Err(e @ StoreError::Conflict { .. }) => {
-                m.checkpoint_errors.inc();
-                Err(Fatal(e.to_string()))
+                tracing::info!(reason = %e, "checkpoint not stored: taking up the other instance's");
+                self.follow().await;
             }
             Err(e) => {
                 m.checkpoint_errors.inc();
                 tracing::warn!(error = %e, "checkpoint not stored; retrying");
-                Ok(())
             }
         }
     }

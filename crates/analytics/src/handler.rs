@@ -2,6 +2,10 @@
 //! then wait for the checkpoint that includes it, so the runtime acks only what
 //! a stored checkpoint holds.
 //!
+//! If the state is replaced by another instance's checkpoint while it waits
+//! (see [`Live::rebase`]), the event is applied again to that state, where it
+//! may already be counted.
+//!
 //! A replayed dead letter is applied under its original sequence
 //! (`Hail-Replay-Of`), so it is counted once however often it is replayed. On
 //! the last delivery (`--max-deliver`) a message whose checkpoint did not come
@@ -12,10 +16,11 @@
 use std::{sync::Arc, time::Duration};
 
 use hail_runtime::{Delivery, Handler, Outcome, replay};
+use tokio::time::Instant;
 
 use crate::{
     event::RideEvent,
-    live::{LastDelivery, Live},
+    live::{LastDelivery, Live, WaitError},
     metrics::AnalyticsMetrics,
     state::Applied,
 };
@@ -60,20 +65,26 @@ impl Handler for Analytics {
             }
         };
         let original = replay::original_seq(d.headers);
-        let (applied, version) = match original {
-            Some(original) => self.live.apply_replay(d.stream_seq, original, &event),
-            None => self.live.apply(d.stream_seq, &event),
-        };
-        if applied != Applied::Counted {
-            self.metrics.skipped.inc();
-        }
-        let reason = match self
-            .live
-            .wait_stored(version, self.checkpoint_timeout)
-            .await
-        {
-            Ok(()) => return Outcome::done(),
-            Err(e) => e.to_string(),
+        let deadline = Instant::now() + self.checkpoint_timeout;
+        let mut first = true;
+        let reason = loop {
+            let (applied, ticket) = match original {
+                Some(original) => self.live.apply_replay(d.stream_seq, original, &event),
+                None => self.live.apply(d.stream_seq, &event),
+            };
+            if first && applied != Applied::Counted {
+                self.metrics.skipped.inc();
+            }
+            first = false;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.live.wait_stored(ticket, left).await {
+                Ok(()) => return Outcome::done(),
+                Err(WaitError::Rebased) => continue,
+                Err(WaitError::Timeout(_)) => {
+                    break WaitError::Timeout(self.checkpoint_timeout).to_string();
+                }
+                Err(e) => break e.to_string(),
+            }
         };
         if d.delivered < self.max_deliver {
             return Outcome::Retry { reason };

@@ -28,8 +28,12 @@
 //! On its last delivery a message is either acked (a stored checkpoint counts
 //! it) or withdrawn from the totals before the runtime dead-letters it; a
 //! replayed dead letter is counted under its original sequence, once.
-//! analytics runs as one instance: a second one fails its compare-and-set and
-//! exits (see [`store`]).
+//! Any number of instances share the durable as a pinned-client priority group:
+//! the server delivers to one, the others stand by, following the stored
+//! checkpoint, and the server pins another when the pinned one stops pulling.
+//! Checkpoints are written with compare-and-set ([`store`]), so an instance
+//! that still thinks it is active (it was paused) cannot overwrite another's:
+//! it takes up the stored checkpoint and applies what it holds again.
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
@@ -53,8 +57,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use hail_runtime::{Runtime, RuntimeArgs, service::Service};
 
-/// Loads the checkpoint, then runs analytics until SIGTERM/SIGINT (or until
-/// another instance overwrites its checkpoint, which is an error).
+/// Loads the checkpoint, then runs analytics until SIGTERM/SIGINT.
 pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::Result<()> {
     args.validate(runtime.ack_wait())
         .map_err(anyhow::Error::msg)?;
@@ -95,9 +98,5 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
         args.checkpoint_timeout,
         rt.args().max_deliver,
     );
-    let served = rt.serve(handler).await;
-    if let Some(reason) = live.failure() {
-        anyhow::bail!("{reason}");
-    }
-    served
+    rt.serve(handler).await
 }

@@ -6,6 +6,12 @@
 //! and waits until a stored checkpoint has at least that version; only then is
 //! its message acked. The lock is never held across an `.await`.
 //!
+//! When another instance has stored a checkpoint on top of the one this state
+//! grew from, the checkpointer replaces the state with that one
+//! ([`Live::rebase`]): a new epoch. Handlers waiting in the old epoch learn it
+//! ([`WaitError::Rebased`]) and apply their event again to the new state, where
+//! it may already be counted.
+//!
 //! On a message's last delivery a handler whose checkpoint did not come settles
 //! it one way or the other ([`Live::last_delivery`]): acked if the stored
 //! checkpoint already counts it, else withdrawn from the totals before the
@@ -19,7 +25,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Notify, watch};
+use tokio::{
+    sync::{Notify, watch},
+    time::Instant,
+};
 
 use crate::{
     event::RideEvent,
@@ -33,8 +42,18 @@ pub struct Durable {
     pub version: u64,
     /// The state it holds.
     pub state: Arc<State>,
-    /// Why checkpointing stopped for good (another writer), if it did.
-    pub failed: Option<Arc<str>>,
+    /// Bumped each time the state is replaced by another instance's checkpoint.
+    pub epoch: u64,
+}
+
+/// What a handler waits for: a stored checkpoint of this version, unless the
+/// state is rebased first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// The version of the state that holds the handler's change.
+    pub version: u64,
+    /// The epoch that version belongs to.
+    pub epoch: u64,
 }
 
 /// How [`Live::last_delivery`] settled a message.
@@ -54,15 +73,21 @@ pub enum WaitError {
     /// No checkpoint covered it in time.
     #[error("no checkpoint stored within {0:?}")]
     Timeout(Duration),
-    /// Checkpointing stopped for good.
-    #[error("checkpointing stopped: {0}")]
-    Failed(Arc<str>),
+    /// The state was replaced by another instance's checkpoint: apply again.
+    #[error("the state was replaced by another instance's checkpoint")]
+    Rebased,
+    /// analytics is stopping.
+    #[error("analytics is stopping")]
+    Stopping,
 }
 
 struct Inner {
     state: State,
     version: u64,
     snapshotted: u64,
+    epoch: u64,
+    /// When a handler last changed the state.
+    last_handled: Option<Instant>,
 }
 
 /// Shared between the handlers and the checkpointer.
@@ -89,13 +114,15 @@ impl Live {
         let durable = Durable {
             version: 0,
             state: Arc::new(state.clone()),
-            failed: None,
+            epoch: 0,
         };
         Live {
             inner: Mutex::new(Inner {
                 state,
                 version: 0,
                 snapshotted: 0,
+                epoch: 0,
+                last_handled: None,
             }),
             durable: watch::Sender::new(durable),
             wake: Notify::new(),
@@ -121,9 +148,20 @@ impl Live {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Applies `event` at `seq`; returns what happened and the version a
-    /// checkpoint must reach before the message may be acked.
-    pub fn apply(&self, seq: u64, event: &RideEvent) -> (Applied, u64) {
+    /// Whether this instance handles deliveries: some are in flight, or one
+    /// changed the state within `within`. Only an active instance moves the
+    /// floor on its own; a standby follows the stored checkpoint instead.
+    pub fn active(&self, within: Duration) -> bool {
+        self.in_flight() > 0
+            || self
+                .lock()
+                .last_handled
+                .is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// Applies `event` at `seq`; returns what happened and the ticket a
+    /// checkpoint must honour before the message may be acked.
+    pub fn apply(&self, seq: u64, event: &RideEvent) -> (Applied, Ticket) {
         let mut inner = self.lock();
         let applied = inner.state.apply(seq, event);
         self.changed(inner, applied)
@@ -131,22 +169,46 @@ impl Live {
 
     /// [`Live::apply`] for a replayed dead letter: counted under `original`
     /// (see [`State::apply_replay`]).
-    pub fn apply_replay(&self, seq: u64, original: u64, event: &RideEvent) -> (Applied, u64) {
+    pub fn apply_replay(&self, seq: u64, original: u64, event: &RideEvent) -> (Applied, Ticket) {
         let mut inner = self.lock();
         let applied = inner.state.apply_replay(seq, original, event);
         self.changed(inner, applied)
     }
 
-    fn changed(&self, mut inner: MutexGuard<'_, Inner>, applied: Applied) -> (Applied, u64) {
+    fn changed(&self, mut inner: MutexGuard<'_, Inner>, applied: Applied) -> (Applied, Ticket) {
         if applied != Applied::Skipped {
             inner.version += 1;
         }
-        let (version, waiting) = (inner.version, inner.version - inner.snapshotted);
+        inner.last_handled = Some(Instant::now());
+        let ticket = Ticket {
+            version: inner.version,
+            epoch: inner.epoch,
+        };
+        let waiting = inner.version - inner.snapshotted;
         drop(inner);
         if waiting >= self.checkpoint_every {
             self.wake.notify_one();
         }
-        (applied, version)
+        (applied, ticket)
+    }
+
+    /// Replaces the state with `state`, a checkpoint another instance stored
+    /// (already durable): a new epoch; every waiting handler applies again.
+    pub fn rebase(&self, state: State) {
+        let stored = Arc::new(state.clone());
+        let mut inner = self.lock();
+        inner.state = state;
+        inner.version += 1;
+        inner.snapshotted = inner.version;
+        inner.epoch += 1;
+        let (version, epoch) = (inner.version, inner.epoch);
+        // Under the lock, so a handler that applies after the swap never sees
+        // the old epoch's stored version as its own.
+        self.durable.send_modify(|d| {
+            d.version = version;
+            d.state = stored;
+            d.epoch = epoch;
+        });
     }
 
     /// Settles the last delivery of a message counted under `key` whose
@@ -173,6 +235,7 @@ impl Live {
     /// Covers `seq` without counting (a message being dead-lettered).
     pub fn settle(&self, seq: u64) {
         let mut inner = self.lock();
+        inner.last_handled = Some(Instant::now());
         if inner.state.settle(seq) {
             inner.version += 1;
         }
@@ -211,31 +274,21 @@ impl Live {
         });
     }
 
-    /// Checkpointing stopped for good: every waiting handler gives up.
-    pub fn fail(&self, reason: &str) {
-        self.durable
-            .send_modify(|d| d.failed = Some(Arc::from(reason)));
-    }
-
-    /// Why checkpointing stopped for good, if it did.
-    pub fn failure(&self) -> Option<Arc<str>> {
-        self.durable.borrow().failed.clone()
-    }
-
     /// The last stored checkpoint, as it changes.
     pub fn subscribe(&self) -> watch::Receiver<Durable> {
         self.durable.subscribe()
     }
 
-    /// Waits until a stored checkpoint has reached `version`.
-    pub async fn wait_stored(&self, version: u64, timeout: Duration) -> Result<(), WaitError> {
+    /// Waits until a stored checkpoint has reached the ticket's version, or
+    /// the state is rebased ([`WaitError::Rebased`]).
+    pub async fn wait_stored(&self, ticket: Ticket, timeout: Duration) -> Result<(), WaitError> {
         let mut rx = self.durable.subscribe();
-        let reached = rx.wait_for(|d| d.version >= version || d.failed.is_some());
+        let reached = rx.wait_for(|d| d.epoch != ticket.epoch || d.version >= ticket.version);
         match tokio::time::timeout(timeout, reached).await {
             Err(_) => Err(WaitError::Timeout(timeout)),
-            Ok(Err(_)) => Err(WaitError::Failed("analytics is stopping".into())),
-            Ok(Ok(d)) if d.version >= version => Ok(()),
-            Ok(Ok(d)) => Err(WaitError::Failed(d.failed.clone().unwrap_or_default())),
+            Ok(Err(_)) => Err(WaitError::Stopping),
+            Ok(Ok(d)) if d.epoch != ticket.epoch => Err(WaitError::Rebased),
+            Ok(Ok(_)) => Ok(()),
         }
     }
 }
@@ -253,11 +306,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_handler_waits_for_the_checkpoint_that_includes_it() {
         let live = Arc::new(Live::new(State::default(), 1000));
-        let (applied, version) = live.apply(1, &request("a"));
-        assert_eq!((applied, version), (Applied::Counted, 1));
+        let (applied, ticket) = live.apply(1, &request("a"));
+        assert_eq!((applied, ticket.version), (Applied::Counted, 1));
         let waiter = {
             let live = live.clone();
-            tokio::spawn(async move { live.wait_stored(version, Duration::from_secs(5)).await })
+            tokio::spawn(async move { live.wait_stored(ticket, Duration::from_secs(5)).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -272,20 +325,62 @@ mod tests {
     async fn a_redelivery_is_skipped_but_still_waits() {
         let live = Live::new(State::default(), 1000);
         live.apply(1, &request("a"));
-        let (applied, version) = live.apply(1, &request("a"));
-        assert_eq!((applied, version), (Applied::Skipped, 1));
-        let err = live.wait_stored(version, Duration::from_secs(1)).await;
+        let (applied, ticket) = live.apply(1, &request("a"));
+        assert_eq!((applied, ticket.version), (Applied::Skipped, 1));
+        let err = live.wait_stored(ticket, Duration::from_secs(1)).await;
         assert_eq!(err, Err(WaitError::Timeout(Duration::from_secs(1))));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failure_releases_every_waiter_with_the_reason() {
+    async fn a_rebase_sends_waiting_handlers_to_apply_again_on_the_stored_state() {
+        let live = Arc::new(Live::new(State::default(), 1000));
+        let (a, b) = (request("a"), request("b"));
+        let (_, waiting) = live.apply(1, &a);
+        let waiter = {
+            let live = live.clone();
+            tokio::spawn(async move { live.wait_stored(waiting, Duration::from_secs(5)).await })
+        };
+        tokio::task::yield_now().await;
+        // Another instance stored a checkpoint that counts 1 and 2.
+        let mut theirs = State::default();
+        theirs.apply(1, &a);
+        theirs.apply(2, &b);
+        live.rebase(theirs);
+        assert_eq!(waiter.await.unwrap(), Err(WaitError::Rebased));
+        assert!(
+            live.snapshot().is_none(),
+            "the rebased state is already stored"
+        );
+        // Applied again: already counted there, and already stored.
+        let (applied, ticket) = live.apply(1, &a);
+        assert_eq!(applied, Applied::Skipped);
+        assert_eq!(
+            live.wait_stored(ticket, Duration::from_secs(1)).await,
+            Ok(())
+        );
+        let (applied, ticket) = live.apply(3, &request("c"));
+        assert_eq!(applied, Applied::Counted);
+        assert_eq!(ticket.epoch, 1);
+        let stored = live.subscribe().borrow().state.clone();
+        assert_eq!(stored.all_cities().requests, 2);
+        let (_, state) = live
+            .snapshot()
+            .expect("the new request is a change to store");
+        assert_eq!(state.all_cities().requests, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_is_active_while_it_handles_deliveries() {
         let live = Live::new(State::default(), 1000);
-        let (_, version) = live.apply(1, &request("a"));
-        live.fail("another writer");
-        let err = live.wait_stored(version, Duration::from_secs(1)).await;
-        assert_eq!(err, Err(WaitError::Failed("another writer".into())));
-        assert_eq!(live.failure().as_deref(), Some("another writer"));
+        assert!(!live.active(Duration::from_secs(10)));
+        {
+            let _in_flight = live.enter();
+            assert!(live.active(Duration::from_secs(10)));
+        }
+        live.apply(1, &request("a"));
+        assert!(live.active(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!live.active(Duration::from_secs(10)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -315,9 +410,10 @@ mod tests {
         let a = request("a");
         live.apply(1, &a);
         assert_eq!(live.last_delivery(1, &a), LastDelivery::Withdrawn);
-        assert_eq!(live.apply_replay(5, 1, &a), (Applied::Counted, 3));
-        assert_eq!(live.apply_replay(6, 1, &a), (Applied::Covered, 4));
-        assert_eq!(live.apply_replay(6, 1, &a), (Applied::Skipped, 4));
+        let version = |(applied, ticket): (Applied, Ticket)| (applied, ticket.version);
+        assert_eq!(version(live.apply_replay(5, 1, &a)), (Applied::Counted, 3));
+        assert_eq!(version(live.apply_replay(6, 1, &a)), (Applied::Covered, 4));
+        assert_eq!(version(live.apply_replay(6, 1, &a)), (Applied::Skipped, 4));
     }
 
     #[tokio::test(start_paused = true)]

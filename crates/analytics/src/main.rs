@@ -5,7 +5,9 @@ use hail_runtime::service::Service;
 
 /// hail analytics: reads every ride event (rides.>) through the durable
 /// consumer `analytics`, counts it per city and checkpoints the totals in the
-/// KV bucket hail_analytics (read them with `hail analytics`). Run one instance.
+/// KV bucket hail_analytics (read them with `hail analytics`). Start as many
+/// instances as you like: one counts at a time, the others stand by and take
+/// over within seconds when it stops.
 /// Here --concurrency defaults to 1024, not 256: each delivery waits for the
 /// checkpoint that includes it.
 #[derive(Parser)]

@@ -24,6 +24,7 @@ pub mod names {
     pub const COVERAGE_FLOOR: &str = "hail_analytics_coverage_floor_sequence";
     pub const COVERAGE_RUNS: &str = "hail_analytics_coverage_runs";
     pub const UNCOUNTED_RUNS: &str = "hail_analytics_uncounted_runs";
+    pub const REBASES: &str = "hail_analytics_rebases_total";
 }
 
 /// Checkpointing and de-duplication counters.
@@ -48,6 +49,9 @@ pub struct AnalyticsMetrics {
     pub coverage_runs: IntGauge,
     /// Runs of covered sequences the totals do not hold (dead letters, gaps).
     pub uncounted_runs: IntGauge,
+    /// Times this instance replaced its state with a checkpoint another
+    /// instance stored (a standby following, or a write that lost the race).
+    pub rebases: IntCounter,
 }
 
 impl AnalyticsMetrics {
@@ -89,6 +93,10 @@ impl AnalyticsMetrics {
                 names::UNCOUNTED_RUNS,
                 "runs of covered sequences not in the totals (dead-lettered, settled, passed by the ack floor)",
             )?,
+            rebases: counter(
+                names::REBASES,
+                "times this instance took up a checkpoint another analytics instance stored",
+            )?,
         };
         registry.register(Box::new(m.checkpoints.clone()))?;
         registry.register(Box::new(m.checkpoint_errors.clone()))?;
@@ -99,6 +107,7 @@ impl AnalyticsMetrics {
         registry.register(Box::new(m.coverage_floor.clone()))?;
         registry.register(Box::new(m.coverage_runs.clone()))?;
         registry.register(Box::new(m.uncounted_runs.clone()))?;
+        registry.register(Box::new(m.rebases.clone()))?;
         Ok(m)
     }
 }

@@ -1,9 +1,11 @@
 //! The checkpoint in KV, written with compare-and-set on its revision.
 //!
-//! analytics runs as one instance. A second one sharing the durable would count
-//! into a state of its own; the revision check makes the slower of the two fail
-//! its next write ([`StoreError::Conflict`]) instead of silently overwriting the
-//! other's counts, and analytics then exits (see `checkpointer`).
+//! Several analytics instances may share the durable (one pinned at a time, the
+//! others on standby), and a paused instance can wake up still believing it is
+//! the active one. The revision check makes every write extend the checkpoint
+//! its writer last read: a write on top of another instance's fails
+//! ([`StoreError::Conflict`]), and the writer then takes up the stored
+//! checkpoint ([`CheckpointStore::reload_if_changed`]) instead of overwriting it.
 //! A write that timed out may still have been stored: a later conflict caused
 //! by our own write is recognised by the writer name and adopted.
 
@@ -31,7 +33,7 @@ pub enum StoreError {
     Checkpoint(#[from] CheckpointError),
     /// Someone else wrote the key since we last did.
     #[error(
-        "{BUCKET}/{KEY} revision {expected} was replaced by {writer:?} (now revision {found}): another analytics instance is writing"
+        "{BUCKET}/{KEY} revision {expected} was replaced by {writer:?} (now revision {found}): another analytics instance wrote it"
     )]
     Conflict {
         expected: u64,
@@ -90,6 +92,20 @@ impl CheckpointStore {
         };
         self.revision = revision;
         Ok(cp)
+    }
+
+    /// Reads the key again; returns the checkpoint (`None` inside: deleted) if
+    /// its revision is not the one this store last read or wrote, and expects
+    /// that revision from now on. `None`: nothing changed.
+    pub async fn reload_if_changed(&mut self) -> Result<Option<Option<Checkpoint>>, StoreError> {
+        let Some((cp, revision)) = read_entry(&self.kv).await? else {
+            return Ok(None);
+        };
+        if revision == self.revision {
+            return Ok(None);
+        }
+        self.revision = revision;
+        Ok(Some(cp))
     }
 
     /// The revision the next write expects.

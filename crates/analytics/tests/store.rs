@@ -33,7 +33,8 @@ async fn js_of(server: &NatsServer) -> Result<jetstream::Context> {
 }
 
 #[tokio::test]
-async fn the_slower_of_two_writers_gets_a_conflict() -> Result<()> {
+async fn the_slower_of_two_writers_gets_a_conflict_and_takes_up_the_stored_checkpoint() -> Result<()>
+{
     let server = NatsServer::start()?;
     let js = js_of(&server).await?;
     assert!(
@@ -55,12 +56,18 @@ async fn the_slower_of_two_writers_gets_a_conflict() -> Result<()> {
     );
     assert!(
         err.to_string()
-            .contains("another analytics instance is writing")
+            .contains("another analytics instance wrote it")
     );
 
     let (stored, revision) = store::read(&js, Duration::from_secs(5)).await?.unwrap();
     assert_eq!(stored, checkpoint("a", 2), "b overwrote nothing");
     assert_eq!(revision, a.revision());
+
+    // The loser takes up the winner's checkpoint, then extends it.
+    assert_eq!(b.reload_if_changed().await?, Some(Some(checkpoint("a", 2))));
+    assert_eq!(b.reload_if_changed().await?, None, "nothing new since");
+    b.save(&checkpoint("b", 3)).await?;
+    assert_eq!(a.reload_if_changed().await?, Some(Some(checkpoint("b", 3))));
     Ok(())
 }
 

@@ -6,6 +6,9 @@
 //! `--monitor-url`; instances and rate from the NATS services API
 //! (`$SRV.STATS.<service>`: every instance answers with what it has processed),
 //! so the figures cover every instance wherever it runs, not only the local stack.
+//! Each instance is listed with its own figures; for analytics, whose group has
+//! one active instance at a time, the one the server has pinned is `active`
+//! and the others `standby`.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,8 @@ use futures::StreamExt;
 use hail_events::subjects;
 use hail_probe::{http_get, metric_sum};
 use serde::Serialize;
+
+use hail_runtime::service::Service;
 
 use crate::stack::SERVICES;
 
@@ -49,13 +54,28 @@ pub struct ServiceStatus {
     pub rate_per_second: Option<f64>,
     pub status: Option<String>,
     pub instances: usize,
+    /// Every instance that answered, by name.
+    pub members: Vec<InstanceStatus>,
+}
+
+/// One instance of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub processed: u64,
+    pub in_flight: u64,
+    /// `active`, `standby` (a group with one active instance) or `sharing`.
+    pub role: &'static str,
+    #[serde(skip)]
+    pin_id: Option<String>,
 }
 
 /// What the instances of one service answered to `$SRV.STATS`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Stats {
     instances: usize,
     processed: u64,
+    members: Vec<InstanceStatus>,
 }
 
 /// Reads the status of every service.
@@ -73,6 +93,7 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
             rate_per_second: None,
             status: None,
             instances: 0,
+            members: Vec::new(),
         });
     }
     let metrics = format!("{}/metrics", monitor_url.trim_end_matches('/'));
@@ -92,8 +113,36 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
         // A restarted instance starts from 0: never a negative rate.
         r.rate_per_second =
             (a.instances > 0).then(|| (a.processed.saturating_sub(b.processed)) as f64 / secs);
+        let one_active = r.service.parse::<Service>().is_ok_and(Service::one_active);
+        let pinned = match one_active {
+            true => pinned_id(js, &r.service).await,
+            false => None,
+        };
+        r.members = a.members;
+        for m in &mut r.members {
+            m.role = role(one_active, pinned.as_deref(), m.pin_id.as_deref());
+        }
     }
     Ok(rows)
+}
+
+/// The pin id the server holds for a one-active group, if one is pinned.
+async fn pinned_id(js: &jetstream::Context, durable: &str) -> Option<String> {
+    let stream = js.get_stream(subjects::RIDES_STREAM).await.ok()?;
+    let info = stream.consumer_info(durable).await.ok()?;
+    info.priority_groups
+        .into_iter()
+        .find_map(|g| g.pinned_client_id)
+}
+
+/// An instance's role: in a one-active group, `active` if it holds the pin
+/// the server names, else `standby`; in any other group every instance shares.
+fn role(one_active: bool, pinned: Option<&str>, seen: Option<&str>) -> &'static str {
+    match (one_active, pinned, seen) {
+        (false, _, _) => "sharing",
+        (true, Some(p), Some(s)) if p == s => "active",
+        (true, _, _) => "standby",
+    }
 }
 
 /// Prints the table or JSON.
@@ -108,7 +157,7 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
         "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "status", "instances"
     );
     let dash = || "-".to_string();
-    for r in rows {
+    for r in &rows {
         println!(
             "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9}",
             r.service,
@@ -117,13 +166,30 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
             r.retention_used
                 .map_or_else(dash, |v| format!("{:.1}%", v * 100.0)),
             r.rate_per_second.map_or_else(dash, |v| format!("{v:.0}")),
-            r.status.unwrap_or_else(|| if r.instances == 0 {
+            r.status.clone().unwrap_or_else(|| if r.instances == 0 {
                 "down".into()
             } else {
                 dash()
             }),
             r.instances
         );
+    }
+    let members: Vec<_> = rows
+        .iter()
+        .flat_map(|r| r.members.iter().map(move |m| (&r.service, m)))
+        .collect();
+    if !members.is_empty() {
+        println!();
+        println!(
+            "{:<40} {:<10} {:>10} {:>10} {:<8}",
+            "instance", "service", "processed", "in flight", "role"
+        );
+        for (service, m) in members {
+            println!(
+                "{:<40} {:<10} {:>10} {:>10} {:<8}",
+                m.instance, service, m.processed, m.in_flight, m.role
+            );
+        }
     }
     Ok(())
 }
@@ -181,23 +247,35 @@ async fn stats(client: &async_nats::Client, service: &str) -> Stats {
         if reply.status.is_some() {
             continue;
         }
+        let member = member_of(&reply.payload);
         out.instances += 1;
-        out.processed += processed_of(&reply.payload);
+        out.processed += member.processed;
+        out.members.push(member);
     }
+    out.members.sort_by(|a, b| a.instance.cmp(&b.instance));
     out
 }
 
-/// `processed` from one instance's STATS reply (0 when it has none).
-fn processed_of(payload: &[u8]) -> u64 {
-    serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| {
-            v["endpoints"]
-                .as_array()?
-                .iter()
-                .find_map(|e| e["data"]["processed"].as_u64())
-        })
-        .unwrap_or(0)
+/// One instance's STATS reply: its name, figures and pin (zeros when it has
+/// no data).
+fn member_of(payload: &[u8]) -> InstanceStatus {
+    let v = serde_json::from_slice::<serde_json::Value>(payload).unwrap_or_default();
+    let data = v["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().map(|e| &e["data"]).find(|d| d.is_object()))
+        .cloned()
+        .unwrap_or_default();
+    InstanceStatus {
+        instance: data["instance"]
+            .as_str()
+            .or(v["id"].as_str())
+            .unwrap_or("?")
+            .to_string(),
+        processed: data["processed"].as_u64().unwrap_or(0),
+        in_flight: data["in_flight"].as_u64().unwrap_or(0),
+        role: "sharing",
+        pin_id: data["pin_id"].as_str().map(str::to_string),
+    }
 }
 
 #[cfg(test)]
@@ -205,12 +283,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn processed_is_read_from_the_stats_data() {
-        let reply = br#"{"type":"io.nats.micro.v1.stats_response","name":"pricing","id":"x",
-            "endpoints":[{"name":"hail.pricing.status","subject":"hail.pricing.status",
-            "num_requests":0,"data":{"durable":"pricing","lag_messages":3,"in_flight":1,"processed":1234}}]}"#;
-        assert_eq!(processed_of(reply), 1234);
-        assert_eq!(processed_of(br#"{"endpoints":[]}"#), 0);
-        assert_eq!(processed_of(b"not json"), 0);
+    fn an_instance_is_read_from_the_stats_data() {
+        let reply = br#"{"type":"io.nats.micro.v1.stats_response","name":"analytics","id":"x",
+            "endpoints":[{"name":"hail.analytics.status","subject":"hail.analytics.status",
+            "num_requests":0,"data":{"durable":"analytics","instance":"analytics-a","lag_messages":3,
+            "in_flight":1,"processed":1234,"pin_id":"p1"}}]}"#;
+        let m = member_of(reply);
+        assert_eq!(
+            (
+                m.instance.as_str(),
+                m.processed,
+                m.in_flight,
+                m.pin_id.as_deref()
+            ),
+            ("analytics-a", 1234, 1, Some("p1"))
+        );
+        let old = br#"{"id":"x","endpoints":[{"data":{"processed":7}}]}"#;
+        assert_eq!(
+            (member_of(old).instance.as_str(), member_of(old).processed),
+            ("x", 7)
+        );
+        assert_eq!(member_of(br#"{"endpoints":[]}"#).processed, 0);
+        assert_eq!(member_of(b"not json").processed, 0);
+    }
+
+    #[test]
+    fn only_the_instance_holding_the_servers_pin_is_active() {
+        assert_eq!(role(true, Some("p1"), Some("p1")), "active");
+        assert_eq!(role(true, Some("p1"), Some("p0")), "standby");
+        assert_eq!(role(true, None, Some("p1")), "standby");
+        assert_eq!(role(true, Some("p1"), None), "standby");
+        assert_eq!(role(false, None, None), "sharing");
     }
 }

@@ -28,6 +28,10 @@ pub mod defaults {
     pub const RIDES_MAX_BYTES: i64 = 8 * 1024 * 1024 * 1024;
     /// `--replicas`.
     pub const REPLICAS: usize = 1;
+    /// How long the pinned instance of a one-active group (analytics) may go
+    /// without pulling before the server pins another
+    /// ([`crate::provision::ConsumerSpec::pinned`]).
+    pub const PINNED_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// [`BACKOFF`] parsed.
     pub fn backoff() -> Vec<std::time::Duration> {

@@ -7,6 +7,8 @@
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
+//!   a one-active group (analytics) pulls as a pinned-client priority group and
+//!   notes its pin ([`pin`]);
 //!   [`fence`] stores each answer at most once at any age, looking it up in the
 //!   stream ([`answered`]) only when a delivery is not the first.
 //! - [`dead_letter`]: the copy that goes to `dlq.<service>`; [`advisory`] makes one
@@ -50,6 +52,7 @@ pub mod http;
 pub mod metrics;
 pub mod ordered_feed;
 mod outcome;
+pub mod pin;
 pub mod provision;
 pub mod replay;
 pub mod request_feed;
@@ -212,8 +215,11 @@ impl Runtime {
     pub async fn serve<H: Handler>(self, handler: H) -> anyhow::Result<()> {
         let spec = self.consumer_spec();
         let consumer = provision::ensure_consumer(&self.js, &spec).await?;
+        let pin = pin::PinSeen::default();
         let lag = service_api::LagSource {
             durable: spec.durable.clone(),
+            instance: self.instance.clone(),
+            pin: pin.clone(),
             pending: self.metrics.pending.clone(),
             in_flight: self.metrics.in_flight.clone(),
             processed: self.metrics.processed.clone(),
@@ -249,6 +255,7 @@ impl Runtime {
             backoff: self.args.backoff.clone(),
             shutdown_timeout: self.args.shutdown_timeout,
             faults: fault::Faults::from_args(&self.args.faults),
+            pin,
         };
         let result = worker::run(
             self.service.name(),

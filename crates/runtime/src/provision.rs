@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self, ErrorCode,
-    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    consumer::{AckPolicy, DeliverPolicy, PriorityPolicy, PullConsumer, pull},
     context::{CreateStreamError, CreateStreamErrorKind},
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
@@ -165,6 +165,11 @@ pub struct ConsumerSpec {
     pub backoff: Vec<Duration>,
     /// Unacknowledged messages the group may hold.
     pub max_ack_pending: i64,
+    /// `Some(ttl)`: one instance of the group at a time gets messages (a
+    /// pinned-client priority group named after the durable); the others wait
+    /// as hot standbys, and the server pins one of them when the pinned one
+    /// has not pulled for `ttl`. `None`: every instance shares the work.
+    pub pinned: Option<Duration>,
 }
 
 impl ConsumerSpec {
@@ -187,6 +192,16 @@ impl ConsumerSpec {
             filter_subject,
             filter_subjects,
             inactive_threshold: Duration::ZERO,
+            priority_policy: if self.pinned.is_some() {
+                PriorityPolicy::PinnedClient
+            } else {
+                PriorityPolicy::None
+            },
+            priority_groups: self
+                .pinned
+                .map(|_| vec![self.durable.clone()])
+                .unwrap_or_default(),
+            priority_timeout: self.pinned.unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -198,17 +213,47 @@ pub fn ack_wait(backoff: &[Duration]) -> Duration {
 }
 
 /// Creates or updates the durable consumer and returns a handle to pull from it.
+///
+/// The server cannot turn a durable into a pinned group or back in place: such
+/// a durable (one made by an older hail) is replaced by one that starts after
+/// the old one's ack floor, so whatever it still owed is delivered again.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     spec: &ConsumerSpec,
 ) -> Result<PullConsumer, ProvisionError> {
-    js.create_consumer_on_stream(spec.config(), &spec.stream)
+    let failed = |err: &dyn std::fmt::Display| ProvisionError::Consumer {
+        stream: spec.stream.clone(),
+        durable: spec.durable.clone(),
+        reason: err.to_string(),
+    };
+    let mut config = spec.config();
+    let stream = js.get_stream(&spec.stream).await.map_err(|e| failed(&e))?;
+    let old = stream.consumer_info(&spec.durable).await.ok();
+    if let Some(old) = &old {
+        // Where a durable starts cannot change either; keep its own.
+        config.deliver_policy = old.config.deliver_policy;
+    }
+    if let Some(old) = old
+        && old.config.priority_policy != config.priority_policy
+    {
+        let from = old.ack_floor.stream_sequence + 1;
+        tracing::warn!(
+            durable = spec.durable,
+            from,
+            policy = ?config.priority_policy,
+            "replacing the durable: its priority policy cannot change in place"
+        );
+        stream
+            .delete_consumer(&spec.durable)
+            .await
+            .map_err(|e| failed(&e))?;
+        config.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: from,
+        };
+    }
+    js.create_consumer_on_stream(config, &spec.stream)
         .await
-        .map_err(|err| ProvisionError::Consumer {
-            stream: spec.stream.clone(),
-            durable: spec.durable.clone(),
-            reason: err.to_string(),
-        })
+        .map_err(|e| failed(&e))
 }
 
 #[cfg(test)]

@@ -137,6 +137,13 @@ impl Service {
         }
     }
 
+    /// Whether one instance of the group works at a time while the others
+    /// stand by (analytics, whose totals live in one checkpoint that a single
+    /// writer extends); the other services' instances share the work.
+    pub const fn one_active(self) -> bool {
+        matches!(self, Service::Analytics)
+    }
+
     /// The durable consumer it binds when started with `args`.
     pub fn consumer_spec(self, args: &RuntimeArgs) -> ConsumerSpec {
         self.spec(args.max_deliver, args.backoff.clone(), args.max_ack_pending)
@@ -164,6 +171,7 @@ impl Service {
             max_deliver,
             backoff,
             max_ack_pending,
+            pinned: self.one_active().then_some(defaults::PINNED_TTL),
         }
     }
 }

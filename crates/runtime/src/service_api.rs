@@ -10,26 +10,34 @@ use futures::StreamExt;
 use prometheus::{IntCounterVec, IntGauge, core::Collector};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use crate::pin::PinSeen;
+
 /// What the STATS data and the status endpoint report.
 #[derive(Clone)]
 pub struct LagSource {
     /// The durable this instance reads.
     pub durable: String,
+    /// This instance's name (`--instance`).
+    pub instance: String,
     /// Pending messages as the last delivery reported.
     pub pending: IntGauge,
     /// Messages in flight in this process.
     pub in_flight: IntGauge,
     /// Inputs this process has processed and acked, by event.
     pub processed: IntCounterVec,
+    /// The pin this instance last received, for a one-active group.
+    pub pin: PinSeen,
 }
 
 impl LagSource {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "durable": self.durable,
+            "instance": self.instance,
             "lag_messages": self.pending.get(),
             "in_flight": self.in_flight.get(),
             "processed": total(&self.processed),
+            "pin_id": self.pin.get(),
         })
     }
 }

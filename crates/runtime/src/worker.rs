@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind, Message,
-    consumer::PullConsumer,
+    consumer::{PriorityPolicy, PullConsumer},
     context::{PublishError, PublishErrorKind},
 };
 use futures::StreamExt;
@@ -29,6 +29,7 @@ use crate::{
     fence,
     metrics::RuntimeMetrics,
     outcome::{Delivery, event_name},
+    pin::PinSeen,
     service::Service,
 };
 
@@ -47,6 +48,8 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// Testing only: faults injected instead of the handler; `None` in production.
     pub faults: Option<Faults>,
+    /// Where the pin of a one-active group is noted.
+    pub pin: PinSeen,
 }
 
 impl WorkerSettings {
@@ -77,7 +80,7 @@ struct Shared<H> {
 pub async fn run<H: Handler>(
     service: &str,
     js: jetstream::Context,
-    consumer: PullConsumer,
+    mut consumer: PullConsumer,
     handler: H,
     metrics: RuntimeMetrics,
     settings: WorkerSettings,
@@ -113,6 +116,7 @@ pub async fn run<H: Handler>(
             "in-flight messages did not finish; they will be redelivered"
         );
     }
+    crate::pin::release(&shared.js, &mut consumer, &shared.settings.pin).await;
     result
 }
 
@@ -126,7 +130,7 @@ async fn pull_loop<H: Handler>(
     while !shutdown.is_cancelled() {
         let mut messages = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            m = consumer.stream().max_messages_per_batch(shared.settings.batch).messages() => m?,
+            m = pull(consumer, shared.settings.batch).messages() => m?,
         };
         loop {
             let permit = tokio::select! {
@@ -159,6 +163,24 @@ async fn pull_loop<H: Handler>(
     Ok(())
 }
 
+/// The pull stream: for a pinned group ([`crate::service::Service::one_active`])
+/// it pulls as a member of the group, and often enough (half the pinned TTL) that
+/// an idle pinned instance keeps its pin while a stopped one loses it.
+fn pull(consumer: &PullConsumer, batch: usize) -> jetstream::consumer::pull::StreamBuilder<'_> {
+    let config = &consumer.cached_info().config;
+    let stream = consumer.stream().max_messages_per_batch(batch);
+    match config.priority_groups.first() {
+        Some(group) if config.priority_policy == PriorityPolicy::PinnedClient => {
+            let expires = (config.priority_timeout / 2).max(Duration::from_secs(1));
+            stream
+                .group(group.clone())
+                .expires(expires)
+                .heartbeat(expires / 4)
+        }
+        _ => stream,
+    }
+}
+
 async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
     let m = &shared.metrics;
     m.in_flight.inc();
@@ -174,6 +196,7 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         info.pending,
     );
     m.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    shared.settings.pin.note(msg.headers.as_ref());
     let delivery = Delivery {
         subject: msg.subject.as_str(),
         payload: &msg.payload,
@@ -412,6 +435,7 @@ mod tests {
             backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
             shutdown_timeout: Duration::ZERO,
             faults: None,
+            pin: PinSeen::default(),
         };
         assert_eq!(s.delay_after(1), Duration::from_secs(1));
         assert_eq!(s.delay_after(2), Duration::from_secs(5));
