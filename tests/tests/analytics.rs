@@ -583,6 +583,87 @@ async fn three_instances_stay_exact_while_each_is_killed_or_paused_in_turn() -> 
     Ok(())
 }
 
+/// A durable made before analytics was a group (no priority policy) cannot be
+/// changed into one in place: analytics replaces it with one that starts just
+/// after its ack floor, so what the old one acknowledged is not delivered
+/// again and what it still owed is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_from_before_the_group_is_replaced_after_its_ack_floor() -> Result<()> {
+    use futures::StreamExt as _;
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let js = js_of(&server).await?;
+    hail_e2e::rides::ensure_test_streams(&js).await?;
+    let mut old_spec = hail_runtime::service::Service::Analytics.default_consumer_spec();
+    old_spec.pinned = None;
+    let old = hail_runtime::provision::ensure_consumer(&js, &old_spec).await?;
+    let mut acked_before = BTreeMap::new();
+    publish_rides(&js, 0, 50, &mut acked_before).await?;
+    let before = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    let mut messages = old.fetch().max_messages(before as usize).messages().await?;
+    let mut acked = 0;
+    while let Some(m) = messages.next().await {
+        m.map_err(anyhow::Error::msg)?
+            .double_ack()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        acked += 1;
+    }
+    assert_eq!(
+        acked, before,
+        "the old durable acknowledged everything so far"
+    );
+    let mut expected = BTreeMap::new();
+    publish_rides(&js, 50, 120, &mut expected).await?;
+
+    let svc = Service::spawn("analytics", &server.url())?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    wait_until(DRAIN, "analytics drained", || {
+        rides::drained(&js, "analytics")
+    })
+    .await?;
+    let info = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await?
+        .consumer_info("analytics")
+        .await?;
+    assert_eq!(
+        info.config.priority_policy,
+        jetstream::consumer::PriorityPolicy::PinnedClient
+    );
+    assert_eq!(
+        info.config.deliver_policy,
+        jetstream::consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: before + 1
+        }
+    );
+    let report = hail_analytics_json(&server).await?;
+    for (city, want) in &expected {
+        assert_city(city, &report["cities"][city], want);
+    }
+    assert_eq!(
+        report["all"]["requests"], 70,
+        "only what the old durable still owed"
+    );
+    // Started again, the replaced durable is kept as it is.
+    let mut svc = svc;
+    svc.restart_with(&[])?;
+    svc.wait_ready(Duration::from_secs(30)).await?;
+    let again = js
+        .get_stream(subjects::RIDES_STREAM)
+        .await?
+        .consumer_info("analytics")
+        .await?;
+    assert_eq!(again.created, info.created, "not replaced a second time");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_floor_passes_what_is_never_counted_and_the_cli_reads_it_while_down() -> Result<()> {
     let _serial = serial().await;
