@@ -148,7 +148,7 @@ impl Worker {
         while !self.shutdown.is_cancelled() {
             let pulled = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                m = consumer.stream().max_messages_per_batch(defaults::BATCH).messages() => m,
+                m = hail_runtime::worker::pull(&consumer, defaults::BATCH).messages() => m,
             };
             let mut messages = match pulled {
                 Ok(m) => m,

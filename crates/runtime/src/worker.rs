@@ -166,7 +166,7 @@ async fn pull_loop<H: Handler>(
 /// The pull stream: for a pinned group ([`crate::service::Service::one_active`])
 /// it pulls as a member of the group, and often enough (half the pinned TTL) that
 /// an idle pinned instance keeps its pin while a stopped one loses it.
-fn pull(consumer: &PullConsumer, batch: usize) -> jetstream::consumer::pull::StreamBuilder<'_> {
+pub fn pull(consumer: &PullConsumer, batch: usize) -> jetstream::consumer::pull::StreamBuilder<'_> {
     let config = &consumer.cached_info().config;
     let stream = consumer.stream().max_messages_per_batch(batch);
     match config.priority_groups.first() {
