@@ -51,6 +51,8 @@ pub struct BenchSettings {
     pub poll: Duration,
     /// Longest wait for the durables to drain after the last publish.
     pub drain_timeout: Duration,
+    /// Instances of each service, and of each null consumer, per durable.
+    pub instances: usize,
 }
 
 /// Outputs per ride: matching, pricing and fraud each publish one.
@@ -80,7 +82,7 @@ pub async fn run(s: &BenchSettings) -> Result<BenchReport> {
         );
         runs.push(result);
     }
-    Ok(BenchReport::new(s.rides, runs))
+    Ok(BenchReport::new(s.rides, s.instances, runs))
 }
 
 /// The order of the runs: alternating when both are measured.
@@ -121,8 +123,8 @@ async fn measure(
     )
     .await?;
     let running = match pipeline {
-        Pipeline::Null => Running::Null(NullPipeline::start(url).await?),
-        Pipeline::Services => Running::Services(Services::start(binaries, url).await?),
+        Pipeline::Null => Running::Null(NullPipeline::start(url, s.instances).await?),
+        Pipeline::Services => Running::Services(Services::start(binaries, url, s.instances).await?),
     };
     let result = drive(run, pipeline, &js, s).await;
     running.stop().await;

@@ -73,6 +73,9 @@ struct BenchArgs {
     /// Longest wait, after the last publish, for every durable to drain.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Instances of each service (and of each null consumer) sharing its durable.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    instances: u64,
     /// Also print the results as one JSON object (last line of stdout).
     #[arg(long)]
     json: bool,
@@ -164,6 +167,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         window: a.window as usize,
         poll: Duration::from_millis(100),
         drain_timeout: a.drain_timeout,
+        instances: a.instances as usize,
     };
     let report = bench::run(&settings).await?;
     print!("{}", report.table());

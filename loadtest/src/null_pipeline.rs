@@ -60,16 +60,19 @@ pub struct NullPipeline {
 }
 
 impl NullPipeline {
-    /// Connects four clients, creates or updates the four durables (RIDES must exist)
-    /// and starts consuming.
-    pub async fn start(nats_url: &str) -> Result<Self> {
+    /// Connects `instances` clients per durable, creates or updates the four
+    /// durables (RIDES must exist) and starts consuming.
+    pub async fn start(nats_url: &str, instances: usize) -> Result<Self> {
         let mut pipeline = NullPipeline {
             clients: Vec::new(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             counters: Arc::default(),
         };
-        for service in Service::ALL {
+        let each = Service::ALL
+            .into_iter()
+            .flat_map(|s| std::iter::repeat_n(s, instances.max(1)));
+        for service in each {
             if let Err(e) = pipeline.add(service, nats_url).await {
                 pipeline.stop().await;
                 return Err(e);

@@ -34,13 +34,21 @@ struct Running {
 }
 
 impl Services {
-    /// Spawns each binary with `--nats-url` and `--metrics-addr 127.0.0.1:<free
-    /// port>` and waits until every `/readyz` answers 200 (its consumer is bound).
-    pub async fn start(binaries: &[(Service, PathBuf)], nats_url: &str) -> Result<Self> {
+    /// Spawns `instances` of each binary with `--nats-url` and `--metrics-addr
+    /// 127.0.0.1:<free port>` and waits until every `/readyz` answers 200 (its
+    /// consumer is bound).
+    pub async fn start(
+        binaries: &[(Service, PathBuf)],
+        nats_url: &str,
+        instances: usize,
+    ) -> Result<Self> {
         let mut services = Services {
             running: Vec::new(),
         };
-        for (role, path) in binaries {
+        let each = binaries
+            .iter()
+            .flat_map(|b| std::iter::repeat_n(b, instances.max(1)));
+        for (role, path) in each {
             let port = free_port();
             let process = Launch::new(path)
                 .args(["--nats-url", nats_url])

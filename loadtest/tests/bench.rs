@@ -15,6 +15,7 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         window: 64,
         poll: Duration::from_millis(50),
         drain_timeout: Duration::from_secs(60),
+        instances: 2,
     };
     let report = bench::run(&settings).await.unwrap();
     let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();

@@ -46,7 +46,7 @@ async fn every_ride_is_read_by_all_four_and_answered_by_three() {
     )
     .await
     .unwrap();
-    let pipeline = NullPipeline::start(&nats.url()).await.unwrap();
+    let pipeline = NullPipeline::start(&nats.url(), 1).await.unwrap();
 
     let factory = RideFactory::new("t1", &CITIES).unwrap();
     let settings = PublishSettings {
