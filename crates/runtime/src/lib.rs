@@ -4,7 +4,8 @@
 //! - [`service`]: the four services, each one's name, port, subjects and the
 //!   durable consumer it binds.
 //! - [`config`]: the flags every service shares, validated at start.
-//! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
+//! - [`connect`]: bounded retry at start, unlimited reconnects afterwards;
+//!   [`auth`]: the credential and TLS flags, and permission violations.
 //! - [`provision`]: idempotent create-or-update of streams and durable consumers.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
 //!   [`fence`] stores each answer at most once at any age, looking it up in the
@@ -39,6 +40,7 @@
 
 pub mod advisory;
 pub mod answered;
+pub mod auth;
 pub mod config;
 pub mod connect;
 pub mod dead_letter;
@@ -120,6 +122,7 @@ impl Runtime {
         let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
         let registry = Registry::new();
         let metrics = RuntimeMetrics::register(&registry, service.name())?;
+        auth::register_metrics(&registry)?;
         let ready = Arc::new(AtomicBool::new(false));
         let client_cell = Arc::new(OnceLock::new());
         let addr = args
@@ -134,7 +137,7 @@ impl Runtime {
         let http = http::serve(addr, state, http_stop.clone()).await?;
         tracing::info!(%addr, instance, "serving /metrics /healthz /readyz");
         let client = tokio::select! {
-            c = connect::connect(&args.nats_url, &instance, args.connect_timeout) => c?,
+            c = connect::connect_as(&args.nats_url, &instance, args.connect_timeout, &args.auth) => c?,
             _ = shutdown.cancelled() => anyhow::bail!("interrupted while connecting to NATS at {}", args.nats_url),
         };
         let _ = client_cell.set(client.clone());
@@ -145,7 +148,7 @@ impl Runtime {
             duplicate_window: args.duplicate_window,
             replicas: args.replicas,
         };
-        provision::ensure_streams(&js, &settings).await?;
+        provision::bind_streams(&js, &settings).await?;
         Ok(Runtime {
             service,
             args,
@@ -211,7 +214,7 @@ impl Runtime {
     /// acks, drain, stop HTTP.
     pub async fn serve<H: Handler>(self, handler: H) -> anyhow::Result<()> {
         let spec = self.consumer_spec();
-        let consumer = provision::ensure_consumer(&self.js, &spec).await?;
+        let consumer = provision::bind_consumer(&self.js, &spec).await?;
         let lag = service_api::LagSource {
             durable: spec.durable.clone(),
             pending: self.metrics.pending.clone(),
