@@ -162,9 +162,7 @@ async fn run_on_nats(
     let client = hail_runtime::connect::connect_as(nats_url, "hail-cli", timeout, auth).await?;
     let js = async_nats::jetstream::new(client);
     match command {
-        Command::Provision(args) => {
-            done(provision::run(&js, &args, &mut std::io::stdout()).await)
-        }
+        Command::Provision(args) => done(provision::run(&js, &args, &mut std::io::stdout()).await),
         Command::Audit(args) => Ok(audit::run(&js, args).await?.into()),
         Command::Status(args) => done(status::run(&js, args).await),
         Command::Request(args) => done(request::run(&js, args).await),

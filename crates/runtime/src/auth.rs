@@ -34,11 +34,23 @@ pub struct AuthArgs {
     pub creds: Option<PathBuf>,
 
     /// User name to connect with (with --password).
-    #[arg(long, global = true, env = "NATS_USER", requires = "password", conflicts_with = "nkey")]
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_USER",
+        requires = "password",
+        conflicts_with = "nkey"
+    )]
     pub user: Option<String>,
 
     /// Password of --user.
-    #[arg(long, global = true, env = "NATS_PASSWORD", requires = "user", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_PASSWORD",
+        requires = "user",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 
     /// A file holding the nkey seed (`SU…`) to connect with.
@@ -137,7 +149,12 @@ fn read_seed(path: &std::path::Path) -> Result<String, String> {
         .map(str::trim)
         .find(|l| l.starts_with('S'))
         .map(str::to_string)
-        .ok_or_else(|| format!("{} holds no nkey seed (a line starting with S)", path.display()))
+        .ok_or_else(|| {
+            format!(
+                "{} holds no nkey seed (a line starting with S)",
+                path.display()
+            )
+        })
 }
 
 fn public_key(seed: &str) -> Result<String, String> {
@@ -146,12 +163,22 @@ fn public_key(seed: &str) -> Result<String, String> {
         .map_err(|e| format!("not a valid nkey seed: {e}"))
 }
 
-/// Whether a refused connection will stay refused: wrong or missing
-/// credentials, or a TLS setup the server does not accept. Retrying those only
-/// hides the reason.
-pub fn is_refusal(kind: async_nats::ConnectErrorKind) -> bool {
+/// Why a failed connection will stay refused, if it will: wrong or missing
+/// credentials, or a TLS setup that does not fit the server's. Retrying those
+/// only hides the reason; anything else (no server yet) is worth a retry.
+pub fn refusal(e: &async_nats::ConnectError) -> Option<String> {
     use async_nats::ConnectErrorKind as K;
-    matches!(kind, K::AuthorizationViolation | K::Authentication | K::Tls)
+    let text = e.to_string();
+    match e.kind() {
+        // nats-server's words.
+        K::AuthorizationViolation => Some("Authorization Violation".into()),
+        K::Authentication | K::Tls => Some(text),
+        // rustls reports an untrusted or mismatched certificate as I/O.
+        K::Io if text.contains("certificate") => Some(format!(
+            "TLS: the server's certificate is not trusted ({text}); give its CA with --tls-ca"
+        )),
+        _ => None,
+    }
 }
 
 /// What a connection was not allowed to do.
@@ -231,14 +258,12 @@ mod tests {
 
     #[test]
     fn reads_both_kinds_of_violation() {
-        let v = violation(r#"Permissions Violation for Subscription to "$KV.hail_claims.>""#)
-            .unwrap();
+        let v =
+            violation(r#"Permissions Violation for Subscription to "$KV.hail_claims.>""#).unwrap();
         assert_eq!(v.operation, "subscribe");
         assert_eq!(v.subject, "$KV.hail_claims.>");
-        let v = violation(
-            r#"'Permissions Violation for Subscription to "x.y" using queue "q"'"#,
-        )
-        .unwrap();
+        let v = violation(r#"'Permissions Violation for Subscription to "x.y" using queue "q"'"#)
+            .unwrap();
         assert_eq!((v.operation, v.subject.as_str()), ("subscribe", "x.y"));
         assert!(violation("Authorization Violation").is_none());
     }
@@ -260,7 +285,8 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            nkey.identity().starts_with(&format!("nkey {}", seed.public_key())),
+            nkey.identity()
+                .starts_with(&format!("nkey {}", seed.public_key())),
             "{}",
             nkey.identity()
         );

@@ -78,14 +78,16 @@ pub async fn connect_as(
             .await?;
         match tokio::time::timeout(left, options.connect(url)).await {
             Ok(Ok(client)) => return Ok(client),
-            Ok(Err(e)) if auth::is_refusal(e.kind()) => {
-                return Err(ConnectError::Refused {
-                    url: url.to_string(),
-                    identity: auth.identity(),
-                    reason: refusal_reason(&e),
-                });
-            }
-            Ok(Err(e)) => last_error = e.to_string(),
+            Ok(Err(e)) => match auth::refusal(&e) {
+                Some(reason) => {
+                    return Err(ConnectError::Refused {
+                        url: url.to_string(),
+                        identity: auth.identity(),
+                        reason,
+                    });
+                }
+                None => last_error = e.to_string(),
+            },
             // Cut short by the deadline: the previous attempt's error says more.
             Err(_) if !last_error.is_empty() => {}
             Err(_) => last_error = "timed out".to_string(),
@@ -120,12 +122,4 @@ fn options(name: &str, connection_timeout: Duration) -> ConnectOptions {
                 other => tracing::info!(event = %other, "nats event"),
             }
         })
-}
-
-/// The server's words for a refusal, as nats-server says them.
-fn refusal_reason(e: &async_nats::ConnectError) -> String {
-    match e.kind() {
-        async_nats::ConnectErrorKind::AuthorizationViolation => "Authorization Violation".into(),
-        _ => e.to_string(),
-    }
 }

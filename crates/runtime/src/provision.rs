@@ -42,8 +42,9 @@ pub enum ProvisionError {
     /// A stream, consumer or bucket this service needs is missing or differs,
     /// and creating or updating it failed (the identity may lack the right).
     #[error(
-        "{what} {needs}, and this service could not create or update it: {reason}; \
-         run `hail provision` with an admin identity (and the same flags) first"
+        "cannot create or update {what}, which {needs}: {reason}; an identity without the \
+         right to must find it provisioned: run `hail provision` with an admin identity (and \
+         the same flags) first"
     )]
     NotProvisioned {
         /// `stream RIDES`, `consumer pricing on stream RIDES`, `KV bucket hail_claims`.
@@ -187,14 +188,17 @@ pub async fn bind_streams(
     for want in [rides_stream(s), drivers_stream(s), dlq_stream(s)] {
         let what = format!("stream {}", want.name);
         let needs = match js.get_stream(&want.name).await {
-            Ok(stream) => {
-                match stream_differs(&want, &stream.cached_info().config) {
-                    None => continue,
-                    Some(d) => format!("differs ({d})"),
-                }
-            }
+            Ok(stream) => match stream_differs(&want, &stream.cached_info().config) {
+                None => continue,
+                Some(d) => format!("differs ({d})"),
+            },
             Err(e) if stream_missing(&e) => "is missing".to_string(),
-            Err(e) => return Err(ProvisionError::Read { what, reason: e.to_string() }),
+            Err(e) => {
+                return Err(ProvisionError::Read {
+                    what,
+                    reason: e.to_string(),
+                });
+            }
         };
         tracing::info!(stream = want.name, needs, "creating or updating the stream");
         js.create_or_update_stream(want.clone())
@@ -219,7 +223,10 @@ pub async fn bind_consumer(
         what: what.clone(),
         reason: e.to_string(),
     };
-    let stream = js.get_stream_no_info(&spec.stream).await.map_err(|e| read(&e))?;
+    let stream = js
+        .get_stream_no_info(&spec.stream)
+        .await
+        .map_err(|e| read(&e))?;
     let needs = match stream.consumer_info(&spec.durable).await {
         Ok(info) => match consumer_differs(&spec.config().into_consumer_config(), &info.config) {
             None => {
@@ -233,7 +240,11 @@ pub async fn bind_consumer(
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => "is missing".to_string(),
         Err(e) => return Err(read(&e)),
     };
-    tracing::info!(durable = spec.durable, needs, "creating or updating the consumer");
+    tracing::info!(
+        durable = spec.durable,
+        needs,
+        "creating or updating the consumer"
+    );
     js.create_consumer_on_stream(spec.config(), &spec.stream)
         .await
         .map_err(|err| ProvisionError::NotProvisioned {
@@ -253,12 +264,13 @@ pub async fn bind_bucket(
     let needs = match js.get_stream(format!("KV_{}", want.bucket)).await {
         Ok(stream) => match bucket_differs(&want, &stream.cached_info().config) {
             None => {
-                return js.get_key_value(&want.bucket).await.map_err(|e| {
-                    ProvisionError::Read {
+                return js
+                    .get_key_value(&want.bucket)
+                    .await
+                    .map_err(|e| ProvisionError::Read {
                         what,
                         reason: e.to_string(),
-                    }
-                });
+                    });
             }
             Some(d) => format!("differs ({d})"),
         },
@@ -270,7 +282,11 @@ pub async fn bind_bucket(
             });
         }
     };
-    tracing::info!(bucket = want.bucket, needs, "creating or updating the bucket");
+    tracing::info!(
+        bucket = want.bucket,
+        needs,
+        "creating or updating the bucket"
+    );
     js.create_or_update_key_value(want)
         .await
         .map_err(|err| ProvisionError::NotProvisioned {
@@ -311,11 +327,31 @@ fn stream_differs(
     };
     first_difference(&[
         ("subjects", sorted(&want.subjects), sorted(&have.subjects)),
-        ("retention", format!("{:?}", want.retention), format!("{:?}", have.retention)),
-        ("discard", format!("{:?}", want.discard), format!("{:?}", have.discard)),
-        ("storage", format!("{:?}", want.storage), format!("{:?}", have.storage)),
-        ("max_age", format!("{:?}", want.max_age), format!("{:?}", have.max_age)),
-        ("max_bytes", limit(want.max_bytes).to_string(), limit(have.max_bytes).to_string()),
+        (
+            "retention",
+            format!("{:?}", want.retention),
+            format!("{:?}", have.retention),
+        ),
+        (
+            "discard",
+            format!("{:?}", want.discard),
+            format!("{:?}", have.discard),
+        ),
+        (
+            "storage",
+            format!("{:?}", want.storage),
+            format!("{:?}", have.storage),
+        ),
+        (
+            "max_age",
+            format!("{:?}", want.max_age),
+            format!("{:?}", have.max_age),
+        ),
+        (
+            "max_bytes",
+            limit(want.max_bytes).to_string(),
+            limit(have.max_bytes).to_string(),
+        ),
         (
             "max_messages_per_subject",
             limit(want.max_messages_per_subject).to_string(),
@@ -326,7 +362,11 @@ fn stream_differs(
             format!("{:?}", want.duplicate_window),
             format!("{:?}", have.duplicate_window),
         ),
-        ("replicas", want.num_replicas.max(1).to_string(), have.num_replicas.max(1).to_string()),
+        (
+            "replicas",
+            want.num_replicas.max(1).to_string(),
+            have.num_replicas.max(1).to_string(),
+        ),
     ])
 }
 
@@ -342,12 +382,36 @@ fn consumer_differs(want: &consumer::Config, have: &consumer::Config) -> Option<
     };
     first_difference(&[
         ("filter_subjects", filters(want), filters(have)),
-        ("deliver_policy", format!("{:?}", want.deliver_policy), format!("{:?}", have.deliver_policy)),
-        ("ack_policy", format!("{:?}", want.ack_policy), format!("{:?}", have.ack_policy)),
-        ("ack_wait", format!("{:?}", want.ack_wait), format!("{:?}", have.ack_wait)),
-        ("max_deliver", want.max_deliver.to_string(), have.max_deliver.to_string()),
-        ("backoff", format!("{:?}", want.backoff), format!("{:?}", have.backoff)),
-        ("max_ack_pending", want.max_ack_pending.to_string(), have.max_ack_pending.to_string()),
+        (
+            "deliver_policy",
+            format!("{:?}", want.deliver_policy),
+            format!("{:?}", have.deliver_policy),
+        ),
+        (
+            "ack_policy",
+            format!("{:?}", want.ack_policy),
+            format!("{:?}", have.ack_policy),
+        ),
+        (
+            "ack_wait",
+            format!("{:?}", want.ack_wait),
+            format!("{:?}", have.ack_wait),
+        ),
+        (
+            "max_deliver",
+            want.max_deliver.to_string(),
+            have.max_deliver.to_string(),
+        ),
+        (
+            "backoff",
+            format!("{:?}", want.backoff),
+            format!("{:?}", have.backoff),
+        ),
+        (
+            "max_ack_pending",
+            want.max_ack_pending.to_string(),
+            have.max_ack_pending.to_string(),
+        ),
         (
             "inactive_threshold",
             format!("{:?}", want.inactive_threshold),
@@ -362,11 +426,31 @@ fn bucket_differs(
     have: &jetstream::stream::Config,
 ) -> Option<String> {
     first_difference(&[
-        ("history", want.history.max(1).to_string(), have.max_messages_per_subject.to_string()),
-        ("storage", format!("{:?}", want.storage), format!("{:?}", have.storage)),
-        ("replicas", want.num_replicas.max(1).to_string(), have.num_replicas.max(1).to_string()),
-        ("max_age", format!("{:?}", want.max_age), format!("{:?}", have.max_age)),
-        ("max_bytes", limit(want.max_bytes).to_string(), limit(have.max_bytes).to_string()),
+        (
+            "history",
+            want.history.max(1).to_string(),
+            have.max_messages_per_subject.to_string(),
+        ),
+        (
+            "storage",
+            format!("{:?}", want.storage),
+            format!("{:?}", have.storage),
+        ),
+        (
+            "replicas",
+            want.num_replicas.max(1).to_string(),
+            have.num_replicas.max(1).to_string(),
+        ),
+        (
+            "max_age",
+            format!("{:?}", want.max_age),
+            format!("{:?}", have.max_age),
+        ),
+        (
+            "max_bytes",
+            limit(want.max_bytes).to_string(),
+            limit(have.max_bytes).to_string(),
+        ),
         (
             "limit_markers",
             format!("{:?}", want.limit_markers),

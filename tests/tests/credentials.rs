@@ -1,0 +1,322 @@
+//! Least privilege: a nats-server with `deploy/local/auth.conf` (one identity
+//! per service, the monitor, intake and an admin), `hail provision` run as the
+//! admin, the services as themselves. Each identity may do its own work and
+//! nothing else; wrong credentials stop a service at once; TLS needs the CA.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result};
+use async_nats::{ConnectOptions, Event, ServerError, jetstream};
+use hail_e2e::{rides, serial, services::Service};
+use hail_events::subjects;
+use hail_runtime::auth::{PERMISSION_VIOLATIONS, violation};
+use hail_testkit::{NatsServer, Process, bin_path, free_port, wait_until};
+use tokio::sync::mpsc;
+
+/// The local stack's identities: `hail-local-<user>` is each one's password.
+fn password(user: &str) -> String {
+    format!("hail-local-{user}")
+}
+
+fn auth_conf() -> Result<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/auth.conf");
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn server_with_auth() -> Result<NatsServer> {
+    NatsServer::start_with_config(&auth_conf()?, &[])
+}
+
+/// `--user <user> --password <its password>`.
+fn as_user(user: &str) -> Vec<String> {
+    vec![
+        "--user".into(),
+        user.into(),
+        "--password".into(),
+        password(user),
+    ]
+}
+
+/// Runs `hail provision` as the admin, with a RIDES the test machine can hold.
+async fn provision(url: &str) -> Result<()> {
+    let mut args = as_user("admin");
+    args.push("provision".into());
+    args.extend(STREAM_FLAGS.map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    hail_e2e::cli::hail(url, &args).await?;
+    Ok(())
+}
+
+/// The service flags that match what [`provision`] made.
+const STREAM_FLAGS: [&str; 2] = ["--rides-max-bytes", "1073741824"];
+
+/// A client as `user`, and the permission violations the server reports to it.
+async fn connect_as(
+    url: &str,
+    user: &str,
+) -> Result<(async_nats::Client, mpsc::UnboundedReceiver<String>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = ConnectOptions::new()
+        .user_and_password(user.into(), password(user))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let Event::ServerError(ServerError::Other(msg)) = event {
+                    let _ = tx.send(msg);
+                }
+            }
+        })
+        .connect(url)
+        .await?;
+    Ok((client, rx))
+}
+
+/// Publishes to `subject` as the client and waits for the server's refusal.
+async fn refused(
+    client: &async_nats::Client,
+    errors: &mut mpsc::UnboundedReceiver<String>,
+    subject: &str,
+    body: &str,
+) -> Result<()> {
+    let inbox = client.new_inbox();
+    client
+        .publish_with_reply(subject.to_string(), inbox, body.to_string().into())
+        .await?;
+    client.flush().await?;
+    let msg = tokio::time::timeout(Duration::from_secs(5), errors.recv())
+        .await
+        .with_context(|| format!("no permission error for {subject}"))?
+        .context("connection closed")?;
+    let v = violation(&msg).with_context(|| format!("not a permission violation: {msg}"))?;
+    anyhow::ensure!(
+        v.operation == "publish" && v.subject == subject,
+        "{subject}: the server said {msg}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_service_identity_may_not_touch_what_is_not_its_own() -> Result<()> {
+    let _serial = serial().await;
+    let nats = server_with_auth()?;
+    provision(&nats.url()).await?;
+    let others_output = |s: &str| {
+        if s == "pricing" {
+            "rides.matched.berlin"
+        } else {
+            "rides.priced.berlin"
+        }
+    };
+    for svc in hail_e2e::SERVICES {
+        let (client, mut errors) = connect_as(&nats.url(), svc).await?;
+        let other = if svc == "fraud" { "pricing" } else { "fraud" };
+        refused(&client, &mut errors, others_output(svc), "x").await?;
+        refused(&client, &mut errors, &format!("dlq.{other}.RIDES.1"), "x").await?;
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.RIDES.{other}");
+        refused(&client, &mut errors, &next, r#"{"batch":1}"#).await?;
+        let change = format!("$JS.API.CONSUMER.CREATE.RIDES.{other}");
+        refused(&client, &mut errors, &change, "{}").await?;
+        refused(&client, &mut errors, "$JS.API.STREAM.DELETE.RIDES", "").await?;
+        refused(&client, &mut errors, "$JS.API.STREAM.UPDATE.RIDES", "{}").await?;
+        refused(&client, &mut errors, "$JS.API.STREAM.PURGE.RIDES", "{}").await?;
+    }
+    // The server still holds everything as provisioned.
+    let (admin, _) = connect_as(&nats.url(), "admin").await?;
+    let js = jetstream::new(admin);
+    let mut rides = js.get_stream(subjects::RIDES_STREAM).await?;
+    assert_eq!(rides.info().await?.state.consumer_count, 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_stop_a_service_at_once_naming_the_identity() -> Result<()> {
+    let _serial = serial().await;
+    let nats = server_with_auth()?;
+    let dir = tempfile::tempdir()?;
+    let seed = nkeys::KeyPair::new_user();
+    let nkey_file = dir.path().join("stranger.nk");
+    std::fs::write(&nkey_file, seed.seed()?)?;
+    let nkey = nkey_file.display().to_string();
+    let cases: [(&[&str], String); 3] = [
+        (
+            &["--user", "pricing", "--password", "wrong"],
+            r#"user "pricing""#.into(),
+        ),
+        (&[], "no credentials".into()),
+        (&["--nkey", &nkey], format!("nkey {}", seed.public_key())),
+    ];
+    for (flags, identity) in cases {
+        let started = std::time::Instant::now();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = ["--nats-url", &nats.url(), "--metrics-addr", &addr]
+            .map(String::from)
+            .to_vec();
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let mut p = Process::spawn(&bin_path("hail-pricing")?, &args, &[])?;
+        let status = p
+            .wait_timeout(Duration::from_secs(8))
+            .context("still running after 8 s")?;
+        assert!(!status.success(), "{status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        let log = p.log();
+        assert!(log.contains(&format!("refused {identity}")), "{log}");
+        assert!(log.contains("Authorization Violation"), "{log}");
+        assert!(!log.contains("retrying"), "a refusal is not retried: {log}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_that_may_not_provision_says_to_run_hail_provision() -> Result<()> {
+    let _serial = serial().await;
+    let nats = server_with_auth()?;
+    let mut flags = as_user("fraud");
+    flags.extend(STREAM_FLAGS.map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let service = Service::spawn_with("fraud", &nats.url(), &flags)?;
+    let err = service
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .expect_err("nothing provisioned");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("stream RIDES, which is missing"), "{msg}");
+    assert!(msg.contains("run `hail provision`"), "{msg}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_pipeline_runs_with_one_identity_per_service_after_provision() -> Result<()> {
+    let _serial = serial().await;
+    let nats = server_with_auth()?;
+    provision(&nats.url()).await?;
+    let mut services = Vec::new();
+    for svc in hail_e2e::SERVICES {
+        let mut flags = as_user(svc);
+        flags.extend(STREAM_FLAGS.map(String::from));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        services.push(Service::spawn_with(svc, &nats.url(), &flags)?);
+    }
+    for s in &services {
+        s.wait_ready(Duration::from_secs(30)).await?;
+    }
+    let (intake, _) = connect_as(&nats.url(), "intake").await?;
+    let rides_count = 20;
+    rides::publish(&jetstream::new(intake), "cred", 0, rides_count).await?;
+    let (admin, _) = connect_as(&nats.url(), "admin").await?;
+    let js = jetstream::new(admin);
+    for durable in hail_e2e::SERVICES {
+        let what = format!("{durable} drained");
+        wait_until(Duration::from_secs(30), &what, || {
+            rides::drained(&js, durable)
+        })
+        .await?;
+    }
+    for answers in ["rides.matched.>", "rides.priced.>", "rides.screened.>"] {
+        let (count, ids) = rides::read_subject(&js, subjects::RIDES_STREAM, answers).await?;
+        let unmatched =
+            rides::read_subject(&js, subjects::RIDES_STREAM, "rides.unmatched.>").await?;
+        let total = if answers == "rides.matched.>" {
+            count + unmatched.0
+        } else {
+            count
+        };
+        assert_eq!(total, rides_count, "{answers}: {ids:?}");
+    }
+    for s in &services {
+        let violations = s.metric(PERMISSION_VIOLATIONS, &[]).await?;
+        assert_eq!(violations, 0.0, "{}: {}", s.name, s.process.log());
+        let log = s.process.log();
+        assert!(
+            !log.contains("creating or updating"),
+            "{} needed admin rights: {log}",
+            s.name
+        );
+    }
+    Ok(())
+}
+
+/// A CA, and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn certificates(dir: &std::path::Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate()?;
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+    let cert = params.signed_by(&key, &issuer)?;
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem())?;
+    std::fs::write(&paths.1, cert.pem())?;
+    std::fs::write(&paths.2, key.serialize_pem())?;
+    Ok(paths)
+}
+
+#[tokio::test]
+async fn over_tls_a_service_needs_the_ca_and_then_answers() -> Result<()> {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir()?;
+    let (ca, cert, key) = certificates(dir.path())?;
+    let tls = format!(
+        "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let nats = NatsServer::start_with_config(&tls, &[])?;
+    let ca_flag = ca.display().to_string();
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = ["--nats-url", &nats.url(), "--metrics-addr", &addr]
+        .map(String::from)
+        .to_vec();
+    let mut p = Process::spawn(&bin_path("hail-pricing")?, &args, &[])?;
+    let status = p
+        .wait_timeout(Duration::from_secs(15))
+        .context("still running after 15 s")?;
+    assert!(!status.success(), "{status}");
+    let log = p.log();
+    assert!(
+        log.contains("refused") && log.to_lowercase().contains("tls"),
+        "{log}"
+    );
+
+    let client = ConnectOptions::new()
+        .add_root_certificates(ca.clone())
+        .require_tls(true)
+        .connect(nats.url())
+        .await?;
+    let js = jetstream::new(client);
+    rides::ensure_test_streams(&js).await?;
+    let pricing = Service::spawn_with(
+        "pricing",
+        &nats.url(),
+        &[
+            "--tls-ca",
+            &ca_flag,
+            "--rides-max-bytes",
+            "1073741824",
+            "--rides-max-age",
+            "1h",
+        ],
+    )?;
+    pricing.wait_ready(Duration::from_secs(30)).await?;
+    rides::publish(&js, "tls", 0, 1).await?;
+    wait_until(Duration::from_secs(20), "a fare over TLS", || async {
+        matches!(
+            rides::read_subject(&js, subjects::RIDES_STREAM, "rides.priced.>").await,
+            Ok((1, _))
+        )
+    })
+    .await
+    .with_context(|| pricing.process.log())?;
+    Ok(())
+}
