@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result};
 use async_nats::{ConnectOptions, Event, ServerError, jetstream};
-use hail_e2e::{rides, serial, services::Service};
+use hail_e2e::{monitor::Monitor, rides, serial, services::Service};
 use hail_events::subjects;
 use hail_runtime::auth::{PERMISSION_VIOLATIONS, violation};
 use hail_testkit::{NatsServer, Process, bin_path, free_port, wait_until};
@@ -37,11 +37,12 @@ fn as_user(user: &str) -> Vec<String> {
     ]
 }
 
-/// Runs `hail provision` as the admin, with a RIDES the test machine can hold.
-async fn provision(url: &str) -> Result<()> {
+/// Runs `hail provision` as the admin, with a RIDES the test machine can
+/// hold and `extra` flags.
+async fn provision(url: &str, extra: &[&str]) -> Result<()> {
     let mut args = as_user("admin");
     args.push("provision".into());
-    args.extend(STREAM_FLAGS.map(String::from));
+    args.extend(STREAM_FLAGS.iter().chain(extra).map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     hail_e2e::cli::hail(url, &args).await?;
     Ok(())
@@ -99,7 +100,7 @@ async fn refused(
 async fn each_service_identity_may_not_touch_what_is_not_its_own() -> Result<()> {
     let _serial = serial().await;
     let nats = server_with_auth()?;
-    provision(&nats.url()).await?;
+    provision(&nats.url(), &[]).await?;
     let others_output = |s: &str| {
         if s == "pricing" {
             "rides.matched.berlin"
@@ -188,48 +189,113 @@ async fn a_service_that_may_not_provision_says_to_run_hail_provision() -> Result
     Ok(())
 }
 
+/// `flags` as the `&str`s a spawn takes.
+fn strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+/// The whole pipeline as four identities, after `hail provision` as the admin:
+/// first deliveries, a poison request dead-lettered by every service, and a
+/// backlog older than half the duplicate window (the answer fence's careful
+/// path: fence markers and read-back consumers), watched by hail-monitor as
+/// itself. No service needed more than its own rights.
 #[tokio::test]
 async fn the_pipeline_runs_with_one_identity_per_service_after_provision() -> Result<()> {
     let _serial = serial().await;
     let nats = server_with_auth()?;
-    provision(&nats.url()).await?;
+    let window = ["--duplicate-window", "2s"];
+    provision(&nats.url(), &window).await?;
+    let flags = |svc: &str| {
+        let mut f = as_user(svc);
+        f.extend(STREAM_FLAGS.iter().chain(&window).map(|s| s.to_string()));
+        f
+    };
     let mut services = Vec::new();
-    for svc in hail_e2e::SERVICES {
-        let mut flags = as_user(svc);
-        flags.extend(STREAM_FLAGS.map(String::from));
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        services.push(Service::spawn_with(svc, &nats.url(), &flags)?);
+    for svc in ["matching", "fraud", "analytics"] {
+        services.push(Service::spawn_with(svc, &nats.url(), &strs(&flags(svc)))?);
     }
     for s in &services {
         s.wait_ready(Duration::from_secs(30)).await?;
     }
+    let monitor = Monitor::spawn_with(&nats.url(), &strs(&as_user("monitor")))?;
     let (intake, _) = connect_as(&nats.url(), "intake").await?;
     let rides_count = 20;
     rides::publish(&jetstream::new(intake), "cred", 0, rides_count).await?;
+    let published = tokio::time::Instant::now();
     let (admin, _) = connect_as(&nats.url(), "admin").await?;
     let js = jetstream::new(admin);
+    rides::publish_raw(
+        &js,
+        "rides.requested.berlin",
+        b"not an event".to_vec(),
+        None,
+    )
+    .await?;
+    // pricing starts once its requests are older than half the window: each
+    // answer then takes the careful path.
+    tokio::time::sleep_until(published + Duration::from_millis(1500)).await;
+    services.push(Service::spawn_with(
+        "pricing",
+        &nats.url(),
+        &strs(&flags("pricing")),
+    )?);
+    services[3].wait_ready(Duration::from_secs(30)).await?;
     for durable in hail_e2e::SERVICES {
         let what = format!("{durable} drained");
         wait_until(Duration::from_secs(30), &what, || {
             rides::drained(&js, durable)
         })
         .await?;
+        assert_eq!(
+            rides::dead_letters(&js, durable).await?.len(),
+            1,
+            "{durable}"
+        );
     }
-    for answers in ["rides.matched.>", "rides.priced.>", "rides.screened.>"] {
-        let (count, ids) = rides::read_subject(&js, subjects::RIDES_STREAM, answers).await?;
-        let unmatched =
-            rides::read_subject(&js, subjects::RIDES_STREAM, "rides.unmatched.>").await?;
-        let total = if answers == "rides.matched.>" {
-            count + unmatched.0
-        } else {
-            count
-        };
-        assert_eq!(total, rides_count, "{answers}: {ids:?}");
-    }
+    let answers = |filter: &'static str| {
+        let js = js.clone();
+        async move {
+            Ok::<_, anyhow::Error>(
+                rides::read_subject(&js, subjects::RIDES_STREAM, filter)
+                    .await?
+                    .0,
+            )
+        }
+    };
+    let matched = answers("rides.matched.>").await? + answers("rides.unmatched.>").await?;
+    assert_eq!(matched, rides_count);
+    assert_eq!(answers("rides.priced.>").await?, rides_count);
+    assert_eq!(answers("rides.screened.>").await?, rides_count);
+    let checked = services[3]
+        .metric(hail_runtime::metrics::names::CHECKED, &[])
+        .await?;
+    assert_eq!(checked, rides_count as f64, "pricing took the careful path");
+    wait_until(
+        Duration::from_secs(10),
+        "the monitor reads pricing",
+        || async {
+            monitor
+                .value("nats_consumer_num_pending", &[("consumer_name", "pricing")])
+                .await
+                == Some(0.0)
+        },
+    )
+    .await?;
+    assert_eq!(
+        monitor
+            .value(PERMISSION_VIOLATIONS, &[])
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
     for s in &services {
-        let violations = s.metric(PERMISSION_VIOLATIONS, &[]).await?;
-        assert_eq!(violations, 0.0, "{}: {}", s.name, s.process.log());
         let log = s.process.log();
+        assert_eq!(
+            s.metric(PERMISSION_VIOLATIONS, &[]).await?,
+            0.0,
+            "{}: {log}",
+            s.name
+        );
         assert!(
             !log.contains("creating or updating"),
             "{} needed admin rights: {log}",
