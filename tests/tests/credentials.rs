@@ -186,6 +186,10 @@ async fn a_service_that_may_not_provision_says_to_run_hail_provision() -> Result
     let msg = format!("{err:#}");
     assert!(msg.contains("stream RIDES, which is missing"), "{msg}");
     assert!(msg.contains("run `hail provision`"), "{msg}");
+    assert!(
+        msg.contains(r#"Permissions Violation for publish to "$JS.API.STREAM."#),
+        "{msg}"
+    );
     Ok(())
 }
 

@@ -127,6 +127,9 @@ fn exit_code(result: anyhow::Result<Verdict>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("hail: error: {e:#}");
+            if let Some(v) = hail_runtime::auth::last_violation() {
+                eprintln!("hail: {v}");
+            }
             ExitCode::from(COULD_NOT_RUN)
         }
     }

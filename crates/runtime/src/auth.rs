@@ -17,7 +17,10 @@
 //! assert_eq!(cli.auth.identity(), r#"user "pricing""#);
 //! ```
 
-use std::{path::PathBuf, sync::LazyLock};
+use std::{
+    path::PathBuf,
+    sync::{LazyLock, Mutex},
+};
 
 use async_nats::ConnectOptions;
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -226,6 +229,25 @@ static VIOLATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("a valid metric")
 });
 
+/// The last permission violation the server reported to this process.
+static LAST: Mutex<Option<Violation>> = Mutex::new(None);
+
+/// The last permission violation the server reported to this process, if
+/// any: a request it refused only times out, and this says why.
+pub fn last_violation() -> Option<Violation> {
+    LAST.lock().map(|v| v.clone()).unwrap_or(None)
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server refused this identity: Permissions Violation for {} to {:?}",
+            self.operation, self.subject
+        )
+    }
+}
+
 /// Adds the permission-violation counter (one per process) to `registry`.
 pub fn register_metrics(registry: &Registry) -> prometheus::Result<()> {
     registry.register(Box::new(VIOLATIONS.clone()))
@@ -238,6 +260,9 @@ pub fn on_server_error(error: &async_nats::ServerError) {
         async_nats::ServerError::Other(message) => match violation(message) {
             Some(v) => {
                 VIOLATIONS.with_label_values(&[v.operation]).inc();
+                if let Ok(mut last) = LAST.lock() {
+                    *last = Some(v.clone());
+                }
                 tracing::error!(
                     operation = v.operation,
                     subject = v.subject,

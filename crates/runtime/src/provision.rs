@@ -206,7 +206,7 @@ pub async fn bind_streams(
             .map_err(|err| ProvisionError::NotProvisioned {
                 what,
                 needs,
-                reason: stream_failure(&want, &err),
+                reason: with_violation(stream_failure(&want, &err)),
             })?;
     }
     Ok(())
@@ -250,8 +250,17 @@ pub async fn bind_consumer(
         .map_err(|err| ProvisionError::NotProvisioned {
             what,
             needs,
-            reason: err.to_string(),
+            reason: with_violation(err.to_string()),
         })
+}
+
+/// `reason`, and the permission violation the server reported, if any: a
+/// JetStream request the server refused for lack of permission times out.
+fn with_violation(reason: String) -> String {
+    match crate::auth::last_violation() {
+        Some(v) => format!("{reason} ({v})"),
+        None => reason,
+    }
 }
 
 /// Opens a KV bucket as a service: as it is when it has `want`'s settings,
@@ -292,7 +301,7 @@ pub async fn bind_bucket(
         .map_err(|err| ProvisionError::NotProvisioned {
             what,
             needs,
-            reason: err.to_string(),
+            reason: with_violation(err.to_string()),
         })
 }
 
