@@ -6,7 +6,8 @@
 //! - [`config`]: the flags every service shares, validated at start.
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards;
 //!   [`auth`]: the credential and TLS flags, and permission violations.
-//! - [`provision`]: idempotent create-or-update of streams and durable consumers.
+//! - [`provision`]: the streams, durables and buckets: create-or-update for
+//!   `hail provision`, check-and-bind for a service at start.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
 //!   [`fence`] stores each answer at most once at any age, looking it up in the
 //!   stream ([`answered`]) only when a delivery is not the first.
@@ -115,7 +116,8 @@ pub struct Runtime {
 impl Runtime {
     /// Validates the flags, installs the signal handlers, starts HTTP on
     /// `--metrics-addr` (default `127.0.0.1:<the service's port>`), connects to
-    /// NATS (bounded by `--connect-timeout`) and creates or updates the streams.
+    /// NATS (bounded by `--connect-timeout`, as `--creds`/`--user`/`--nkey`
+    /// say) and checks and binds the streams ([`provision::bind_streams`]).
     pub async fn start(service: Service, args: RuntimeArgs) -> anyhow::Result<Self> {
         args.validate().map_err(anyhow::Error::msg)?;
         let instance = args.instance_name(service.name());
@@ -207,8 +209,8 @@ impl Runtime {
         self.service.consumer_spec(&self.args)
     }
 
-    /// Binds the service's durable consumer on RIDES (named after the service: the
-    /// consumer group; reading [`Service::filters`]), registers with the services
+    /// Checks and binds the service's durable consumer on RIDES (named after the
+    /// service: the consumer group; reading [`Service::filters`]), registers with the services
     /// API and runs `handler` until SIGTERM/SIGINT, then shuts down in order: stop
     /// pulling, finish in flight (time-boxed), stop the service's own tasks, flush
     /// acks, drain, stop HTTP.
