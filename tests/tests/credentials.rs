@@ -121,11 +121,26 @@ async fn each_service_identity_may_not_touch_what_is_not_its_own() -> Result<()>
         refused(&client, &mut errors, "$JS.API.STREAM.UPDATE.RIDES", "{}").await?;
         refused(&client, &mut errors, "$JS.API.STREAM.PURGE.RIDES", "{}").await?;
     }
+    // An unnamed create (how a reader of its own starts) cannot reach a durable
+    // either: the server answers an error, and fraud's durable stays as it was.
+    let (client, _) = connect_as(&nats.url(), "pricing").await?;
+    for config in [r#""durable_name":"fraud""#, r#""name":"fraud""#] {
+        let body = format!(
+            r#"{{"stream_name":"RIDES","config":{{{config},"ack_policy":"none","filter_subject":"rides.>"}}}}"#
+        );
+        let reply = client
+            .request("$JS.API.CONSUMER.CREATE.RIDES", body.into())
+            .await?;
+        let reply = String::from_utf8_lossy(&reply.payload).to_string();
+        assert!(reply.contains(r#""error""#), "{config}: {reply}");
+    }
     // The server still holds everything as provisioned.
     let (admin, _) = connect_as(&nats.url(), "admin").await?;
     let js = jetstream::new(admin);
     let mut rides = js.get_stream(subjects::RIDES_STREAM).await?;
     assert_eq!(rides.info().await?.state.consumer_count, 4);
+    let fraud = rides.consumer_info("fraud").await?;
+    assert_eq!(fraud.config.filter_subject, "rides.requested.>");
     Ok(())
 }
 
