@@ -10,7 +10,11 @@ use hail_loadgen::{
     city::{CityModel, distinct, parse_city},
     publish_cmd::{self, PublishCommand},
     rides::random_run_id,
-    run::{self, config::RunArgs, report::RunReport},
+    run::{
+        self,
+        config::{RunArgs, RunConfig},
+        report::RunReport,
+    },
 };
 use hail_runtime::duration::parse_duration;
 use tracing_subscriber::EnvFilter;
@@ -21,6 +25,9 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// `--creds`, `--user`/`--password`, `--nkey`, `--tls-ca`… (run and publish).
+    #[command(flatten)]
+    auth: hail_runtime::auth::AuthArgs,
 }
 
 #[derive(Subcommand)]
@@ -84,9 +91,10 @@ struct BenchArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_logs();
-    let result = match Cli::parse().command {
-        Command::Run(a) => run_model(a).await,
-        Command::Publish(a) => publish(a).await,
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run_model(a, cli.auth).await,
+        Command::Publish(a) => publish(a, cli.auth).await,
         Command::Bench(a) => bench(a).await,
     };
     match result {
@@ -114,8 +122,11 @@ fn init_logs() {
         .init();
 }
 
-async fn run_model(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = a.config()?;
+async fn run_model(a: RunArgs, auth: hail_runtime::auth::AuthArgs) -> anyhow::Result<ExitCode> {
+    let cfg = RunConfig {
+        auth,
+        ..a.config()?
+    };
     let report = run::run(&cfg).await?;
     emit(&report, a.json, a.report.as_deref())?;
     Ok(if report.any_failed() {
@@ -142,7 +153,7 @@ fn emit(report: &RunReport, json: bool, file: Option<&std::path::Path>) -> anyho
     Ok(())
 }
 
-async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
+async fn publish(a: PublishArgs, auth: hail_runtime::auth::AuthArgs) -> anyhow::Result<ExitCode> {
     let cmd = PublishCommand {
         nats_url: a.nats_url,
         rides: a.rides,
@@ -150,6 +161,7 @@ async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
         window: a.window as usize,
         run_id: a.run_id.unwrap_or_else(random_run_id),
         connect_timeout: a.connect_timeout,
+        auth,
     };
     let report = publish_cmd::run(&cmd).await?;
     Ok(if report.failed > 0 {

@@ -22,14 +22,21 @@ pub struct PublishCommand {
     pub run_id: String,
     /// Give up reaching NATS after this long.
     pub connect_timeout: Duration,
+    /// Credentials and TLS.
+    pub auth: hail_runtime::auth::AuthArgs,
 }
 
 /// Connects, makes sure RIDES exists, publishes with a progress line per second
 /// and prints the summary. Failed publishes are in the report, not an error.
 pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
     let factory = RideFactory::new(&cmd.run_id, &cmd.cities)?;
-    let client =
-        hail_runtime::connect::connect(&cmd.nats_url, "hail-loadgen", cmd.connect_timeout).await?;
+    let client = hail_runtime::connect::connect_as(
+        &cmd.nats_url,
+        "hail-loadgen",
+        cmd.connect_timeout,
+        &cmd.auth,
+    )
+    .await?;
     let js = publisher::context(client.clone(), cmd.window);
     let rides = provision::rides_stream(&provision::StreamSettings::default());
     streams::ensure_exists(&js, rides, &cmd.nats_url).await?;

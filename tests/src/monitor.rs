@@ -19,6 +19,23 @@ impl Monitor {
         Monitor::spawn_at(nats_url, (Ipv4Addr::LOCALHOST, free_port()).into())
     }
 
+    /// [`Monitor::spawn`] with `extra` flags (credentials, say).
+    pub fn spawn_with(nats_url: &str, extra: &[&str]) -> Result<Monitor> {
+        let addr: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()).into();
+        let process = launch(
+            hail_runtime::service::MONITOR_BINARY,
+            nats_url,
+            &addr.to_string(),
+        )?
+        .args(["--interval", "200ms", "--window", "2s"])
+        .args(extra)
+        .spawn()?;
+        Ok(Monitor {
+            _process: process,
+            addr,
+        })
+    }
+
     /// Starts hail-monitor against `nats_url` with `/metrics` on a free port of
     /// `[::1]`, the IPv6 loopback.
     pub fn spawn_ipv6(nats_url: &str) -> Result<Monitor> {

@@ -66,14 +66,13 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
 }
 
 impl CheckpointStore {
-    /// Creates or updates the bucket and loads the checkpoint, if any.
+    /// Binds the bucket ([`hail_runtime::provision::bind_bucket`]) and loads the checkpoint, if any.
     pub async fn open(
         js: &jetstream::Context,
         replicas: usize,
         writer: String,
     ) -> Result<(Self, Option<Checkpoint>), StoreError> {
-        let kv = js
-            .create_or_update_key_value(bucket_config(replicas))
+        let kv = hail_runtime::provision::bind_bucket(js, bucket_config(replicas))
             .await
             .map_err(|e| StoreError::Bucket(e.to_string()))?;
         let mut store = CheckpointStore {

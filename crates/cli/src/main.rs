@@ -1,6 +1,7 @@
 //! `hail`: the operator's command line.
 //!
 //! - `up`, `down`, `kill`, `start`: the local stack ([`stack`]).
+//! - `provision`: every stream, durable and bucket, so services need no admin rights.
 //! - `status`: every service's lag, rate, status and instances.
 //! - `audit`: every request accounted for once per service; `demo`: load, crash, catch up, audit.
 //! - `request`: publish one ride request, or its cancellation, as a rider's app would.
@@ -16,6 +17,7 @@ mod audit_check;
 mod demo;
 mod dlq;
 mod fraud_cmd;
+mod provision;
 mod read_all;
 mod request;
 mod stack;
@@ -49,6 +51,8 @@ struct Cli {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats_url: String,
+    #[command(flatten)]
+    auth: hail_runtime::auth::AuthArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +61,8 @@ struct Cli {
 enum Command {
     /// Start nats-server, the four services, the monitor and Prometheus (idempotent).
     Up(up::UpArgs),
+    /// Create or update every stream, durable consumer and KV bucket (idempotent; needs an admin identity).
+    Provision(provision::ProvisionArgs),
     /// Stop everything `hail up` started.
     Down,
     /// SIGKILL one service, as a crash would.
@@ -121,6 +127,9 @@ fn exit_code(result: anyhow::Result<Verdict>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("hail: error: {e:#}");
+            if let Some(v) = hail_runtime::auth::last_violation() {
+                eprintln!("hail: {v}");
+            }
             ExitCode::from(COULD_NOT_RUN)
         }
     }
@@ -142,17 +151,21 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Kill { service } => done(up::kill(&layout()?, &service, &mut out)),
         Command::Start { service } => done(up::start(&layout()?, &service, &mut out).await),
         Command::Demo(args) => Ok(demo::run(&cli.nats_url, &layout()?, args).await?.into()),
-        on_nats => run_on_nats(&cli.nats_url, on_nats).await,
+        on_nats => run_on_nats(&cli.nats_url, &cli.auth, on_nats).await,
     }
 }
 
 /// The commands that only talk to NATS.
-async fn run_on_nats(nats_url: &str, command: Command) -> anyhow::Result<Verdict> {
-    let client =
-        hail_runtime::connect::connect(nats_url, "hail-cli", std::time::Duration::from_secs(5))
-            .await?;
+async fn run_on_nats(
+    nats_url: &str,
+    auth: &hail_runtime::auth::AuthArgs,
+    command: Command,
+) -> anyhow::Result<Verdict> {
+    let timeout = std::time::Duration::from_secs(5);
+    let client = hail_runtime::connect::connect_as(nats_url, "hail-cli", timeout, auth).await?;
     let js = async_nats::jetstream::new(client);
     match command {
+        Command::Provision(args) => done(provision::run(&js, &args, &mut std::io::stdout()).await),
         Command::Audit(args) => Ok(audit::run(&js, args).await?.into()),
         Command::Status(args) => done(status::run(&js, args).await),
         Command::Request(args) => done(request::run(&js, args).await),

@@ -5,7 +5,7 @@ use std::{io::Write, time::Duration};
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
 
-use crate::stack::{Component, Layout, SERVICES, process};
+use crate::stack::{Component, Layout, SERVICES, local_identity, process};
 
 /// Flags of `hail up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,17 +15,25 @@ pub struct UpArgs {
     /// process, a power cut can lose the last interval). Applies when nats-server starts.
     #[arg(long, env = "HAIL_NATS_SYNC", default_value = "2m")]
     pub sync: String,
+    /// Run nats-server with deploy/local/auth.conf (one identity per service,
+    /// the monitor, intake and an admin; local passwords) and each component
+    /// as its own identity. Applies when nats-server starts.
+    #[arg(long, env = "HAIL_AUTH")]
+    pub auth: bool,
 }
 
 impl Default for UpArgs {
     fn default() -> Self {
-        UpArgs { sync: "2m".into() }
+        UpArgs {
+            sync: "2m".into(),
+            auth: false,
+        }
     }
 }
 
-/// Everything `hail up` starts, in order.
-fn components(layout: &Layout, args: &UpArgs) -> Result<Vec<Component>> {
-    let mut all = vec![Component::nats(layout, &args.sync)?];
+/// Everything `hail up` starts after nats-server, in order.
+fn components(layout: &Layout) -> Result<Vec<Component>> {
+    let mut all = Vec::new();
     for s in SERVICES {
         all.push(Component::hail(layout, s)?);
     }
@@ -37,15 +45,65 @@ fn components(layout: &Layout, args: &UpArgs) -> Result<Vec<Component>> {
     Ok(all)
 }
 
-/// Starts whatever is not running yet and waits until each is ready; says what
-/// runs where on `out`.
+/// Starts whatever is not running yet and waits until each is ready: first
+/// nats-server, then `hail provision` (as the admin, with `--auth`), then the
+/// rest; says what runs where on `out`.
 pub async fn up(layout: &Layout, args: &UpArgs, out: &mut dyn Write) -> Result<()> {
-    for c in components(layout, args)? {
+    set_auth(layout, args.auth)?;
+    let nats = Component::nats(layout, &args.sync)?;
+    ensure_started(layout, &nats).await?;
+    writeln!(out, "  {:<11} {}", nats.name, nats.url)?;
+    provision(layout, out).await?;
+    for c in components(layout)? {
         ensure_started(layout, &c).await?;
         writeln!(out, "  {:<11} {}", c.name, c.url)?;
     }
+    if layout.auth_on() {
+        let (user, password) = local_identity("admin");
+        writeln!(
+            out,
+            "identities on: run hail commands as the admin, e.g. NATS_USER={user} NATS_PASSWORD={password} hail status"
+        )?;
+    }
     writeln!(out, "state and logs: {}", layout.state.display())?;
     Ok(())
+}
+
+/// Records whether the stack runs with identities; refuses to change it under
+/// a running nats-server, which read its config when it started.
+fn set_auth(layout: &Layout, auth: bool) -> Result<()> {
+    if process::running_pid(layout, "nats-server").is_some() {
+        anyhow::ensure!(
+            layout.auth_on() == auth,
+            "nats-server already runs {} identities; `hail down` first to change --auth",
+            if layout.auth_on() { "with" } else { "without" }
+        );
+        return Ok(());
+    }
+    std::fs::create_dir_all(&layout.state)?;
+    if auth {
+        std::fs::write(layout.auth_marker(), "deploy/local/auth.conf\n")?;
+    } else if layout.auth_on() {
+        std::fs::remove_file(layout.auth_marker())?;
+    }
+    Ok(())
+}
+
+/// `hail provision` with the services' defaults, as the admin when the stack
+/// runs with identities: the services then only bind what they find.
+async fn provision(layout: &Layout, out: &mut dyn Write) -> Result<()> {
+    let mut auth = hail_runtime::auth::AuthArgs::default();
+    if layout.auth_on() {
+        let (user, password) = local_identity("admin");
+        (auth.user, auth.password) = (Some(user), Some(password));
+    }
+    let url = "nats://127.0.0.1:4222";
+    let client =
+        hail_runtime::connect::connect_as(url, "hail-up", Duration::from_secs(10), &auth).await?;
+    let js = async_nats::jetstream::new(client);
+    crate::provision::run(&js, &crate::provision::ProvisionArgs::default(), out)
+        .await
+        .context("provisioning the streams, consumers and buckets")
 }
 
 /// How long a component gets to answer at its readiness URL.

@@ -46,11 +46,10 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
     }
 }
 
-/// Creates the bucket or updates its config (the service, at start).
+/// Binds the bucket (the service, at start): created or updated only when
+/// missing or different ([`hail_runtime::provision::bind_bucket`]).
 pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv::Store> {
-    js.create_or_update_key_value(bucket_config(replicas))
-        .await
-        .with_context(|| format!("cannot create or update KV bucket {BUCKET}"))
+    Ok(hail_runtime::provision::bind_bucket(js, bucket_config(replicas)).await?)
 }
 
 /// Opens the bucket, creating it with one replica only if it does not exist, so a

@@ -100,28 +100,30 @@ pub struct Lifetimes {
     pub forget_after: Duration,
 }
 
+/// The bucket's config, as `hail provision` and the service make it.
+pub fn bucket_config(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: BUCKET.into(),
+        description: "matching: driver claims and ride outcomes".into(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: replicas,
+        // Enables per-message TTLs (claims and records); the duration is how
+        // long the server keeps the marker it leaves when a TTL expires.
+        limit_markers: Some(Duration::from_secs(60)),
+        ..Default::default()
+    }
+}
+
 impl Claims {
-    /// Creates or updates the bucket (any number of instances may do so at once).
+    /// Binds the bucket ([`hail_runtime::provision::bind_bucket`]: created or
+    /// updated only when missing or different; any number of instances may start at once).
     pub async fn open(
         js: &jetstream::Context,
         replicas: usize,
         lifetimes: Lifetimes,
     ) -> anyhow::Result<Self> {
-        let config = kv::Config {
-            bucket: BUCKET.into(),
-            description: "matching: driver claims and ride outcomes".into(),
-            history: 1,
-            storage: StorageType::File,
-            num_replicas: replicas,
-            // Enables per-message TTLs (claims and records); the duration is how
-            // long the server keeps the marker it leaves when a TTL expires.
-            limit_markers: Some(Duration::from_secs(60)),
-            ..Default::default()
-        };
-        let store = js
-            .create_or_update_key_value(config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create or update KV bucket {BUCKET}: {e}"))?;
+        let store = hail_runtime::provision::bind_bucket(js, bucket_config(replicas)).await?;
         Ok(Self {
             js: js.clone(),
             store,

@@ -85,6 +85,9 @@ pub struct MonitorArgs {
     /// Log format; the level comes from RUST_LOG.
     #[arg(long, env = "HAIL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// `--creds`, `--user`/`--password`, `--nkey`, `--tls-ca`…
+    #[command(flatten)]
+    pub auth: hail_runtime::auth::AuthArgs,
 }
 
 impl MonitorArgs {
@@ -109,6 +112,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     let shutdown = hail_runtime::shutdown::on_signals()?;
     let registry = Registry::new();
     let mut metrics = metrics::MonitorMetrics::register(&registry)?;
+    hail_runtime::auth::register_metrics(&registry)?;
     let ready = Arc::new(AtomicBool::new(false));
     let cell = Arc::new(OnceLock::new());
     let http_stop = CancellationToken::new();
@@ -119,9 +123,13 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     };
     let http = hail_runtime::http::serve(args.metrics_addr, state, http_stop.clone()).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics");
-    let client =
-        hail_runtime::connect::connect(&args.nats_url, MONITOR_BINARY, args.connect_timeout)
-            .await?;
+    let client = hail_runtime::connect::connect_as(
+        &args.nats_url,
+        MONITOR_BINARY,
+        args.connect_timeout,
+        &args.auth,
+    )
+    .await?;
     let _ = cell.set(client.clone());
     let mut origin = labels::Origin::discover(&client).await;
     let js = jetstream::new(client.clone());

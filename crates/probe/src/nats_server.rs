@@ -57,6 +57,13 @@ impl NatsServer {
         Self::launch_new(extra, DEFAULT_MAX_FILE_STORE)
     }
 
+    /// Like [`NatsServer::start`], with `config` appended to the server's
+    /// config file (an `authorization` block, a `tls` block…) and `extra`
+    /// arguments on the command line.
+    pub fn start_with_config(config: &str, extra: &[&str]) -> Result<Self> {
+        Self::launch_with(extra, DEFAULT_MAX_FILE_STORE, config)
+    }
+
     /// Like [`NatsServer::start`], with JetStream file storage limited to
     /// `bytes` (as a small disk or a tight `max_file_store` would).
     pub fn start_with_max_file_store(bytes: u64) -> Result<Self> {
@@ -64,6 +71,10 @@ impl NatsServer {
     }
 
     fn launch_new(extra: &[&str], max_file_store: u64) -> Result<Self> {
+        Self::launch_with(extra, max_file_store, "")
+    }
+
+    fn launch_with(extra: &[&str], max_file_store: u64, more_config: &str) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("hail-nats-")
             .tempdir()
@@ -72,7 +83,7 @@ impl NatsServer {
         fs::write(
             &config,
             format!(
-                "jetstream {{\n  max_file_store: {max_file_store}\n  max_memory_store: {MAX_MEMORY_STORE}\n}}\n"
+                "jetstream {{\n  max_file_store: {max_file_store}\n  max_memory_store: {MAX_MEMORY_STORE}\n}}\n{more_config}\n"
             ),
         )
         .with_context(|| format!("writing {}", config.display()))?;

@@ -52,6 +52,37 @@ pub mod defaults {
     }
 }
 
+/// Refuses a `--max-deliver` and `--backoff` that cannot shape a consumer,
+/// naming the flag (the services and `hail provision`).
+pub fn validate_consumer(max_deliver: i64, backoff: &[Duration]) -> Result<(), String> {
+    if max_deliver < 2 {
+        return Err(format!(
+            "--max-deliver must be at least 2, got {max_deliver}"
+        ));
+    }
+    if backoff.is_empty() || backoff.len() as i64 >= max_deliver {
+        return Err(format!(
+            "--backoff needs 1 to {} entries (fewer than --max-deliver {max_deliver}), got {}",
+            max_deliver - 1,
+            backoff.len()
+        ));
+    }
+    if backoff.iter().any(|d| d.is_zero()) {
+        return Err("--backoff entries must be longer than 0s".into());
+    }
+    Ok(())
+}
+
+/// Refuses a `--duplicate-window` longer than `--rides-max-age` or zero.
+pub fn validate_streams(duplicate_window: Duration, rides_max_age: Duration) -> Result<(), String> {
+    if duplicate_window.is_zero() || duplicate_window > rides_max_age {
+        return Err(format!(
+            "--duplicate-window must be longer than 0s and at most --rides-max-age ({rides_max_age:?}), got {duplicate_window:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -126,6 +157,10 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_INSTANCE")]
     pub instance: Option<String>,
 
+    /// `--creds`, `--user`, `--nkey`, `--tls-ca`…, under their own help heading.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
+
     /// Testing only: the `--fault-*` flags, under their own help heading.
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -148,31 +183,9 @@ impl RuntimeArgs {
         if let Some((flag, v)) = positive.iter().find(|(_, v)| *v < 1) {
             return Err(format!("{flag} must be at least 1, got {v}"));
         }
-        if self.max_deliver < 2 {
-            return Err(format!(
-                "--max-deliver must be at least 2, got {}",
-                self.max_deliver
-            ));
-        }
-        if self.backoff.is_empty() || self.backoff.len() as i64 >= self.max_deliver {
-            return Err(format!(
-                "--backoff needs 1 to {} entries (fewer than --max-deliver {}), got {}",
-                self.max_deliver - 1,
-                self.max_deliver,
-                self.backoff.len()
-            ));
-        }
+        validate_consumer(self.max_deliver, &self.backoff)?;
         self.faults.validate()?;
-        if self.backoff.iter().any(|d| d.is_zero()) {
-            return Err("--backoff entries must be longer than 0s".into());
-        }
-        if self.duplicate_window.is_zero() || self.duplicate_window > self.rides_max_age {
-            return Err(format!(
-                "--duplicate-window must be longer than 0s and at most --rides-max-age ({:?}), got {:?}",
-                self.rides_max_age, self.duplicate_window
-            ));
-        }
-        Ok(())
+        validate_streams(self.duplicate_window, self.rides_max_age)
     }
 
     /// This instance's name.

@@ -4,8 +4,10 @@
 //! - [`service`]: the four services, each one's name, port, subjects and the
 //!   durable consumer it binds.
 //! - [`config`]: the flags every service shares, validated at start.
-//! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
-//! - [`provision`]: idempotent create-or-update of streams and durable consumers.
+//! - [`connect`]: bounded retry at start, unlimited reconnects afterwards;
+//!   [`auth`]: the credential and TLS flags, and permission violations.
+//! - [`provision`]: the streams, durables and buckets: create-or-update for
+//!   `hail provision`, check-and-bind for a service at start.
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
 //!   a one-active group (analytics) pulls as a pinned-client priority group and
 //!   notes its pin ([`pin`]);
@@ -41,6 +43,7 @@
 
 pub mod advisory;
 pub mod answered;
+pub mod auth;
 pub mod config;
 pub mod connect;
 pub mod dead_letter;
@@ -116,13 +119,15 @@ pub struct Runtime {
 impl Runtime {
     /// Validates the flags, installs the signal handlers, starts HTTP on
     /// `--metrics-addr` (default `127.0.0.1:<the service's port>`), connects to
-    /// NATS (bounded by `--connect-timeout`) and creates or updates the streams.
+    /// NATS (bounded by `--connect-timeout`, as `--creds`/`--user`/`--nkey`
+    /// say) and checks and binds the streams ([`provision::bind_streams`]).
     pub async fn start(service: Service, args: RuntimeArgs) -> anyhow::Result<Self> {
         args.validate().map_err(anyhow::Error::msg)?;
         let instance = args.instance_name(service.name());
         let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
         let registry = Registry::new();
         let metrics = RuntimeMetrics::register(&registry, service.name())?;
+        auth::register_metrics(&registry)?;
         let ready = Arc::new(AtomicBool::new(false));
         let client_cell = Arc::new(OnceLock::new());
         let addr = args
@@ -137,7 +142,7 @@ impl Runtime {
         let http = http::serve(addr, state, http_stop.clone()).await?;
         tracing::info!(%addr, instance, "serving /metrics /healthz /readyz");
         let client = tokio::select! {
-            c = connect::connect(&args.nats_url, &instance, args.connect_timeout) => c?,
+            c = connect::connect_as(&args.nats_url, &instance, args.connect_timeout, &args.auth) => c?,
             _ = shutdown.cancelled() => anyhow::bail!("interrupted while connecting to NATS at {}", args.nats_url),
         };
         let _ = client_cell.set(client.clone());
@@ -148,7 +153,7 @@ impl Runtime {
             duplicate_window: args.duplicate_window,
             replicas: args.replicas,
         };
-        provision::ensure_streams(&js, &settings).await?;
+        provision::bind_streams(&js, &settings).await?;
         Ok(Runtime {
             service,
             args,
@@ -207,14 +212,14 @@ impl Runtime {
         self.service.consumer_spec(&self.args)
     }
 
-    /// Binds the service's durable consumer on RIDES (named after the service: the
-    /// consumer group; reading [`Service::filters`]), registers with the services
+    /// Checks and binds the service's durable consumer on RIDES (named after the
+    /// service: the consumer group; reading [`Service::filters`]), registers with the services
     /// API and runs `handler` until SIGTERM/SIGINT, then shuts down in order: stop
     /// pulling, finish in flight (time-boxed), stop the service's own tasks, flush
     /// acks, drain, stop HTTP.
     pub async fn serve<H: Handler>(self, handler: H) -> anyhow::Result<()> {
         let spec = self.consumer_spec();
-        let consumer = provision::ensure_consumer(&self.js, &spec).await?;
+        let consumer = provision::bind_consumer(&self.js, &spec).await?;
         let pin = pin::PinSeen::default();
         let lag = service_api::LagSource {
             durable: spec.durable.clone(),

@@ -1,5 +1,17 @@
-//! Idempotent create-or-update of the streams and durable consumers of DESIGN.md,
-//! so services can start in any order and several instances can start at once.
+//! The streams, durable consumers and KV buckets of DESIGN.md.
+//!
+//! Two ways in:
+//!
+//! - `ensure_*`: idempotent create-or-update, what `hail provision` does with
+//!   an admin identity;
+//! - `bind_*`: what a service does at start. It only *reads* what it needs
+//!   (stream info, consumer info, bucket info) and binds it when it is there
+//!   and as it needs it, so a service needs no right to manage streams. Only
+//!   when something is missing or differs does it create or update it itself
+//!   (the convenience path of a bare development server without accounts);
+//!   if that is refused, the error names what is missing and says to run
+//!   `hail provision`. Services can still start in any order, and several
+//!   instances at once.
 
 use std::time::Duration;
 
@@ -12,6 +24,9 @@ use async_nats::jetstream::{
 use hail_events::subjects;
 
 use crate::config::defaults;
+
+mod bind;
+pub use bind::{bind_bucket, bind_consumer, bind_streams};
 
 /// Provisioning failed; the message names the stream or consumer and says
 /// what the server answered, once (no error chain to repeat it).
@@ -27,11 +42,32 @@ pub enum ProvisionError {
         durable: String,
         reason: String,
     },
+    /// A stream, consumer or bucket this service needs is missing or differs,
+    /// and creating or updating it failed (the identity may lack the right).
+    #[error(
+        "cannot create or update {what}, which {needs}: {reason}; an identity without the \
+         right to must find it provisioned: run `hail provision` with an admin identity (and \
+         the same flags) first"
+    )]
+    NotProvisioned {
+        /// `stream RIDES`, `consumer pricing on stream RIDES`, `KV bucket hail_claims`.
+        what: String,
+        /// `is missing`, or `differs (max_deliver is 3, needs 5)`.
+        needs: String,
+        /// What the create or update answered.
+        reason: String,
+    },
+    /// Reading what exists failed for another reason than its absence.
+    #[error("cannot read {what}: {reason}")]
+    Read { what: String, reason: String },
 }
 
 /// Why a stream could not be created, with what to do about the one refusal
 /// an operator is likely to meet: the server cannot reserve `max_bytes`.
-fn stream_failure(config: &jetstream::stream::Config, err: &CreateStreamError) -> String {
+pub(crate) fn stream_failure(
+    config: &jetstream::stream::Config,
+    err: &CreateStreamError,
+) -> String {
     match err.kind() {
         CreateStreamErrorKind::JetStream(js)
             if js.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED =>

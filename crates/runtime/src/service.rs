@@ -158,7 +158,9 @@ impl Service {
         )
     }
 
-    fn spec(
+    /// The durable consumer it binds with these consumer-shaping settings
+    /// (what `hail provision` creates from the same flags).
+    pub fn spec(
         self,
         max_deliver: i64,
         backoff: Vec<std::time::Duration>,

@@ -110,6 +110,8 @@ pub struct RunConfig {
     pub window: usize,
     pub settle: Duration,
     pub connect_timeout: Duration,
+    /// Credentials and TLS (the global `--creds`, `--user`… flags).
+    pub auth: hail_runtime::auth::AuthArgs,
 }
 
 impl RunArgs {
@@ -156,6 +158,7 @@ impl RunArgs {
             window: self.window as usize,
             settle: self.settle,
             connect_timeout: self.connect_timeout,
+            auth: hail_runtime::auth::AuthArgs::default(),
         })
     }
 }

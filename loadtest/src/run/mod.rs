@@ -112,8 +112,13 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
 
 /// Connects, makes sure RIDES and DRIVERS exist, and subscribes to the answers.
 async fn prepare(cfg: &RunConfig) -> Result<(Client, jetstream::Context, Vec<Subscriber>)> {
-    let client =
-        hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
+    let client = hail_runtime::connect::connect_as(
+        &cfg.nats_url,
+        "hail-loadgen",
+        cfg.connect_timeout,
+        &cfg.auth,
+    )
+    .await?;
     let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
     let settings = hail_runtime::provision::StreamSettings::default();
     streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;

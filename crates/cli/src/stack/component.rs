@@ -22,6 +22,8 @@ pub struct Component {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// Its environment on top of ours (its NATS identity, with `hail up --auth`).
+    pub env: Vec<(String, String)>,
     /// Answers 200 once the process is ready.
     pub ready_url: String,
     /// Shown by `hail up`.
@@ -30,11 +32,12 @@ pub struct Component {
 
 impl Component {
     /// nats-server with deploy/local/nats.conf, its store under the state folder
-    /// and the sync policy `sync` (`always`, or an interval like `2m`) written into
-    /// the copy of the config it runs with.
+    /// and the sync policy `sync` (`always`, or an interval like 2m) written into
+    /// the copy of the config it runs with; with deploy/local/auth.conf's
+    /// identities too when the stack runs with `--auth`.
     pub fn nats(layout: &Layout, sync: &str) -> Result<Component> {
         let program = layout.tool("nats-server", "NATS_SERVER_BIN", "run ./dev install")?;
-        let config = render_nats_conf(layout, sync)?;
+        let config = render_nats_conf(layout, sync, layout.auth_on())?;
         let args = vec![
             "-c".into(),
             config.display().to_string(),
@@ -45,6 +48,7 @@ impl Component {
             name: "nats-server".into(),
             program,
             args,
+            env: Vec::new(),
             ready_url: "http://127.0.0.1:8222/healthz".into(),
             url: format!("nats://127.0.0.1:4222 (monitor http://127.0.0.1:8222, sync {sync})"),
         })
@@ -67,10 +71,20 @@ impl Component {
             let cities = layout.deploy("cities.toml").display().to_string();
             args.extend(["--cities".into(), cities]);
         }
+        let env = if layout.auth_on() {
+            let (user, password) = local_identity(name);
+            vec![
+                ("NATS_USER".to_string(), user),
+                ("NATS_PASSWORD".to_string(), password),
+            ]
+        } else {
+            Vec::new()
+        };
         Ok(Component {
             name: name.into(),
             program,
             args,
+            env,
             ready_url: format!("http://127.0.0.1:{port}/{ready}"),
             url: format!("http://127.0.0.1:{port}/metrics"),
         })
@@ -97,6 +111,7 @@ impl Component {
             name: "prometheus".into(),
             program,
             args,
+            env: Vec::new(),
             ready_url: "http://127.0.0.1:9090/-/ready".into(),
             url: "http://127.0.0.1:9090 (dashboard http://127.0.0.1:9090/consoles/hail.html)"
                 .into(),
@@ -104,11 +119,18 @@ impl Component {
     }
 }
 
+/// The user and password of `name` (a service, `monitor`, `intake` or
+/// `admin`) in deploy/local/auth.conf: public, for the local stack only.
+pub fn local_identity(name: &str) -> (String, String) {
+    (name.to_string(), format!("hail-local-{name}"))
+}
+
 /// The line of deploy/local/nats.conf that sets the sync policy.
 const SYNC_LINE: &str = "  sync_interval: \"2m\"";
 
-/// Writes `<state>/nats.conf`: deploy/local/nats.conf with `sync` as its sync policy.
-fn render_nats_conf(layout: &Layout, sync: &str) -> Result<PathBuf> {
+/// Writes `<state>/nats.conf`: deploy/local/nats.conf with `sync` as its sync
+/// policy, and deploy/local/auth.conf's identities after it when `auth`.
+fn render_nats_conf(layout: &Layout, sync: &str, auth: bool) -> Result<PathBuf> {
     let valid = sync == "always" || hail_runtime::duration::parse_duration(sync).is_ok();
     anyhow::ensure!(
         valid,
@@ -128,9 +150,32 @@ fn render_nats_conf(layout: &Layout, sync: &str) -> Result<PathBuf> {
     } else {
         format!("\"{sync}\"")
     };
-    let rendered = text.replace(SYNC_LINE, &format!("  sync_interval: {value}"));
+    let mut rendered = text.replace(SYNC_LINE, &format!("  sync_interval: {value}"));
+    if auth {
+        let identities = layout.deploy("auth.conf");
+        let text = std::fs::read_to_string(&identities)
+            .with_context(|| format!("cannot read {}", identities.display()))?;
+        rendered.push('\n');
+        rendered.push_str(&text);
+    }
     std::fs::create_dir_all(&layout.state)?;
     let out = layout.state.join("nats.conf");
     std::fs::write(&out, rendered)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_local_identity_is_in_auth_conf() {
+        let conf = include_str!("../../../../deploy/local/auth.conf");
+        let names = SERVICES.iter().copied().chain([MONITOR, "intake", "admin"]);
+        for name in names {
+            let (user, password) = local_identity(name);
+            let entry = format!("user: \"{user}\", password: \"{password}\"");
+            assert!(conf.contains(&entry), "auth.conf lacks {entry}");
+        }
+    }
 }

@@ -53,6 +53,16 @@ impl Layout {
         self.root.join("deploy/local").join(name)
     }
 
+    /// The marker `hail up --auth` leaves while the stack runs with identities.
+    pub fn auth_marker(&self) -> PathBuf {
+        self.state.join("auth")
+    }
+
+    /// Whether the stack runs with deploy/local/auth.conf's identities.
+    pub fn auth_on(&self) -> bool {
+        self.auth_marker().is_file()
+    }
+
     /// Pid file of a component.
     pub fn pid_file(&self, name: &str) -> PathBuf {
         self.state.join("run").join(format!("{name}.pid"))

@@ -9,5 +9,5 @@ pub mod component;
 pub mod layout;
 pub mod process;
 
-pub use component::{Component, SERVICES};
+pub use component::{Component, SERVICES, local_identity};
 pub use layout::Layout;

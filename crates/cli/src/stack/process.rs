@@ -49,6 +49,7 @@ pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<
     fs::create_dir_all(layout.state.join("logs"))?;
     let mut process = Launch::new(&c.program)
         .args(&c.args)
+        .envs(c.env.iter().map(|(k, v)| (k, v)))
         .log_file(layout.log_file(&c.name))
         .own_process_group()
         .spawn()
