@@ -8,7 +8,7 @@
 //! publish) and stops the clock (t1) when all four durables show nothing pending
 //! and nothing awaiting an ack. Pipeline rides/s = N / (t1 - t0).
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
@@ -102,7 +102,7 @@ async fn run_once(
     binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
     let nats = tokio::task::spawn_blocking(NatsServer::start).await??;
-    let result = measure(run, pipeline, &nats.url(), s, binaries).await;
+    let result = measure(run, pipeline, &nats, s, binaries).await;
     // Dropping the server kills and reaps it and removes its store: blocking work.
     tokio::task::spawn_blocking(move || drop(nats)).await?;
     result
@@ -111,10 +111,11 @@ async fn run_once(
 async fn measure(
     run: usize,
     pipeline: Pipeline,
-    url: &str,
+    nats: &NatsServer,
     s: &BenchSettings,
     binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
+    let url = &nats.url();
     let client = hail_runtime::connect::connect(url, "hail-loadgen-bench", CONNECT_TIMEOUT).await?;
     let js = publisher::context(client.clone(), s.window);
     hail_runtime::provision::ensure_streams(
@@ -126,7 +127,18 @@ async fn measure(
         Pipeline::Null => Running::Null(NullPipeline::start(url, s.instances).await?),
         Pipeline::Services => Running::Services(Services::start(binaries, url, s.instances).await?),
     };
-    let result = drive(run, pipeline, &js, s).await;
+    let cpu_before = cpu_of(&running, nats);
+    let mut result = drive(run, pipeline, &js, s).await;
+    if let Ok(r) = &mut result {
+        let after = cpu_of(&running, nats);
+        r.cpu_us_per_ride = after
+            .into_iter()
+            .map(|(who, spent)| {
+                let before = cpu_before.get(&who).copied().unwrap_or(0.0);
+                (who, (spent - before) * 1e6 / s.rides as f64)
+            })
+            .collect();
+    }
     running.stop().await;
     if let Err(e) = client.drain().await {
         tracing::warn!(error = %e, "draining the bench connection failed");
@@ -180,7 +192,31 @@ async fn drive(
         pipeline_seconds: seconds,
         pipeline_rides_per_s: s.rides as f64 / seconds,
         stream_messages,
+        cpu_us_per_ride: BTreeMap::new(),
     })
+}
+
+/// CPU seconds so far of the broker and of the pipeline: each service (all
+/// its instances), or this process for the null pipeline (its consumers and
+/// the publisher together).
+fn cpu_of(running: &Running, nats: &NatsServer) -> BTreeMap<String, f64> {
+    let mut spent: BTreeMap<String, f64> = match running {
+        Running::Null(_) => [(
+            "hail-loadgen".to_string(),
+            hail_probe::cpu_seconds(std::process::id()).unwrap_or(0.0),
+        )]
+        .into(),
+        Running::Services(s) => s
+            .cpu_seconds()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    spent.insert(
+        "nats-server".into(),
+        hail_probe::cpu_seconds(nats.pid()).unwrap_or(0.0),
+    );
+    spent
 }
 
 enum Running {

@@ -1,7 +1,7 @@
 //! The benchmark's results: one row per run, the median of each pipeline, and
 //! the ratio services/null; as a table and as JSON.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
@@ -40,6 +40,9 @@ pub struct RunResult {
     pub pipeline_rides_per_s: f64,
     /// Messages in RIDES at the end (4 per ride: the request and three outputs).
     pub stream_messages: u64,
+    /// CPU microseconds per ride while publishing and draining: the broker, and
+    /// each service (all its instances) or the load generator itself (null).
+    pub cpu_us_per_ride: BTreeMap<String, f64>,
 }
 
 /// The medians of one pipeline.
@@ -122,6 +125,16 @@ impl BenchReport {
         if let Some(ratio) = self.services_over_null {
             let _ = writeln!(t, "services/null  {ratio:.3}");
         }
+        for r in &self.runs {
+            let cpu: Vec<String> = r
+                .cpu_us_per_ride
+                .iter()
+                .map(|(who, us)| format!("{who} {us:.0}"))
+                .collect();
+            if !cpu.is_empty() {
+                let _ = writeln!(t, "run {} CPU µs per ride: {}", r.run, cpu.join(", "));
+            }
+        }
         t
     }
 }
@@ -169,6 +182,7 @@ mod tests {
             pipeline_seconds: 1000.0 / rate,
             pipeline_rides_per_s: rate,
             stream_messages: 4000,
+            cpu_us_per_ride: BTreeMap::new(),
         }
     }
 

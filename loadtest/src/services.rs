@@ -1,7 +1,7 @@
 //! The four real service binaries, started as their own processes against one
 //! nats-server, each with its `/metrics` and `/readyz` on a free port.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use hail_probe::{Launch, Process, bin_path, free_port};
@@ -65,6 +65,17 @@ impl Services {
             return Err(e);
         }
         Ok(services)
+    }
+
+    /// CPU seconds each service's instances have used so far, summed per
+    /// service (an instance that cannot be read counts 0).
+    pub fn cpu_seconds(&self) -> BTreeMap<&'static str, f64> {
+        let mut spent = BTreeMap::new();
+        for s in &self.running {
+            let cpu = hail_probe::cpu_seconds(s.process.pid()).unwrap_or(0.0);
+            *spent.entry(s.role.name()).or_default() += cpu;
+        }
+        spent
     }
 
     async fn wait_ready(&self) -> Result<()> {

@@ -30,5 +30,18 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
             "{messages} in {:?}",
             run.pipeline
         );
+        let who: Vec<&str> = run.cpu_us_per_ride.keys().map(String::as_str).collect();
+        let want: &[&str] = match run.pipeline {
+            Pipeline::Null => &["hail-loadgen", "nats-server"],
+            Pipeline::Services => &["analytics", "fraud", "matching", "nats-server", "pricing"],
+        };
+        assert_eq!(who, want, "CPU is read for the broker and each part");
+        let total: f64 = run.cpu_us_per_ride.values().sum();
+        assert!(
+            total > 0.0,
+            "{:?} used no CPU: {:?}",
+            run.pipeline,
+            run.cpu_us_per_ride
+        );
     }
 }

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bins;
+pub mod cpu;
 pub mod http;
 pub mod launch;
 pub mod nats_server;
@@ -41,6 +42,7 @@ pub mod prom_text;
 pub mod wait;
 
 pub use bins::{bin_path, nats_server_bin};
+pub use cpu::cpu_seconds;
 pub use http::{HttpError, HttpErrorKind, http_get};
 pub use launch::{Launch, NotReady, ReadyError, wait_for_url};
 pub use nats_server::NatsServer;
