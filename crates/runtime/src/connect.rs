@@ -20,7 +20,24 @@ pub struct ConnectError {
     pub last_error: String,
 }
 
-/// Connects as `name`, retrying with a growing delay until `timeout` has passed.
+/// The seed URLs of a `--nats-url`: comma-separated, blanks around them ignored.
+///
+/// ```
+/// let seeds = hail_runtime::connect::seeds("nats://a:4222, nats://b:4222");
+/// assert_eq!(seeds, ["nats://a:4222", "nats://b:4222"]);
+/// ```
+pub fn seeds(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Connects as `name` to any of the seeds in `url` (comma-separated, see
+/// [`seeds`]), retrying with a growing delay until `timeout` has passed. Once
+/// connected the client learns the cluster's other servers and fails over to
+/// them, so losing the node it is on loses nothing.
 ///
 /// <!-- no_run: needs a nats-server listening on 4222. -->
 /// ```no_run
@@ -37,7 +54,7 @@ pub async fn connect(url: &str, name: &str, timeout: Duration) -> Result<Client,
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = options(name, left.max(Duration::from_millis(200))).connect(url);
+        let attempt = options(name, left.max(Duration::from_millis(200))).connect(seeds(url));
         match tokio::time::timeout(left, attempt).await {
             Ok(Ok(client)) => return Ok(client),
             Ok(Err(e)) => last_error = e.to_string(),

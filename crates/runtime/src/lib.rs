@@ -5,7 +5,8 @@
 //!   durable consumer it binds.
 //! - [`config`]: the flags every service shares, validated at start.
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards.
-//! - [`provision`]: idempotent create-or-update of streams and durable consumers.
+//! - [`provision`]: idempotent create-or-update of streams and durable consumers;
+//!   [`replicas`]: how many copies of each (`auto`: 3 on a cluster, 1 alone).
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
 //!   [`fence`] stores each answer at most once at any age, looking it up in the
 //!   stream ([`answered`]) only when a delivery is not the first.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod ordered_feed;
 mod outcome;
 pub mod provision;
+pub mod replicas;
 pub mod replay;
 pub mod request_feed;
 pub mod service;
@@ -101,6 +103,7 @@ pub struct Runtime {
     instance: String,
     client: Client,
     js: jetstream::Context,
+    replicas: usize,
     registry: Registry,
     metrics: RuntimeMetrics,
     shutdown: CancellationToken,
@@ -143,15 +146,17 @@ impl Runtime {
             rides_max_age: args.rides_max_age,
             rides_max_bytes: args.rides_max_bytes,
             duplicate_window: args.duplicate_window,
-            replicas: args.replicas,
+            replicas: args.replicas.for_client(&client),
         };
         provision::ensure_streams(&js, &settings).await?;
+        let replicas = settings.replicas;
         Ok(Runtime {
             service,
             args,
             instance,
             client,
             js,
+            replicas,
             registry,
             metrics,
             shutdown,
@@ -191,6 +196,12 @@ impl Runtime {
     /// token fires, and are waited for (time-boxed) before the client is drained.
     pub fn tracker(&self) -> &TaskTracker {
         &self.tracker
+    }
+
+    /// Replicas of every stream and KV bucket: `--replicas`, with `auto`
+    /// resolved against the server at start.
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The flags the runtime was started with.

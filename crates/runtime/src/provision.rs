@@ -42,6 +42,21 @@ fn stream_failure(config: &jetstream::stream::Config, err: &CreateStreamError) -
                 human_bytes(config.max_bytes)
             )
         }
+        CreateStreamErrorKind::JetStream(js)
+            if config.num_replicas > 1
+                && [
+                    ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
+                    ErrorCode::INSUFFICIENT_RESOURCES,
+                    ErrorCode::CLUSTER_NO_PEERS,
+                ]
+                .contains(&js.error_code()) =>
+        {
+            format!(
+                "the server cannot place {} replicas ({js}): that needs a cluster of at least \
+                 {} nodes with JetStream; lower --replicas (HAIL_REPLICAS) or leave it at auto",
+                config.num_replicas, config.num_replicas
+            )
+        }
         _ => err.to_string(),
     }
 }
@@ -252,6 +267,20 @@ mod tests {
         let reason = stream_failure(&rides(1 << 30), &err);
         assert!(reason.contains("already in use"), "{reason}");
         assert!(!reason.contains("--rides-max-bytes"), "{reason}");
+    }
+
+    #[test]
+    fn more_replicas_than_nodes_names_the_flag() {
+        let err = server_error(
+            r#"{"code":500,"err_code":10074,"description":"replicas > 1 not supported in non-clustered mode"}"#,
+        );
+        let config = rides_stream(&StreamSettings {
+            replicas: 3,
+            ..StreamSettings::default()
+        });
+        let reason = stream_failure(&config, &err);
+        assert!(reason.contains("3 replicas"), "{reason}");
+        assert!(reason.contains("--replicas"), "{reason}");
     }
 
     #[test]

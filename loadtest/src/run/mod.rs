@@ -115,7 +115,10 @@ async fn prepare(cfg: &RunConfig) -> Result<(Client, jetstream::Context, Vec<Sub
     let client =
         hail_runtime::connect::connect(&cfg.nats_url, "hail-loadgen", cfg.connect_timeout).await?;
     let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
-    let settings = hail_runtime::provision::StreamSettings::default();
+    let settings = hail_runtime::provision::StreamSettings {
+        replicas: hail_runtime::replicas::Replicas::Auto.for_client(&client),
+        ..Default::default()
+    };
     streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
     streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
     let subs = answers::subscribe(&client, &cfg.nats_url).await?;
