@@ -157,13 +157,13 @@ async fn more_replicas_than_nodes_is_refused_naming_the_flag() -> Result<()> {
 /// The four services on every seed, matching twice; drivers published and indexed.
 async fn start_stack(cluster: &NatsCluster) -> Result<(Vec<Service>, jetstream::Context)> {
     let urls = cluster.urls();
+    // One at a time: several creators of one stream at once on a fresh cluster
+    // wait for the server (they retry); here that would only slow the test.
     let mut svcs = Vec::new();
-    for name in SERVICES {
-        svcs.push(Service::spawn(name, &urls)?);
-    }
-    svcs.push(Service::spawn("matching", &urls)?);
-    for s in &svcs {
+    for name in SERVICES.into_iter().chain(["matching"]) {
+        let s = Service::spawn(name, &urls)?;
         s.wait_ready(READY).await?;
+        svcs.push(s);
     }
     let js = connect(cluster).await?;
     chaos::publish_drivers(&js, DRIVERS).await?;

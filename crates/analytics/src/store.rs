@@ -70,8 +70,7 @@ impl CheckpointStore {
         replicas: usize,
         writer: String,
     ) -> Result<(Self, Option<Checkpoint>), StoreError> {
-        let kv = js
-            .create_or_update_key_value(bucket_config(replicas))
+        let kv = hail_runtime::provision::ensure_kv(js, bucket_config(replicas))
             .await
             .map_err(|e| StoreError::Bucket(e.to_string()))?;
         let mut store = CheckpointStore {

@@ -48,7 +48,7 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
 
 /// Creates the bucket or updates its config (the service, at start).
 pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv::Store> {
-    js.create_or_update_key_value(bucket_config(replicas))
+    hail_runtime::provision::ensure_kv(js, bucket_config(replicas))
         .await
         .with_context(|| format!("cannot create or update KV bucket {BUCKET}"))
 }

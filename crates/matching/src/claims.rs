@@ -118,8 +118,7 @@ impl Claims {
             limit_markers: Some(Duration::from_secs(60)),
             ..Default::default()
         };
-        let store = js
-            .create_or_update_key_value(config)
+        let store = hail_runtime::provision::ensure_kv(js, config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create or update KV bucket {BUCKET}: {e}"))?;
         Ok(Self {

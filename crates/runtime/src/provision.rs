@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
-    context::{CreateStreamError, CreateStreamErrorKind},
+    context::{
+        CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError, CreateStreamErrorKind,
+    },
+    kv,
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 use hail_events::subjects;
@@ -148,20 +151,82 @@ pub fn dlq_stream(s: &StreamSettings) -> jetstream::stream::Config {
     }
 }
 
+/// How long creating a stream or bucket is retried while the server does not
+/// answer in time: on a cluster the first creation waits for a RAFT group to
+/// form, and services starting at once all ask the meta leader together.
+const PROVISION_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds, fails otherwise than by `timed_out`, or
+/// [`PROVISION_RETRY`] has passed.
+async fn retry_timeouts<T, E, Fut>(
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+    timed_out: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline = tokio::time::Instant::now() + PROVISION_RETRY;
+    loop {
+        match attempt().await {
+            Err(e) if timed_out(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(what, error = %e, "jetstream did not answer in time, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The server did not answer in time, or JetStream is not up yet.
+fn stream_timed_out(e: &CreateStreamError) -> bool {
+    matches!(
+        e.kind(),
+        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
+    )
+}
+
 /// Creates or updates RIDES, DRIVERS and DLQ.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     s: &StreamSettings,
 ) -> Result<(), ProvisionError> {
     for config in [rides_stream(s), drivers_stream(s), dlq_stream(s)] {
-        js.create_or_update_stream(config.clone())
-            .await
-            .map_err(|err| ProvisionError::Stream {
-                reason: stream_failure(&config, &err),
-                name: config.name,
-            })?;
+        retry_timeouts(
+            &config.name,
+            || js.create_or_update_stream(config.clone()),
+            stream_timed_out,
+        )
+        .await
+        .map_err(|err| ProvisionError::Stream {
+            reason: stream_failure(&config, &err),
+            name: config.name.clone(),
+        })?;
     }
     Ok(())
+}
+
+/// Creates or updates a KV bucket (any number of instances may do so at
+/// once), retried while the server does not answer in time like
+/// [`ensure_streams`].
+pub async fn ensure_kv(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, CreateKeyValueError> {
+    // The bucket's stream is created underneath: its timeout is the source.
+    let timed_out = |e: &CreateKeyValueError| {
+        e.kind() == CreateKeyValueErrorKind::TimedOut
+            || std::error::Error::source(e)
+                .and_then(|s| s.downcast_ref::<CreateStreamError>())
+                .is_some_and(stream_timed_out)
+    };
+    retry_timeouts(
+        &config.bucket,
+        || js.create_or_update_key_value(config.clone()),
+        timed_out,
+    )
+    .await
 }
 
 /// A service's durable pull consumer; [`crate::service::Service::consumer_spec`]
