@@ -67,7 +67,10 @@ async fn cluster_forms_replicates_and_survives_a_node_restart() -> Result<()> {
         assert_eq!(info.config.num_replicas, 3, "{name}");
         let placement = cluster.wait_stream_current(name, 3, FAILOVER).await?;
         let api_leader = info.cluster.and_then(|c| c.leader);
-        assert_eq!(placement.leader, api_leader, "{name}: /jsz and the API agree");
+        assert_eq!(
+            placement.leader, api_leader,
+            "{name}: /jsz and the API agree"
+        );
     }
 
     // A follower SIGKILLed: the stream keeps a quorum and takes writes.

@@ -13,6 +13,7 @@
 mod analytics_cmd;
 mod audit;
 mod audit_check;
+mod cluster_status;
 mod demo;
 mod dlq;
 mod fraud_cmd;

@@ -181,7 +181,9 @@ fn recorded_sync(layout: &Layout, name: &str) -> String {
     std::fs::read_to_string(layout.state.join(file))
         .ok()
         .and_then(|text| {
-            let line = text.lines().find(|l| l.trim().starts_with("sync_interval:"))?;
+            let line = text
+                .lines()
+                .find(|l| l.trim().starts_with("sync_interval:"))?;
             Some(line.split_once(':')?.1.trim().trim_matches('"').to_string())
         })
         .unwrap_or_else(|| "2m".into())

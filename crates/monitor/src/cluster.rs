@@ -58,10 +58,9 @@ pub async fn read_nodes(
     let mut out = Vec::new();
     for url in urls {
         let base = url.trim_end_matches('/');
-        let jsz = match get(&format!("{base}/jsz")).await {
-            Some((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok(),
-            _ => None,
-        };
+        // /varz names the server; /jsz names the meta leader and the group's size.
+        let varz = get_json(&format!("{base}/varz")).await;
+        let jsz = get_json(&format!("{base}/jsz")).await;
         let healthy = matches!(get(&format!("{base}/healthz")).await, Some((200, _)));
         let mut node = NodeReading {
             url: url.clone(),
@@ -69,11 +68,13 @@ pub async fn read_nodes(
             healthy,
             ..NodeReading::default()
         };
+        let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+        if let Some(v) = &varz
+            && let (Some(name), Some(id)) = (text(&v["server_name"]), text(&v["server_id"]))
+        {
+            known.insert(url.clone(), (name, id));
+        }
         if let Some(j) = &jsz {
-            let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
-            if let (Some(name), Some(id)) = (text(&j["server_name"]), text(&j["server_id"])) {
-                known.insert(url.clone(), (name, id));
-            }
             node.meta_leader = text(&j["meta_cluster"]["leader"]);
             node.cluster_size = j["meta_cluster"]["cluster_size"].as_u64();
         }
@@ -96,6 +97,13 @@ async fn get(url: &str) -> Option<(u16, String)> {
         .await
         .ok()?
         .ok()
+}
+
+async fn get_json(url: &str) -> Option<serde_json::Value> {
+    match get(url).await? {
+        (200, body) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
 }
 
 /// The meta leader as the nodes that answer name it (the first that names one).
@@ -181,7 +189,12 @@ impl ClusterSeries {
                 "jetstream_meta_cluster_size",
                 &["server_id"],
             )?,
-            node_up: ints(r, "hail_nats_node_up", "1 when the node's HTTP monitor answers", node)?,
+            node_up: ints(
+                r,
+                "hail_nats_node_up",
+                "1 when the node's HTTP monitor answers",
+                node,
+            )?,
             is_meta_leader: ints(
                 r,
                 "hail_nats_node_is_meta_leader",
@@ -230,13 +243,21 @@ impl ClusterSeries {
         let old_active = std::mem::take(&mut self.active_rows);
         let leader = meta_leader(nodes);
         for n in nodes {
-            self.set(&self.healthz.clone(), &[&n.server_id], i64::from(!n.healthy));
+            self.set(
+                &self.healthz.clone(),
+                &[&n.server_id],
+                i64::from(!n.healthy),
+            );
             if let Some(size) = n.cluster_size {
                 self.set(&self.cluster_size.clone(), &[&n.server_id], size as i64);
             }
             self.set(&self.node_up.clone(), &[&n.server_name], i64::from(n.up));
             let leads = leader.as_deref() == Some(n.server_name.as_str());
-            self.set(&self.is_meta_leader.clone(), &[&n.server_name], i64::from(leads));
+            self.set(
+                &self.is_meta_leader.clone(),
+                &[&n.server_name],
+                i64::from(leads),
+            );
         }
         for g in groups {
             self.set(&self.replicas.clone(), &[&g.stream], g.replicas as i64);
@@ -249,8 +270,11 @@ impl ClusterSeries {
                 self.set(&self.current.clone(), &l, i64::from(p.current));
                 self.set(&self.offline.clone(), &l, i64::from(p.offline));
                 self.set(&self.lag.clone(), &l, p.lag.unwrap_or(0) as i64);
-                self.active.with_label_values(&l).set(p.active.as_secs_f64());
-                self.active_rows.push(l.iter().map(|s| s.to_string()).collect());
+                self.active
+                    .with_label_values(&l)
+                    .set(p.active.as_secs_f64());
+                self.active_rows
+                    .push(l.iter().map(|s| s.to_string()).collect());
             }
         }
         for (g, values) in old_rows {
@@ -343,7 +367,10 @@ mod tests {
 
     #[test]
     fn the_meta_leader_is_the_first_named() {
-        let nodes = [node("nats-1", false, None), node("nats-2", true, Some("nats-3"))];
+        let nodes = [
+            node("nats-1", false, None),
+            node("nats-2", true, Some("nats-3")),
+        ];
         assert_eq!(meta_leader(&nodes).as_deref(), Some("nats-3"));
         assert_eq!(meta_leader(&[]), None);
     }

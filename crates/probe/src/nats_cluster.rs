@@ -215,7 +215,10 @@ impl NatsCluster {
             let Ok(jsz) = self.jsz(i, "").await else {
                 continue;
             };
-            if let Some(l) = jsz["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty()) {
+            if let Some(l) = jsz["meta_cluster"]["leader"]
+                .as_str()
+                .filter(|l| !l.is_empty())
+            {
                 return Some(l.to_string());
             }
         }
