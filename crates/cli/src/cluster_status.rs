@@ -90,7 +90,7 @@ fn view(name: String, nodes: &[NodeReading], groups: &[GroupReading]) -> Cluster
             .map(|n| NodeStatus {
                 node: n.server_name.clone(),
                 up: n.up,
-                jetstream_current: n.healthy,
+                jetstream_current: n.healthy == Some(true),
                 meta_leader: meta_leader.as_deref() == Some(n.server_name.as_str()),
             })
             .collect(),
@@ -197,7 +197,7 @@ mod tests {
             server_name: name.into(),
             server_id: String::new(),
             up,
-            healthy: up,
+            healthy: Some(up),
             meta_leader: up.then(|| "nats-1".to_string()),
             cluster_size: None,
         };

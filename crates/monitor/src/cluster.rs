@@ -9,9 +9,12 @@
 //! exporter has no replica series, so those are hail's, labelled by
 //! `stream_name` and the peer's `server_name` only:
 //! `hail_nats_node_up`, `hail_nats_node_is_meta_leader`,
+//! `hail_stream_replicas` and `hail_stream_replicas_current` (the leader
+//! plus the followers caught up),
 //! `hail_stream_replica_current`, `hail_stream_replica_offline`,
-//! `hail_stream_replica_lag`, `hail_stream_replica_active_seconds`,
-//! `hail_stream_is_leader` and `hail_stream_replicas`.
+//! `hail_stream_replica_lag`, `hail_stream_replica_active_seconds` and
+//! `hail_stream_is_leader`. Without monitor URLs the only node is the server
+//! the monitor is connected to.
 
 use std::collections::HashMap;
 
@@ -41,8 +44,9 @@ pub struct NodeReading {
     pub server_id: String,
     /// Its monitor answered `/jsz`.
     pub up: bool,
-    /// `/healthz` answered 200: JetStream is current with a meta leader.
-    pub healthy: bool,
+    /// `/healthz` answered 200 (JetStream current with a meta leader);
+    /// None when it was not asked (no monitor URL: the connected server).
+    pub healthy: Option<bool>,
     /// The meta leader it names.
     pub meta_leader: Option<String>,
     /// The meta group's size it reports.
@@ -61,7 +65,10 @@ pub async fn read_nodes(
         // /varz names the server; /jsz names the meta leader and the group's size.
         let varz = get_json(&format!("{base}/varz")).await;
         let jsz = get_json(&format!("{base}/jsz")).await;
-        let healthy = matches!(get(&format!("{base}/healthz")).await, Some((200, _)));
+        let healthy = Some(matches!(
+            get(&format!("{base}/healthz")).await,
+            Some((200, _))
+        ));
         let mut node = NodeReading {
             url: url.clone(),
             up: jsz.is_some(),
@@ -106,6 +113,22 @@ async fn get_json(url: &str) -> Option<serde_json::Value> {
     }
 }
 
+/// Without monitor URLs: the server the client is connected to, which is up,
+/// and leads the meta group when it is not clustered (as the exporter says).
+pub fn connected_node(client: &async_nats::Client) -> NodeReading {
+    let info = client.server_info();
+    let clustered = info.cluster.as_deref().is_some_and(|c| !c.is_empty());
+    NodeReading {
+        url: String::new(),
+        meta_leader: (!clustered).then(|| info.server_name.clone()),
+        server_name: info.server_name,
+        server_id: info.server_id,
+        up: true,
+        healthy: None,
+        cluster_size: None,
+    }
+}
+
 /// The meta leader as the nodes that answer name it (the first that names one).
 pub fn meta_leader(nodes: &[NodeReading]) -> Option<String> {
     nodes.iter().find_map(|n| n.meta_leader.clone())
@@ -122,6 +145,19 @@ pub struct GroupReading {
     pub leader: Option<String>,
     /// Followers as the leader sees them.
     pub peers: Vec<jetstream::stream::PeerInfo>,
+}
+
+impl GroupReading {
+    /// The leader (a single server's stream counts as led) plus every
+    /// follower that is current and online.
+    pub fn replicas_current(&self) -> usize {
+        let led = usize::from(self.leader.is_some() || self.peers.is_empty());
+        led + self
+            .peers
+            .iter()
+            .filter(|p| p.current && !p.offline)
+            .count()
+    }
 }
 
 /// The RAFT group of each of [`STREAMS`] that exists.
@@ -153,6 +189,7 @@ pub struct ClusterSeries {
     node_up: IntGaugeVec,
     is_meta_leader: IntGaugeVec,
     replicas: IntGaugeVec,
+    replicas_current: IntGaugeVec,
     is_leader: IntGaugeVec,
     current: IntGaugeVec,
     offline: IntGaugeVec,
@@ -207,6 +244,12 @@ impl ClusterSeries {
                 "replicas the stream is configured with",
                 &["stream_name"],
             )?,
+            replicas_current: ints(
+                r,
+                "hail_stream_replicas_current",
+                "replicas of the stream that are current: its leader and the followers caught up with it",
+                &["stream_name"],
+            )?,
             is_leader: ints(
                 r,
                 "hail_stream_is_leader",
@@ -243,11 +286,9 @@ impl ClusterSeries {
         let old_active = std::mem::take(&mut self.active_rows);
         let leader = meta_leader(nodes);
         for n in nodes {
-            self.set(
-                &self.healthz.clone(),
-                &[&n.server_id],
-                i64::from(!n.healthy),
-            );
+            if let Some(healthy) = n.healthy {
+                self.set(&self.healthz.clone(), &[&n.server_id], i64::from(!healthy));
+            }
             if let Some(size) = n.cluster_size {
                 self.set(&self.cluster_size.clone(), &[&n.server_id], size as i64);
             }
@@ -261,6 +302,11 @@ impl ClusterSeries {
         }
         for g in groups {
             self.set(&self.replicas.clone(), &[&g.stream], g.replicas as i64);
+            self.set(
+                &self.replicas_current.clone(),
+                &[&g.stream],
+                g.replicas_current() as i64,
+            );
             if let Some(l) = &g.leader {
                 self.set(&self.is_leader.clone(), &[&g.stream, l], 1);
             }
@@ -314,7 +360,7 @@ mod tests {
             server_name: name.into(),
             server_id: format!("ID-{name}"),
             up,
-            healthy: up,
+            healthy: Some(up),
             meta_leader: leader.map(String::from),
             cluster_size: up.then_some(3),
         }
@@ -354,6 +400,7 @@ mod tests {
             "hail_stream_replica_lag{server_name=\"nats-3\",stream_name=\"RIDES\"} 12",
             "hail_stream_replica_current{server_name=\"nats-3\",stream_name=\"RIDES\"} 0",
             "hail_stream_replica_active_seconds{server_name=\"nats-3\",stream_name=\"RIDES\"} 4",
+            "hail_stream_replicas_current{stream_name=\"RIDES\"} 1",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }

@@ -142,7 +142,11 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let nodes = cluster::read_nodes(&args.nats_monitor_url, &mut known_nodes).await;
+        let nodes = if args.nats_monitor_url.is_empty() {
+            vec![cluster::connected_node(&client)]
+        } else {
+            cluster::read_nodes(&args.nats_monitor_url, &mut known_nodes).await
+        };
         let groups = cluster::read_groups(&js).await;
         cluster_series.update(&nodes, &groups);
         match poll::read(&js, &args.streams).await {

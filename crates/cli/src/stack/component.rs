@@ -62,7 +62,7 @@ impl Component {
         };
         let program = layout.hail_bin(binary)?;
         let mut args = vec!["--nats-url".into(), topology.seeds()];
-        if name == MONITOR && topology.is_cluster() {
+        if name == MONITOR {
             // Every node's health and the meta leader come from their HTTP monitors.
             args.extend(["--nats-monitor-url".into(), topology.monitor_urls()]);
         }
