@@ -157,8 +157,8 @@ pub async fn print(js: &jetstream::Context, args: &ClusterArgs) -> Result<()> {
     }
     println!();
     println!(
-        "{:<24} {:>8} {:<8} {:<20} {}",
-        "stream", "replicas", "leader", "current", "lagging"
+        "{:<24} {:>8} {:<8} {:<20} lagging",
+        "stream", "replicas", "leader", "current"
     );
     let dash = || "-".to_string();
     for s in &c.streams {
