@@ -200,6 +200,7 @@ mod tests {
             healthy: Some(up),
             meta_leader: up.then(|| "nats-1".to_string()),
             cluster_size: None,
+            standalone: false,
         };
         let peer = |name: &str, current: bool, offline: bool, lag: u64| PeerInfo {
             name: name.into(),

@@ -51,6 +51,9 @@ pub struct NodeReading {
     pub meta_leader: Option<String>,
     /// The meta group's size it reports.
     pub cluster_size: Option<u64>,
+    /// JetStream is not clustered there: the node is its own meta group
+    /// (the exporter's `is_meta_leader` is "true" then, `meta_leader` empty).
+    pub standalone: bool,
 }
 
 /// Reads every node; `known` keeps each URL's last name and id, so a node
@@ -84,6 +87,7 @@ pub async fn read_nodes(
         if let Some(j) = &jsz {
             node.meta_leader = text(&j["meta_cluster"]["leader"]);
             node.cluster_size = j["meta_cluster"]["cluster_size"].as_u64();
+            node.standalone = j["meta_cluster"].is_null();
         }
         let (name, id) = known
             .get(url)
@@ -114,18 +118,19 @@ async fn get_json(url: &str) -> Option<serde_json::Value> {
 }
 
 /// Without monitor URLs: the server the client is connected to, which is up,
-/// and leads the meta group when it is not clustered (as the exporter says).
+/// and is its own meta group when it is not clustered.
 pub fn connected_node(client: &async_nats::Client) -> NodeReading {
     let info = client.server_info();
     let clustered = info.cluster.as_deref().is_some_and(|c| !c.is_empty());
     NodeReading {
         url: String::new(),
-        meta_leader: (!clustered).then(|| info.server_name.clone()),
         server_name: info.server_name,
         server_id: info.server_id,
         up: true,
         healthy: None,
+        meta_leader: None,
         cluster_size: None,
+        standalone: !clustered,
     }
 }
 
@@ -293,7 +298,7 @@ impl ClusterSeries {
                 self.set(&self.cluster_size.clone(), &[&n.server_id], size as i64);
             }
             self.set(&self.node_up.clone(), &[&n.server_name], i64::from(n.up));
-            let leads = leader.as_deref() == Some(n.server_name.as_str());
+            let leads = n.standalone || leader.as_deref() == Some(n.server_name.as_str());
             self.set(
                 &self.is_meta_leader.clone(),
                 &[&n.server_name],
@@ -363,6 +368,7 @@ mod tests {
             healthy: Some(up),
             meta_leader: leader.map(String::from),
             cluster_size: up.then_some(3),
+            standalone: false,
         }
     }
 

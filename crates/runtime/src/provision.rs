@@ -10,6 +10,7 @@ use async_nats::jetstream::{
         CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError, CreateStreamErrorKind,
     },
     kv,
+    stream::{ConsumerError, ConsumerErrorKind},
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 use hail_events::subjects;
@@ -277,18 +278,25 @@ pub fn ack_wait(backoff: &[Duration]) -> Duration {
     backoff.first().copied().unwrap_or(Duration::from_secs(30))
 }
 
-/// Creates or updates the durable consumer and returns a handle to pull from it.
+/// Creates or updates the durable consumer and returns a handle to pull from
+/// it, retried while JetStream does not answer in time (a new consumer's RAFT
+/// group forming on a busy cluster).
 pub async fn ensure_consumer(
     js: &jetstream::Context,
     spec: &ConsumerSpec,
 ) -> Result<PullConsumer, ProvisionError> {
-    js.create_consumer_on_stream(spec.config(), &spec.stream)
-        .await
-        .map_err(|err| ProvisionError::Consumer {
-            stream: spec.stream.clone(),
-            durable: spec.durable.clone(),
-            reason: err.to_string(),
-        })
+    let timed_out = |e: &ConsumerError| matches!(e.kind(), ConsumerErrorKind::TimedOut);
+    retry_timeouts(
+        &spec.durable,
+        || js.create_consumer_on_stream(spec.config(), &spec.stream),
+        timed_out,
+    )
+    .await
+    .map_err(|err| ProvisionError::Consumer {
+        stream: spec.stream.clone(),
+        durable: spec.durable.clone(),
+        reason: err.to_string(),
+    })
 }
 
 #[cfg(test)]
