@@ -14,7 +14,7 @@ use hail_e2e::{
     serial,
     services::Service,
 };
-use hail_events::subjects;
+use hail_events::{Event as _, codec, headers, subjects};
 use hail_runtime::{
     provision::{StreamSettings, ensure_streams},
     replicas::Replicas,
@@ -80,7 +80,7 @@ async fn cluster_forms_replicates_and_survives_a_node_restart() -> Result<()> {
         .context("RIDES leader")?;
     let follower = (leader + 1) % 3;
     cluster.kill(follower);
-    hail_e2e::rides::publish(&js, "follower-down", 0, 200).await?;
+    publish_retrying(&js, "follower-down", 200).await?;
     cluster.restart(follower).await?;
     cluster
         .wait_stream_current(subjects::RIDES_STREAM, 3, FAILOVER)
@@ -96,16 +96,18 @@ async fn cluster_forms_replicates_and_survives_a_node_restart() -> Result<()> {
             .is_some_and(|l| l != leader)
     })
     .await?;
-    hail_e2e::rides::publish(&js, "leader-down", 0, 200).await?;
-    // Paused and resumed: a frozen node is out of the group, then back.
+    publish_retrying(&js, "leader-down", 100).await?;
+    // The leader restarted, then the other follower frozen (SIGSTOP): the
+    // group keeps its quorum, takes writes, and the frozen node catches up.
+    cluster.restart(leader).await?;
     let other = cluster
         .stream_leader(subjects::RIDES_STREAM)
         .await
         .context("new leader")?;
     let paused = (0..3).find(|i| *i != leader && *i != other).unwrap();
     cluster.pause(paused)?;
+    publish_retrying(&js, "node-paused", 100).await?;
     cluster.resume(paused)?;
-    cluster.restart(leader).await?;
     cluster
         .wait_stream_current(subjects::RIDES_STREAM, 3, FAILOVER)
         .await?;
@@ -118,6 +120,32 @@ async fn cluster_forms_replicates_and_survives_a_node_restart() -> Result<()> {
             .all(|s| *s == Some(400))
     })
     .await?;
+    Ok(())
+}
+
+/// Publishes requests `<prefix>-0..n` one at a time, each retried until its
+/// PubAck comes (for up to 30 s): right after a node is lost a publish may
+/// find no leader yet. Each has its own `Nats-Msg-Id`, so a retry of one that
+/// was stored after all is stored once.
+async fn publish_retrying(js: &jetstream::Context, prefix: &str, n: usize) -> Result<()> {
+    for i in 0..n {
+        let ride = hail_e2e::rides::ride(prefix, i);
+        let what = format!("{} stored", ride.ride_id);
+        wait_until(FAILOVER, &what, || async {
+            let sent = js
+                .publish_with_headers(
+                    ride.subject(),
+                    headers::for_event(&ride),
+                    codec::encode(&ride).expect("a sample ride encodes"),
+                )
+                .await;
+            match sent {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            }
+        })
+        .await?;
+    }
     Ok(())
 }
 

@@ -159,7 +159,7 @@ const PROVISION_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs `attempt` until it succeeds, fails otherwise than by `timed_out`, or
 /// [`PROVISION_RETRY`] has passed.
-async fn retry_timeouts<T, E, Fut>(
+pub(crate) async fn retry_timeouts<T, E, Fut>(
     what: &str,
     mut attempt: impl FnMut() -> Fut,
     timed_out: impl Fn(&E) -> bool,
