@@ -38,7 +38,10 @@ pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
     )
     .await?;
     let js = publisher::context(client.clone(), cmd.window);
-    let rides = provision::rides_stream(&provision::StreamSettings::default());
+    let rides = provision::rides_stream(&provision::StreamSettings {
+        replicas: hail_runtime::replicas::Replicas::Auto.for_client(&client),
+        ..Default::default()
+    });
     streams::ensure_exists(&js, rides, &cmd.nats_url).await?;
     eprintln!(
         "publishing {} rides (run id {}) to {} in {}",

@@ -89,6 +89,7 @@ pub struct Load {
     publisher: JoinHandle<Result<()>>,
     acker: JoinHandle<LoadReport>,
     acked: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
 }
 
 impl Load {
@@ -97,20 +98,27 @@ impl Load {
         let (stop, stopped) = watch::channel(false);
         let (tx, rx) = mpsc::channel(1_000);
         let acked = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
         let per_tick = (per_second * TICK.as_millis() as usize / 1000).max(1);
         let publisher = tokio::spawn(publish_loop(js, prefix.to_string(), per_tick, tx, stopped));
-        let acker = tokio::spawn(ack_loop(rx, acked.clone()));
+        let acker = tokio::spawn(ack_loop(rx, acked.clone(), failed.clone()));
         Load {
             stop,
             publisher,
             acker,
             acked,
+            failed,
         }
     }
 
     /// Rides acknowledged so far.
     pub fn acked(&self) -> usize {
         self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Publishes failed so far (no PubAck, or not sent at all).
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Waits until `n` more rides than now have been acknowledged.
@@ -163,7 +171,11 @@ async fn publish_loop(
     Ok(())
 }
 
-async fn ack_loop(mut rx: mpsc::Receiver<Pending>, acked: Arc<AtomicUsize>) -> LoadReport {
+async fn ack_loop(
+    mut rx: mpsc::Receiver<Pending>,
+    acked: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+) -> LoadReport {
     let mut report = LoadReport::default();
     let mut window = FuturesUnordered::new();
     let mut open = true;
@@ -171,7 +183,10 @@ async fn ack_loop(mut rx: mpsc::Receiver<Pending>, acked: Arc<AtomicUsize>) -> L
         tokio::select! {
             next = rx.recv(), if open && window.len() < ACK_WINDOW => match next {
                 Some((ride, Some(fut))) => window.push(async move { (ride, fut.await.is_ok()) }),
-                Some((ride, None)) => { report.failed.insert(ride); }
+                Some((ride, None)) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    report.failed.insert(ride);
+                }
                 None => open = false,
             },
             Some((ride, ok)) = window.next(), if !window.is_empty() => {
@@ -179,6 +194,7 @@ async fn ack_loop(mut rx: mpsc::Receiver<Pending>, acked: Arc<AtomicUsize>) -> L
                     acked.fetch_add(1, Ordering::Relaxed);
                     report.acked.insert(ride);
                 } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
                     report.failed.insert(ride);
                 }
             }

@@ -67,7 +67,7 @@ pub async fn run(runtime: RuntimeArgs, args: config::AnalyticsArgs) -> anyhow::R
         rt.args().instance_name(Service::Analytics.name()),
         hail_runtime::now_ms()
     );
-    let (store, loaded) = store::CheckpointStore::open(rt.js(), rt.args().replicas, writer.clone())
+    let (store, loaded) = store::CheckpointStore::open(rt.js(), rt.replicas(), writer.clone())
         .await
         .context("cannot load the analytics checkpoint")?;
     let state = loaded.map(|cp| cp.state).unwrap_or_default();

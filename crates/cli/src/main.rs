@@ -14,6 +14,7 @@
 mod analytics_cmd;
 mod audit;
 mod audit_check;
+mod cluster_status;
 mod demo;
 mod dlq;
 mod fraud_cmd;
@@ -43,14 +44,10 @@ const COULD_NOT_RUN: u8 = 2;
 #[derive(Parser)]
 #[command(name = "hail", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// NATS server URL.
-    #[arg(
-        long,
-        global = true,
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
+    /// NATS server URL, or several seeds comma-separated [default: the local
+    /// stack's: nats://127.0.0.1:4222, or every node after `hail up --cluster`].
+    #[arg(long, global = true, env = "NATS_URL")]
+    nats_url: Option<String>,
     #[command(flatten)]
     auth: hail_runtime::auth::AuthArgs,
     #[command(subcommand)]
@@ -65,14 +62,14 @@ enum Command {
     Provision(provision::ProvisionArgs),
     /// Stop everything `hail up` started.
     Down,
-    /// SIGKILL one service, as a crash would.
+    /// SIGKILL one service or broker node, as a crash would.
     Kill {
-        /// matching, pricing, fraud, analytics or monitor.
+        /// matching, pricing, fraud, analytics, monitor, or a node: nats-server, nats-1, nats-2…
         service: String,
     },
-    /// Start one service again and wait until it is ready.
+    /// Start one service or broker node again and wait until it is ready.
     Start {
-        /// matching, pricing, fraud, analytics or monitor.
+        /// matching, pricing, fraud, analytics, monitor, or a node: nats-server, nats-1, nats-2…
         service: String,
     },
     /// Check every published request is accounted for once per service (exit 1 if not, 2 if it cannot run).
@@ -142,16 +139,27 @@ async fn main() -> ExitCode {
     exit_code(run(cli).await)
 }
 
+/// `--nats-url` when given, else the seeds of the local stack's broker.
+fn nats_url(cli: &Cli) -> String {
+    cli.nats_url.clone().unwrap_or_else(|| {
+        let topology = stack::Layout::discover()
+            .map(|l| stack::Topology::recorded(&l))
+            .unwrap_or(stack::Topology::SINGLE);
+        topology.seeds()
+    })
+}
+
 async fn run(cli: Cli) -> anyhow::Result<Verdict> {
     let layout = stack::Layout::discover;
     let mut out = std::io::stdout();
+    let nats_url = nats_url(&cli);
     match cli.command {
         Command::Up(args) => done(up::up(&layout()?, &args, &mut out).await),
         Command::Down => done(up::down(&layout()?)),
         Command::Kill { service } => done(up::kill(&layout()?, &service, &mut out)),
         Command::Start { service } => done(up::start(&layout()?, &service, &mut out).await),
-        Command::Demo(args) => Ok(demo::run(&cli.nats_url, &layout()?, args).await?.into()),
-        on_nats => run_on_nats(&cli.nats_url, &cli.auth, on_nats).await,
+        Command::Demo(args) => Ok(demo::run(&nats_url, &layout()?, args).await?.into()),
+        on_nats => run_on_nats(&nats_url, &cli.auth, on_nats).await,
     }
 }
 

@@ -11,6 +11,7 @@ use hail_runtime::{
     config::{self, defaults},
     duration::parse_duration,
     provision::{self, StreamSettings},
+    replicas::Replicas,
     service::Service,
 };
 
@@ -43,9 +44,10 @@ pub struct ProvisionArgs {
     #[arg(long, env = "HAIL_DUPLICATE_WINDOW", default_value = defaults::DUPLICATE_WINDOW, value_parser = parse_duration)]
     pub duplicate_window: Duration,
 
-    /// Replicas of every stream and bucket.
-    #[arg(long, env = "HAIL_REPLICAS", default_value_t = defaults::REPLICAS)]
-    pub replicas: usize,
+    /// Replicas of every stream and bucket: `auto` is 3 on a cluster, 1 on a
+    /// single server.
+    #[arg(long, env = "HAIL_REPLICAS", default_value_t = Replicas::Auto)]
+    pub replicas: Replicas,
 }
 
 impl Default for ProvisionArgs {
@@ -57,15 +59,15 @@ impl Default for ProvisionArgs {
             rides_max_age: defaults::rides_max_age(),
             rides_max_bytes: defaults::RIDES_MAX_BYTES,
             duplicate_window: defaults::duplicate_window(),
-            replicas: defaults::REPLICAS,
+            replicas: Replicas::Auto,
         }
     }
 }
 
 impl ProvisionArgs {
     fn validate(&self) -> Result<(), String> {
-        if self.max_ack_pending < 1 || self.replicas < 1 {
-            return Err("--max-ack-pending and --replicas must be at least 1".into());
+        if self.max_ack_pending < 1 {
+            return Err("--max-ack-pending must be at least 1".into());
         }
         config::validate_consumer(self.max_deliver, &self.backoff)?;
         config::validate_streams(self.duplicate_window, self.rides_max_age)
@@ -75,27 +77,31 @@ impl ProvisionArgs {
 /// Creates or updates everything; says what on `out`.
 pub async fn run(js: &jetstream::Context, args: &ProvisionArgs, out: &mut dyn Write) -> Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
+    let replicas = args.replicas.for_client(&js.client());
     let settings = StreamSettings {
         rides_max_age: args.rides_max_age,
         rides_max_bytes: args.rides_max_bytes,
         duplicate_window: args.duplicate_window,
-        replicas: args.replicas,
+        replicas,
     };
     provision::ensure_streams(js, &settings).await?;
-    writeln!(out, "  streams     RIDES, DRIVERS, DLQ")?;
+    writeln!(
+        out,
+        "  streams     RIDES, DRIVERS, DLQ ({replicas} replica(s))"
+    )?;
     for service in Service::ALL {
         let spec = service.spec(args.max_deliver, args.backoff.clone(), args.max_ack_pending);
         provision::ensure_consumer(js, &spec).await?;
         writeln!(out, "  consumer    {} on {}", spec.durable, spec.stream)?;
     }
     let buckets = [
-        hail_matching::claims::bucket_config(args.replicas),
-        hail_analytics::store::bucket_config(args.replicas),
-        hail_fraud::blocklist::bucket_config(args.replicas),
+        hail_matching::claims::bucket_config(replicas),
+        hail_analytics::store::bucket_config(replicas),
+        hail_fraud::blocklist::bucket_config(replicas),
     ];
     for bucket in buckets {
         let name = bucket.bucket.clone();
-        js.create_or_update_key_value(bucket)
+        provision::ensure_kv(js, bucket)
             .await
             .with_context(|| format!("cannot create or update KV bucket {name}"))?;
         writeln!(out, "  KV bucket   {name}")?;

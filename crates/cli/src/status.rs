@@ -41,6 +41,8 @@ pub struct StatusArgs {
         default_value_t = format!("http://127.0.0.1:{}", hail_runtime::service::MONITOR_METRICS_PORT)
     )]
     monitor_url: String,
+    #[command(flatten)]
+    cluster: crate::cluster_status::ClusterArgs,
 }
 
 /// One service's line.
@@ -191,7 +193,7 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
+    crate::cluster_status::print(js, &args.cluster).await
 }
 
 async fn lag(js: &jetstream::Context, durable: &str) -> Option<u64> {

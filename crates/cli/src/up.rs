@@ -1,11 +1,16 @@
-//! `hail up`, `hail down`, `hail kill <service>`, `hail start <service>`.
+//! `hail up [--cluster N]`, `hail down`, `hail kill <service|node>`,
+//! `hail start <service|node>`.
 
 use std::{io::Write, time::Duration};
 
 use anyhow::{Context as _, Result};
 use nix::sys::signal::Signal;
 
-use crate::stack::{Component, Layout, SERVICES, local_identity, process};
+use crate::stack::{
+    Component, Layout, SERVICES, Topology,
+    cluster::{self, MAX_NODES},
+    local_identity, process,
+};
 
 /// Flags of `hail up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,6 +25,11 @@ pub struct UpArgs {
     /// as its own identity. Applies when nats-server starts.
     #[arg(long, env = "HAIL_AUTH")]
     pub auth: bool,
+    /// Run a JetStream cluster of this many nodes (nats-1, nats-2, …; 3 is
+    /// the usual) instead of one nats-server; streams then get 3 replicas.
+    /// Without it, what the last `hail up` started.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_NODES as u64))]
+    pub cluster: Option<u64>,
 }
 
 impl Default for UpArgs {
@@ -27,17 +37,42 @@ impl Default for UpArgs {
         UpArgs {
             sync: "2m".into(),
             auth: false,
+            cluster: None,
         }
     }
 }
 
-/// Everything `hail up` starts after nats-server, in order.
-fn components(layout: &Layout) -> Result<Vec<Component>> {
+/// The broker `hail up` runs: `--cluster`, else what was recorded. Refuses to
+/// switch while the other kind runs, since they share ports 4222 and 8222.
+fn topology(layout: &Layout, args: &UpArgs) -> Result<Topology> {
+    let recorded = Topology::recorded(layout);
+    let Some(n) = args.cluster else {
+        return Ok(recorded);
+    };
+    let wanted = Topology { nodes: n as usize };
+    if wanted != recorded {
+        let running: Vec<String> = recorded
+            .names()
+            .into_iter()
+            .filter(|name| process::running_pid(layout, name).is_some())
+            .collect();
+        anyhow::ensure!(
+            running.is_empty(),
+            "the stack runs {}; `hail down` first to switch to {} node(s)",
+            running.join(", "),
+            wanted.nodes
+        );
+    }
+    Ok(wanted)
+}
+
+/// Everything `hail up` starts after the broker, in order.
+fn components(layout: &Layout, topology: Topology) -> Result<Vec<Component>> {
     let mut all = Vec::new();
     for s in SERVICES {
-        all.push(Component::hail(layout, s)?);
+        all.push(Component::hail(layout, s, topology)?);
     }
-    all.push(Component::hail(layout, "monitor")?);
+    all.push(Component::hail(layout, "monitor", topology)?);
     match Component::prometheus(layout) {
         Ok(p) => all.push(p),
         Err(e) => eprintln!("warning: {e:#}; starting without Prometheus"),
@@ -49,14 +84,17 @@ fn components(layout: &Layout) -> Result<Vec<Component>> {
 /// nats-server, then `hail provision` (as the admin, with `--auth`), then the
 /// rest; says what runs where on `out`.
 pub async fn up(layout: &Layout, args: &UpArgs, out: &mut dyn Write) -> Result<()> {
-    set_auth(layout, args.auth)?;
-    let nats = Component::nats(layout, &args.sync)?;
-    ensure_started(layout, &nats).await?;
-    writeln!(out, "  {:<11} {}", nats.name, nats.url)?;
-    provision(layout, out).await?;
-    for c in components(layout)? {
+    let topology = topology(layout, args)?;
+    set_auth(layout, topology, args.auth)?;
+    topology.record(layout)?;
+    start_broker(layout, topology, &args.sync, out).await?;
+    provision(layout, topology, out).await?;
+    for c in components(layout, topology)? {
         ensure_started(layout, &c).await?;
         writeln!(out, "  {:<11} {}", c.name, c.url)?;
+    }
+    if topology.is_cluster() {
+        writeln!(out, "seeds: NATS_URL={}", topology.seeds())?;
     }
     if layout.auth_on() {
         let (user, password) = local_identity("admin");
@@ -71,11 +109,15 @@ pub async fn up(layout: &Layout, args: &UpArgs, out: &mut dyn Write) -> Result<(
 
 /// Records whether the stack runs with identities; refuses to change it under
 /// a running nats-server, which read its config when it started.
-fn set_auth(layout: &Layout, auth: bool) -> Result<()> {
-    if process::running_pid(layout, "nats-server").is_some() {
+fn set_auth(layout: &Layout, topology: Topology, auth: bool) -> Result<()> {
+    let broker_runs = topology
+        .names()
+        .iter()
+        .any(|name| process::running_pid(layout, name).is_some());
+    if broker_runs {
         anyhow::ensure!(
             layout.auth_on() == auth,
-            "nats-server already runs {} identities; `hail down` first to change --auth",
+            "the broker already runs {} identities; `hail down` first to change --auth",
             if layout.auth_on() { "with" } else { "without" }
         );
         return Ok(());
@@ -89,17 +131,52 @@ fn set_auth(layout: &Layout, auth: bool) -> Result<()> {
     Ok(())
 }
 
+/// Starts every node (a node of a cluster is ready once its JetStream is
+/// enabled, which needs no peer), then waits until each is healthy: in
+/// contact with a meta leader, which needs a majority of them.
+async fn start_broker(
+    layout: &Layout,
+    topology: Topology,
+    sync: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut nodes = Vec::new();
+    for name in topology.names() {
+        let c = topology
+            .component(layout, &name, sync)?
+            .expect("a name of the topology is a node");
+        ensure_started(layout, &c).await?;
+        nodes.push(c);
+    }
+    for c in &nodes {
+        if topology.is_cluster() {
+            let exited = || process::running_pid(layout, &c.name).is_none();
+            hail_probe::wait_for_url(&cluster::healthy_url(c), READY_TIMEOUT, exited)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{} has no meta leader; {}",
+                        c.name,
+                        process::log_tail(layout, &c.name)
+                    )
+                })?;
+        }
+        writeln!(out, "  {:<11} {}", c.name, c.url)?;
+    }
+    Ok(())
+}
+
 /// `hail provision` with the services' defaults, as the admin when the stack
 /// runs with identities: the services then only bind what they find.
-async fn provision(layout: &Layout, out: &mut dyn Write) -> Result<()> {
+async fn provision(layout: &Layout, topology: Topology, out: &mut dyn Write) -> Result<()> {
     let mut auth = hail_runtime::auth::AuthArgs::default();
     if layout.auth_on() {
         let (user, password) = local_identity("admin");
         (auth.user, auth.password) = (Some(user), Some(password));
     }
-    let url = "nats://127.0.0.1:4222";
+    let url = topology.seeds();
     let client =
-        hail_runtime::connect::connect_as(url, "hail-up", Duration::from_secs(10), &auth).await?;
+        hail_runtime::connect::connect_as(&url, "hail-up", Duration::from_secs(10), &auth).await?;
     let js = async_nats::jetstream::new(client);
     crate::provision::run(&js, &crate::provision::ProvisionArgs::default(), out)
         .await
@@ -126,34 +203,65 @@ pub async fn ensure_started(layout: &Layout, c: &Component) -> Result<()> {
         })
 }
 
-/// Stops everything, last started first.
+/// Stops everything, last started first, and forgets a cluster (the stores stay).
 pub fn down(layout: &Layout) -> Result<()> {
-    let mut names: Vec<&str> = vec!["nats-server"];
-    names.extend(SERVICES);
-    names.extend(["monitor", "prometheus"]);
+    let mut names: Vec<String> = vec![cluster::SINGLE.to_string()];
+    names.extend((1..=MAX_NODES).map(|n| format!("nats-{n}")));
+    names.extend(SERVICES.map(String::from));
+    names.extend(["monitor".to_string(), "prometheus".to_string()]);
     for name in names.into_iter().rev() {
-        if process::stop(layout, name, Signal::SIGTERM, Duration::from_secs(15))? {
+        if process::stop(layout, &name, Signal::SIGTERM, Duration::from_secs(15))? {
             println!("  stopped {name}");
         }
     }
+    Topology::SINGLE.record(layout)
+}
+
+/// The component called `name`: a node of the broker, a service or the monitor.
+fn named(layout: &Layout, name: &str) -> Result<Component> {
+    let topology = Topology::recorded(layout);
+    // The sync policy of a node started alone is the one of its config.
+    match topology.component(layout, name, &recorded_sync(layout, name))? {
+        Some(node) => Ok(node),
+        None => Component::hail(layout, name, topology)
+            .with_context(|| format!("or a node: {}", topology.names().join(", "))),
+    }
+}
+
+/// The sync policy in the config a node last ran with (`2m` if none).
+fn recorded_sync(layout: &Layout, name: &str) -> String {
+    let file = if name == cluster::SINGLE {
+        "nats.conf".to_string()
+    } else {
+        format!("{name}.conf")
+    };
+    std::fs::read_to_string(layout.state.join(file))
+        .ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find(|l| l.trim().starts_with("sync_interval:"))?;
+            Some(line.split_once(':')?.1.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "2m".into())
+}
+
+/// SIGKILLs one service or broker node: what a crash looks like.
+pub fn kill(layout: &Layout, name: &str, out: &mut dyn Write) -> Result<()> {
+    named(layout, name)?; // names the valid ones on a typo
+    let was = process::stop(layout, name, Signal::SIGKILL, Duration::from_secs(5))?;
+    anyhow::ensure!(was, "{name} is not running");
+    writeln!(out, "killed {name} (SIGKILL)")?;
     Ok(())
 }
 
-/// SIGKILLs one service: what a crash looks like.
-pub fn kill(layout: &Layout, service: &str, out: &mut dyn Write) -> Result<()> {
-    Component::hail(layout, service)?; // names the valid services on a typo
-    let was = process::stop(layout, service, Signal::SIGKILL, Duration::from_secs(5))?;
-    anyhow::ensure!(was, "{service} is not running");
-    writeln!(out, "killed {service} (SIGKILL)")?;
-    Ok(())
-}
-
-/// Starts one service (or the monitor) and waits until it is ready.
-pub async fn start(layout: &Layout, service: &str, out: &mut dyn Write) -> Result<()> {
-    let c = Component::hail(layout, service)?;
+/// Starts one service, the monitor or a broker node (on its own store) and
+/// waits until it is ready.
+pub async fn start(layout: &Layout, name: &str, out: &mut dyn Write) -> Result<()> {
+    let c = named(layout, name)?;
     ensure_started(layout, &c)
         .await
-        .with_context(|| format!("starting {service}"))?;
-    writeln!(out, "{service} ready: {}", c.url)?;
+        .with_context(|| format!("starting {name}"))?;
+    writeln!(out, "{name} ready: {}", c.url)?;
     Ok(())
 }

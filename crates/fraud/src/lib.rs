@@ -62,7 +62,7 @@ pub async fn run(runtime: RuntimeArgs, fraud: FraudArgs) -> anyhow::Result<()> {
     let settings = fraud.settings().map_err(anyhow::Error::msg)?;
     let rt = Runtime::start(Service::Fraud, runtime).await?;
     let metrics = metrics::Metrics::register(rt.registry()).context("cannot register metrics")?;
-    let store = blocklist::ensure_bucket(rt.js(), rt.args().replicas).await?;
+    let store = blocklist::ensure_bucket(rt.js(), rt.replicas()).await?;
     let blocked = blocklist::Blocklist::default();
     blocklist::follow(
         &store,

@@ -35,12 +35,12 @@ pub async fn follow(
         .get_stream(claims.stream_name())
         .await
         .with_context(|| format!("cannot open the stream {}", claims.stream_name()))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("{prefix}>"),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
+    let config = OrderedConfig {
+        filter_subject: format!("{prefix}>"),
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ..Default::default()
+    };
+    let consumer = hail_runtime::ordered_feed::create(&stream, config)
         .await
         .context("cannot follow the driver claims")?;
     hail_runtime::ordered_feed::load_then_follow(

@@ -53,7 +53,7 @@ pub async fn run(args: MatchingArgs, runtime: RuntimeArgs) -> anyhow::Result<()>
     let index = Arc::new(Mutex::new(DriverIndex::new()));
     let metrics = metrics::Metrics::register(rt.registry(), index.clone())
         .context("cannot register matching's metrics")?;
-    let claims = Claims::open(rt.js(), rt.args().replicas, settings.lifetimes).await?;
+    let claims = Claims::open(rt.js(), rt.replicas(), settings.lifetimes).await?;
     let feed = index.clone();
     let drivers =
         hail_runtime::drivers::follow(rt.js(), rt.tracker(), rt.shutdown_token(), move |u| {

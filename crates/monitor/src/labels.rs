@@ -4,10 +4,11 @@
 //!
 //! The exporter reads them from the server's `/jsz` monitoring endpoint; the
 //! monitor reads the same facts from the connection's INFO, the account's
-//! `$SYS.REQ.USER.INFO` and the JetStream API's stream and consumer info. Two
-//! facts only `/jsz` knows are left empty: `meta_leader`, and
-//! `is_meta_leader` on a clustered server (the exporter's `"true"` when
-//! JetStream is not clustered, as it says then too).
+//! `$SYS.REQ.USER.INFO` and the JetStream API's stream and consumer info.
+//! `meta_leader` only `/jsz` knows: it is read from the nodes' HTTP monitors
+//! (`--nats-monitor-url`, [`crate::cluster`]); without them it stays empty,
+//! and so does `is_meta_leader` on a clustered server (the exporter's
+//! `"true"` when JetStream is not clustered, as it says then too).
 
 use std::time::Duration;
 
@@ -101,6 +102,8 @@ pub struct Origin {
     pub account_name: String,
     /// The account's id (its public key; `$G` without operator mode).
     pub account_id: String,
+    /// The meta group's leader, from a node's `/jsz` (None: not known).
+    pub meta_leader: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,13 +166,18 @@ impl Origin {
 
     /// Values of [`STREAM`] for `s`.
     pub fn stream(&self, s: &StreamReading) -> Vec<String> {
-        let is_meta_leader = if self.cluster.is_some() { "" } else { "true" };
+        let is_meta_leader = match (&self.cluster, &self.meta_leader) {
+            (None, _) => "true",
+            (Some(_), None) => "",
+            (Some(_), Some(l)) if *l == self.server_name => "true",
+            (Some(_), Some(_)) => "false",
+        };
         vec![
             self.server_id.clone(),
             self.server_name.clone(),
             self.cluster.clone().unwrap_or_default(),
             self.domain.clone().unwrap_or_default(),
-            String::new(),
+            self.meta_leader.clone().unwrap_or_default(),
             is_meta_leader.to_string(),
             self.account_name.clone(),
             self.account_name.clone(),
@@ -216,6 +224,7 @@ mod tests {
             domain: Some("hub".into()),
             account_name: "$G".into(),
             account_id: "$G".into(),
+            meta_leader: None,
         }
     }
 
@@ -287,6 +296,11 @@ mod tests {
         assert_eq!(v.len(), CONSUMER.len());
         assert_eq!(&v[13..], ["pricing", "n2", "false", "fares"]);
         assert_eq!(v[5], "", "meta leadership unknown when clustered");
+        o.meta_leader = Some("n2".into());
+        let v = o.consumer(&stream(None), &c);
+        assert_eq!((v[4].as_str(), v[5].as_str()), ("n2", "false"));
+        o.meta_leader = Some("n1".into());
+        assert_eq!(o.consumer(&stream(None), &c)[5], "true");
         assert_eq!(
             v[11], "true",
             "a stream without a leader counts as led here"

@@ -28,8 +28,11 @@
 //! - [`labels`]: the exporter's labels, from the connection and the readings.
 //! - [`nats`]: the exporter's series.
 //! - [`metrics`]: everything on `/metrics`: [`nats`] plus the `hail_*` series.
+//! - [`cluster`]: on a cluster, each node's health (from its HTTP monitor,
+//!   `--nats-monitor-url`), the meta leader, and each stream's replicas.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod labels;
 pub mod metrics;
 pub mod nats;
@@ -59,9 +62,13 @@ use tokio_util::sync::CancellationToken;
 /// The monitor's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MonitorArgs {
-    /// NATS server URL.
+    /// NATS server URL, or several seeds comma-separated.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// HTTP monitor URL of every broker node (comma-separated): each node's
+    /// health and the meta leader come from their `/healthz` and `/jsz`.
+    #[arg(long, env = "HAIL_NATS_MONITOR_URL", value_delimiter = ',')]
+    pub nats_monitor_url: Vec<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "HAIL_METRICS_ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], MONITOR_METRICS_PORT)))]
     pub metrics_addr: SocketAddr,
@@ -113,6 +120,8 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
     let mut metrics = metrics::MonitorMetrics::register(&registry)?;
     hail_runtime::auth::register_metrics(&registry)?;
+    let mut cluster_series = cluster::ClusterSeries::register(&registry)?;
+    let mut known_nodes = HashMap::new();
     let ready = Arc::new(AtomicBool::new(false));
     let cell = Arc::new(OnceLock::new());
     let http_stop = CancellationToken::new();
@@ -141,10 +150,18 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<()> {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let nodes = if args.nats_monitor_url.is_empty() {
+            vec![cluster::connected_node(&client)]
+        } else {
+            cluster::read_nodes(&args.nats_monitor_url, &mut known_nodes).await
+        };
+        let groups = cluster::read_groups(&js).await;
+        cluster_series.update(&nodes, &groups);
         match poll::read(&js, &args.streams).await {
             Ok((streams, consumers)) => {
                 let judged = judge(&mut windows, consumers, samples);
                 origin.refresh(&client);
+                origin.meta_leader = cluster::meta_leader(&nodes);
                 metrics.update(&origin, &streams, &judged);
                 ready.store(true, Ordering::Relaxed);
             }

@@ -8,7 +8,9 @@
 //!   answers 200, failing fast when it exits; [`process`] is the running
 //!   [`Process`], with its output in a log file, stopped on drop.
 //! - [`nats_server`]: [`NatsServer`], a private JetStream nats-server on free
-//!   loopback ports with a temporary store (the `bench` command's, the tests').
+//!   loopback ports with a temporary store (the `bench` command's, the tests');
+//!   [`nats_cluster`]: [`NatsCluster`], three of them clustered (`nats-1..3`),
+//!   each killable, pausable and restartable, with its meta and stream leaders.
 //! - [`bins`]: where nats-server and hail's own binaries are; [`port`]:
 //!   [`free_port`]; [`wait`]: [`wait_until`], waiting on a condition, never a bare sleep.
 //!
@@ -35,6 +37,7 @@ pub mod bins;
 pub mod cpu;
 pub mod http;
 pub mod launch;
+pub mod nats_cluster;
 pub mod nats_server;
 pub mod port;
 pub mod process;
@@ -45,6 +48,7 @@ pub use bins::{bin_path, nats_server_bin};
 pub use cpu::cpu_seconds;
 pub use http::{HttpError, HttpErrorKind, http_get};
 pub use launch::{Launch, NotReady, ReadyError, wait_for_url};
+pub use nats_cluster::NatsCluster;
 pub use nats_server::NatsServer;
 pub use port::free_port;
 pub use process::Process;

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use crate::{duration::parse_duration, fault::FaultArgs};
+use crate::{duration::parse_duration, fault::FaultArgs, replicas::Replicas};
 
 /// The defaults of the flags, one definition each: the flags below show them,
 /// and [`crate::service::Service::default_consumer_spec`] and
@@ -26,8 +26,9 @@ pub mod defaults {
     pub const DUPLICATE_WINDOW: &str = "2m";
     /// `--rides-max-bytes`: 8 GiB.
     pub const RIDES_MAX_BYTES: i64 = 8 * 1024 * 1024 * 1024;
-    /// `--replicas`.
-    pub const REPLICAS: usize = 1;
+    /// Replicas of [`crate::provision::StreamSettings::default`]: a single
+    /// server's; `--replicas` defaults to `auto` ([`crate::replicas::Replicas`]).
+    pub const REPLICAS: usize = crate::replicas::SINGLE;
     /// How long the pinned instance of a one-active group (analytics) may go
     /// without pulling before the server pins another
     /// ([`crate::provision::ConsumerSpec::pinned`]).
@@ -141,9 +142,10 @@ pub struct RuntimeArgs {
     #[arg(long, env = "HAIL_DUPLICATE_WINDOW", default_value = defaults::DUPLICATE_WINDOW, value_parser = parse_duration)]
     pub duplicate_window: Duration,
 
-    /// Replicas of every stream (3 on a cluster).
-    #[arg(long, env = "HAIL_REPLICAS", default_value_t = defaults::REPLICAS)]
-    pub replicas: usize,
+    /// Replicas of every stream and KV bucket: a number, or `auto` (3 on a
+    /// cluster, 1 on a single server); more than the cluster's nodes is refused.
+    #[arg(long, env = "HAIL_REPLICAS", default_value = "auto")]
+    pub replicas: Replicas,
 
     /// Time allowed for in-flight messages to finish on SIGTERM.
     #[arg(long, env = "HAIL_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -178,7 +180,6 @@ impl RuntimeArgs {
             ("--batch", self.batch as i64),
             ("--concurrency", self.concurrency as i64),
             ("--max-ack-pending", self.max_ack_pending),
-            ("--replicas", self.replicas as i64),
         ];
         if let Some((flag, v)) = positive.iter().find(|(_, v)| *v < 1) {
             return Err(format!("{flag} must be at least 1, got {v}"));

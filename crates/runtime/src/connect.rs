@@ -46,7 +46,24 @@ pub struct Unreachable {
     pub last_error: String,
 }
 
-/// Connects as `name`, retrying with a growing delay until `timeout` has passed.
+/// The seed URLs of a `--nats-url`: comma-separated, blanks around them ignored.
+///
+/// ```
+/// let seeds = hail_runtime::connect::seeds("nats://a:4222, nats://b:4222");
+/// assert_eq!(seeds, ["nats://a:4222", "nats://b:4222"]);
+/// ```
+pub fn seeds(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Connects as `name` to any of the seeds in `url` (comma-separated, see
+/// [`seeds`]), retrying with a growing delay until `timeout` has passed. Once
+/// connected the client learns the cluster's other servers and fails over to
+/// them, so losing the node it is on loses nothing.
 ///
 /// <!-- no_run: needs a nats-server listening on 4222. -->
 /// ```no_run
@@ -76,7 +93,7 @@ pub async fn connect_as(
         let options = auth
             .apply(options(name, left.max(Duration::from_millis(200))))
             .await?;
-        match tokio::time::timeout(left, options.connect(url)).await {
+        match tokio::time::timeout(left, options.connect(seeds(url))).await {
             Ok(Ok(client)) => return Ok(client),
             Ok(Err(e)) => match auth::refusal(&e) {
                 Some(reason) => {

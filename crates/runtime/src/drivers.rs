@@ -27,12 +27,12 @@ where
         .get_stream(subjects::DRIVERS_STREAM)
         .await
         .context("cannot open the DRIVERS stream")?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: subjects::DRIVERS_ALL.into(),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
+    let config = OrderedConfig {
+        filter_subject: subjects::DRIVERS_ALL.into(),
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ..Default::default()
+    };
+    let consumer = crate::ordered_feed::create(&stream, config)
         .await
         .context("cannot follow the DRIVERS stream")?;
     crate::ordered_feed::load_then_follow(

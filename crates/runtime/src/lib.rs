@@ -7,7 +7,8 @@
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards;
 //!   [`auth`]: the credential and TLS flags, and permission violations.
 //! - [`provision`]: the streams, durables and buckets: create-or-update for
-//!   `hail provision`, check-and-bind for a service at start.
+//!   `hail provision`, check-and-bind for a service at start; [`replicas`]:
+//!   how many copies of each (`auto`: 3 on a cluster, 1 alone).
 //! - [`worker`]: batched pulls, bounded concurrency, outcome → ack / nak / dead-letter;
 //!   a one-active group (analytics) pulls as a pinned-client priority group and
 //!   notes its pin ([`pin`]);
@@ -58,6 +59,7 @@ mod outcome;
 pub mod pin;
 pub mod provision;
 pub mod replay;
+pub mod replicas;
 pub mod request_feed;
 pub mod service;
 pub mod service_api;
@@ -107,6 +109,7 @@ pub struct Runtime {
     instance: String,
     client: Client,
     js: jetstream::Context,
+    replicas: usize,
     registry: Registry,
     metrics: RuntimeMetrics,
     shutdown: CancellationToken,
@@ -151,15 +154,17 @@ impl Runtime {
             rides_max_age: args.rides_max_age,
             rides_max_bytes: args.rides_max_bytes,
             duplicate_window: args.duplicate_window,
-            replicas: args.replicas,
+            replicas: args.replicas.for_client(&client),
         };
         provision::bind_streams(&js, &settings).await?;
+        let replicas = settings.replicas;
         Ok(Runtime {
             service,
             args,
             instance,
             client,
             js,
+            replicas,
             registry,
             metrics,
             shutdown,
@@ -199,6 +204,12 @@ impl Runtime {
     /// token fires, and are waited for (time-boxed) before the client is drained.
     pub fn tracker(&self) -> &TaskTracker {
         &self.tracker
+    }
+
+    /// Replicas of every stream and KV bucket: `--replicas`, with `auto`
+    /// resolved against the server at start.
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The flags the runtime was started with.

@@ -6,9 +6,25 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{
     Message,
     consumer::{Consumer, pull::OrderedConfig},
+    stream::{ConsumerError, ConsumerErrorKind, Stream},
 };
 use futures::StreamExt;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Creates an ordered consumer on `stream`, retried while JetStream does not
+/// answer in time (on a cluster, a node just lost or a stream just created).
+pub async fn create(
+    stream: &Stream,
+    config: OrderedConfig,
+) -> Result<Consumer<OrderedConfig>, ConsumerError> {
+    let timed_out = |e: &ConsumerError| matches!(e.kind(), ConsumerErrorKind::TimedOut);
+    crate::provision::retry_timeouts(
+        "an ordered consumer",
+        || stream.create_consumer(config.clone()),
+        timed_out,
+    )
+    .await
+}
 
 /// Calls `apply` for every message `consumer` holds when it was created and
 /// returns how many of those it counted (`apply` returns true); then keeps

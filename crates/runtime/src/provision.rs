@@ -18,7 +18,11 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PriorityPolicy, PullConsumer, pull},
-    context::{CreateStreamError, CreateStreamErrorKind},
+    context::{
+        CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError, CreateStreamErrorKind,
+    },
+    kv,
+    stream::{ConsumerError, ConsumerErrorKind},
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 use hail_events::subjects;
@@ -76,6 +80,21 @@ pub(crate) fn stream_failure(
                 "the server cannot reserve the {} it asks for ({js}); lower --rides-max-bytes \
                  (HAIL_RIDES_MAX_BYTES) or raise max_file_store in the server's jetstream config",
                 human_bytes(config.max_bytes)
+            )
+        }
+        CreateStreamErrorKind::JetStream(js)
+            if config.num_replicas > 1
+                && [
+                    ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
+                    ErrorCode::INSUFFICIENT_RESOURCES,
+                    ErrorCode::CLUSTER_NO_PEERS,
+                ]
+                .contains(&js.error_code()) =>
+        {
+            format!(
+                "the server cannot place {} replicas ({js}): that needs a cluster of at least \
+                 {} nodes with JetStream; lower --replicas (HAIL_REPLICAS) or leave it at auto",
+                config.num_replicas, config.num_replicas
             )
         }
         _ => err.to_string(),
@@ -169,20 +188,82 @@ pub fn dlq_stream(s: &StreamSettings) -> jetstream::stream::Config {
     }
 }
 
+/// How long creating a stream or bucket is retried while the server does not
+/// answer in time: on a cluster the first creation waits for a RAFT group to
+/// form, and services starting at once all ask the meta leader together.
+const PROVISION_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds, fails otherwise than by `timed_out`, or
+/// [`PROVISION_RETRY`] has passed.
+pub(crate) async fn retry_timeouts<T, E, Fut>(
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+    timed_out: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline = tokio::time::Instant::now() + PROVISION_RETRY;
+    loop {
+        match attempt().await {
+            Err(e) if timed_out(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(what, error = %e, "jetstream did not answer in time, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The server did not answer in time, or JetStream is not up yet.
+fn stream_timed_out(e: &CreateStreamError) -> bool {
+    matches!(
+        e.kind(),
+        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
+    )
+}
+
 /// Creates or updates RIDES, DRIVERS and DLQ.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     s: &StreamSettings,
 ) -> Result<(), ProvisionError> {
     for config in [rides_stream(s), drivers_stream(s), dlq_stream(s)] {
-        js.create_or_update_stream(config.clone())
-            .await
-            .map_err(|err| ProvisionError::Stream {
-                reason: stream_failure(&config, &err),
-                name: config.name,
-            })?;
+        retry_timeouts(
+            &config.name,
+            || js.create_or_update_stream(config.clone()),
+            stream_timed_out,
+        )
+        .await
+        .map_err(|err| ProvisionError::Stream {
+            reason: stream_failure(&config, &err),
+            name: config.name.clone(),
+        })?;
     }
     Ok(())
+}
+
+/// Creates or updates a KV bucket (any number of instances may do so at
+/// once), retried while the server does not answer in time like
+/// [`ensure_streams`].
+pub async fn ensure_kv(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, CreateKeyValueError> {
+    // The bucket's stream is created underneath: its timeout is the source.
+    let timed_out = |e: &CreateKeyValueError| {
+        e.kind() == CreateKeyValueErrorKind::TimedOut
+            || std::error::Error::source(e)
+                .and_then(|s| s.downcast_ref::<CreateStreamError>())
+                .is_some_and(stream_timed_out)
+    };
+    retry_timeouts(
+        &config.bucket,
+        || js.create_or_update_key_value(config.clone()),
+        timed_out,
+    )
+    .await
 }
 
 /// A service's durable pull consumer; [`crate::service::Service::consumer_spec`]
@@ -248,7 +329,9 @@ pub fn ack_wait(backoff: &[Duration]) -> Duration {
     backoff.first().copied().unwrap_or(Duration::from_secs(30))
 }
 
-/// Creates or updates the durable consumer and returns a handle to pull from it.
+/// Creates or updates the durable consumer and returns a handle to pull from
+/// it, retried while JetStream does not answer in time (a new consumer's RAFT
+/// group forming on a busy cluster).
 ///
 /// The server cannot turn a durable into a pinned group or back in place: such
 /// a durable (one made by an older hail) is replaced by one that starts after
@@ -287,9 +370,14 @@ pub async fn ensure_consumer(
             start_sequence: from,
         };
     }
-    js.create_consumer_on_stream(config, &spec.stream)
-        .await
-        .map_err(|e| failed(&e))
+    let timed_out = |e: &ConsumerError| matches!(e.kind(), ConsumerErrorKind::TimedOut);
+    retry_timeouts(
+        &spec.durable,
+        || js.create_consumer_on_stream(config.clone(), &spec.stream),
+        timed_out,
+    )
+    .await
+    .map_err(|e| failed(&e))
 }
 
 #[cfg(test)]
@@ -333,6 +421,20 @@ mod tests {
         let reason = stream_failure(&rides(1 << 30), &err);
         assert!(reason.contains("already in use"), "{reason}");
         assert!(!reason.contains("--rides-max-bytes"), "{reason}");
+    }
+
+    #[test]
+    fn more_replicas_than_nodes_names_the_flag() {
+        let err = server_error(
+            r#"{"code":500,"err_code":10074,"description":"replicas > 1 not supported in non-clustered mode"}"#,
+        );
+        let config = rides_stream(&StreamSettings {
+            replicas: 3,
+            ..StreamSettings::default()
+        });
+        let reason = stream_failure(&config, &err);
+        assert!(reason.contains("3 replicas"), "{reason}");
+        assert!(reason.contains("--replicas"), "{reason}");
     }
 
     #[test]

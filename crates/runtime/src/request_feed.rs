@@ -91,12 +91,12 @@ where
         .context("cannot read the state of RIDES")?
         .state;
     let start = start_time(&stream, durable, state.first_sequence).await? - lookback;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: subjects::RIDES_REQUESTED_ALL.into(),
-            deliver_policy: DeliverPolicy::ByStartTime { start_time: start },
-            ..Default::default()
-        })
+    let config = OrderedConfig {
+        filter_subject: subjects::RIDES_REQUESTED_ALL.into(),
+        deliver_policy: DeliverPolicy::ByStartTime { start_time: start },
+        ..Default::default()
+    };
+    let consumer = crate::ordered_feed::create(&stream, config)
         .await
         .context("cannot follow the ride requests on RIDES")?;
     let (position, rx) = watch::channel(0);

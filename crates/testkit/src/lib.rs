@@ -12,6 +12,9 @@
 //! - [`NatsServer`] (module [`nats`]): a JetStream-enabled nats-server on free
 //!   ports with a temporary store that can be killed like a crash and restarted
 //!   on the same ports with its state recovered.
+//! - [`NatsCluster`] (module [`cluster`]): three JetStream nodes clustered on
+//!   loopback (`nats-1..3`), any of them SIGKILLed, paused or restarted on its
+//!   own store; it names the meta leader and each stream's leader.
 //! - [`Process`]: a child process with its output in a log file, to terminate
 //!   gracefully (SIGTERM) or kill (SIGKILL); [`Launch`] starts one and waits
 //!   until it is ready.
@@ -51,7 +54,12 @@ pub mod nats {
     pub use hail_probe::nats_server::{DEFAULT_MAX_FILE_STORE, NatsServer};
 }
 
+/// The 3-node cluster of a test, from [`hail_probe::nats_cluster`].
+pub mod cluster {
+    pub use hail_probe::nats_cluster::{NatsCluster, NodePorts, Replica, StreamPlacement};
+}
+
 pub use hail_probe::{
-    HttpError, Launch, NatsServer, Process, bin_path, free_port, http_get, metric_sum,
+    HttpError, Launch, NatsCluster, NatsServer, Process, bin_path, free_port, http_get, metric_sum,
     nats_server_bin, wait_until,
 };

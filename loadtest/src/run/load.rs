@@ -217,7 +217,7 @@ async fn publish(
             lock(ledger).failed(
                 index,
                 kind_name(e.kind()),
-                || e.to_string(),
+                || describe(&e),
                 clock.elapsed_us(),
             );
             None
@@ -230,11 +230,23 @@ fn settle(ledger: &Mutex<Ledger>, clock: &Clock, done: Settled) {
     let mut l = lock(ledger);
     match done.ack {
         Ok(ack) => l.stored(done.index, done.sent_us, now, ack.duplicate),
-        Err(e) => l.failed(done.index, kind_name(e.kind()), || e.to_string(), now),
+        Err(e) => l.failed(done.index, kind_name(e.kind()), || describe(&e), now),
     }
 }
 
 /// A publish failure's kind, as the report names it.
+/// The error as the report quotes it. The server answers "no responders" (which
+/// async-nats calls "no stream found") also when the stream exists but has no
+/// leader: a cluster that lost its quorum.
+pub fn describe(e: &PublishError) -> String {
+    match e.kind() {
+        PublishErrorKind::StreamNotFound => format!(
+            "{e}: no stream leader answered (the stream is missing, or the cluster has no quorum)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 pub fn kind_name(kind: PublishErrorKind) -> &'static str {
     match kind {
         PublishErrorKind::StreamNotFound => "stream_not_found",

@@ -120,7 +120,10 @@ async fn prepare(cfg: &RunConfig) -> Result<(Client, jetstream::Context, Vec<Sub
     )
     .await?;
     let js = publisher::context(client.clone(), cfg.window + FLEET_WINDOW);
-    let settings = hail_runtime::provision::StreamSettings::default();
+    let settings = hail_runtime::provision::StreamSettings {
+        replicas: hail_runtime::replicas::Replicas::Auto.for_client(&client),
+        ..Default::default()
+    };
     streams::ensure_exists(&js, provision::rides_stream(&settings), &cfg.nats_url).await?;
     streams::ensure_exists(&js, provision::drivers_stream(&settings), &cfg.nats_url).await?;
     let subs = answers::subscribe(&client, &cfg.nats_url).await?;

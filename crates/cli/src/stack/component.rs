@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use hail_runtime::service::{MONITOR_BINARY, MONITOR_METRICS_PORT, Service};
 
-use super::Layout;
+use super::{Layout, Topology};
 
 /// The four services' names, in start order.
 pub const SERVICES: [&str; 4] = Service::NAMES;
@@ -54,8 +54,8 @@ impl Component {
         })
     }
 
-    /// A service (`matching`…) or the monitor.
-    pub fn hail(layout: &Layout, name: &str) -> Result<Component> {
+    /// A service (`matching`…) or the monitor, connecting to `topology`'s seeds.
+    pub fn hail(layout: &Layout, name: &str, topology: Topology) -> Result<Component> {
         let (binary, port, ready) = if name == MONITOR {
             (MONITOR_BINARY, MONITOR_METRICS_PORT, "healthz")
         } else {
@@ -65,7 +65,11 @@ impl Component {
             (service.binary(), service.metrics_port(), "readyz")
         };
         let program = layout.hail_bin(binary)?;
-        let mut args = vec!["--nats-url".into(), "nats://127.0.0.1:4222".into()];
+        let mut args = vec!["--nats-url".into(), topology.seeds()];
+        if name == MONITOR {
+            // Every node's health and the meta leader come from their HTTP monitors.
+            args.extend(["--nats-monitor-url".into(), topology.monitor_urls()]);
+        }
         if name == Service::Matching.name() {
             // Each city's service area; pricing's tariffs are built in, these are not.
             let cities = layout.deploy("cities.toml").display().to_string();
@@ -131,12 +135,34 @@ const SYNC_LINE: &str = "  sync_interval: \"2m\"";
 /// Writes `<state>/nats.conf`: deploy/local/nats.conf with `sync` as its sync
 /// policy, and deploy/local/auth.conf's identities after it when `auth`.
 fn render_nats_conf(layout: &Layout, sync: &str, auth: bool) -> Result<PathBuf> {
+    let mut rendered = read_config(layout, "nats.conf", sync)?;
+    if auth {
+        add_identities(layout, &mut rendered)?;
+    }
+    std::fs::create_dir_all(&layout.state)?;
+    let out = layout.state.join("nats.conf");
+    std::fs::write(&out, rendered)?;
+    Ok(out)
+}
+
+/// Appends deploy/local/auth.conf (the stack's identities) to a server config.
+pub(super) fn add_identities(layout: &Layout, rendered: &mut String) -> Result<()> {
+    let identities = layout.deploy("auth.conf");
+    let text = std::fs::read_to_string(&identities)
+        .with_context(|| format!("cannot read {}", identities.display()))?;
+    rendered.push('\n');
+    rendered.push_str(&text);
+    Ok(())
+}
+
+/// deploy/local/`<file>` with `sync` (`always`, or an interval) as its sync policy.
+pub(super) fn read_config(layout: &Layout, file: &str, sync: &str) -> Result<String> {
     let valid = sync == "always" || hail_runtime::duration::parse_duration(sync).is_ok();
     anyhow::ensure!(
         valid,
         "--sync {sync:?}: use `always` or an interval like 2m or 10s"
     );
-    let template = layout.deploy("nats.conf");
+    let template = layout.deploy(file);
     let text = std::fs::read_to_string(&template)
         .with_context(|| format!("cannot read {}", template.display()))?;
     anyhow::ensure!(
@@ -150,18 +176,7 @@ fn render_nats_conf(layout: &Layout, sync: &str, auth: bool) -> Result<PathBuf> 
     } else {
         format!("\"{sync}\"")
     };
-    let mut rendered = text.replace(SYNC_LINE, &format!("  sync_interval: {value}"));
-    if auth {
-        let identities = layout.deploy("auth.conf");
-        let text = std::fs::read_to_string(&identities)
-            .with_context(|| format!("cannot read {}", identities.display()))?;
-        rendered.push('\n');
-        rendered.push_str(&text);
-    }
-    std::fs::create_dir_all(&layout.state)?;
-    let out = layout.state.join("nats.conf");
-    std::fs::write(&out, rendered)?;
-    Ok(out)
+    Ok(text.replace(SYNC_LINE, &format!("  sync_interval: {value}")))
 }
 
 #[cfg(test)]

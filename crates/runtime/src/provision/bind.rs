@@ -36,13 +36,17 @@ pub async fn bind_streams(
             }
         };
         tracing::info!(stream = want.name, needs, "creating or updating the stream");
-        js.create_or_update_stream(want.clone())
-            .await
-            .map_err(|err| ProvisionError::NotProvisioned {
-                what,
-                needs,
-                reason: with_violation(stream_failure(&want, &err)),
-            })?;
+        super::retry_timeouts(
+            &want.name,
+            || js.create_or_update_stream(want.clone()),
+            super::stream_timed_out,
+        )
+        .await
+        .map_err(|err| ProvisionError::NotProvisioned {
+            what,
+            needs,
+            reason: with_violation(stream_failure(&want, &err)),
+        })?;
     }
     Ok(())
 }
@@ -131,7 +135,7 @@ pub async fn bind_bucket(
         needs,
         "creating or updating the bucket"
     );
-    js.create_or_update_key_value(want)
+    super::ensure_kv(js, want)
         .await
         .map_err(|err| ProvisionError::NotProvisioned {
             what,
