@@ -53,6 +53,9 @@ pub struct BenchSettings {
     pub drain_timeout: Duration,
     /// Instances of each service, and of each null consumer, per durable.
     pub instances: usize,
+    /// Broker nodes: 1 is a single server (streams R1), more a cluster on this
+    /// machine (streams R3, or R2 on two nodes).
+    pub nodes: usize,
 }
 
 /// Outputs per ride: matching, pricing and fraud each publish one.
@@ -82,7 +85,7 @@ pub async fn run(s: &BenchSettings) -> Result<BenchReport> {
         );
         runs.push(result);
     }
-    Ok(BenchReport::new(s.rides, s.instances, runs))
+    Ok(BenchReport::new(s.rides, s.instances, s.nodes, runs))
 }
 
 /// The order of the runs: alternating when both are measured.
@@ -101,28 +104,69 @@ async fn run_once(
     s: &BenchSettings,
     binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
-    let nats = tokio::task::spawn_blocking(NatsServer::start).await??;
+    let nats = Broker::start(s.nodes).await?;
     let result = measure(run, pipeline, &nats, s, binaries).await;
-    // Dropping the server kills and reaps it and removes its store: blocking work.
+    // Dropping a server kills and reaps it and removes its store: blocking work.
     tokio::task::spawn_blocking(move || drop(nats)).await?;
     result
+}
+
+/// The broker of one run: a single server or a cluster.
+enum Broker {
+    Single(NatsServer),
+    Cluster(hail_probe::NatsCluster),
+}
+
+impl Broker {
+    async fn start(nodes: usize) -> Result<Broker> {
+        Ok(match nodes {
+            0 | 1 => Broker::Single(tokio::task::spawn_blocking(NatsServer::start).await??),
+            n => Broker::Cluster(hail_probe::NatsCluster::start_with(n).await?),
+        })
+    }
+
+    /// Every node's client URL, comma-separated.
+    fn url(&self) -> String {
+        match self {
+            Broker::Single(s) => s.url(),
+            Broker::Cluster(c) => c.urls(),
+        }
+    }
+
+    fn replicas(&self) -> usize {
+        match self {
+            Broker::Single(_) => 1,
+            Broker::Cluster(c) => c.len().min(hail_runtime::replicas::CLUSTER),
+        }
+    }
+
+    /// CPU seconds of every node so far.
+    fn cpu_seconds(&self) -> f64 {
+        let pids = match self {
+            Broker::Single(s) => vec![s.pid()],
+            Broker::Cluster(c) => (0..c.len()).filter_map(|i| c.pid(i)).collect(),
+        };
+        pids.into_iter()
+            .map(|pid| hail_probe::cpu_seconds(pid).unwrap_or(0.0))
+            .sum()
+    }
 }
 
 async fn measure(
     run: usize,
     pipeline: Pipeline,
-    nats: &NatsServer,
+    nats: &Broker,
     s: &BenchSettings,
     binaries: &[(Service, PathBuf)],
 ) -> Result<RunResult> {
     let url = &nats.url();
     let client = hail_runtime::connect::connect(url, "hail-loadgen-bench", CONNECT_TIMEOUT).await?;
     let js = publisher::context(client.clone(), s.window);
-    hail_runtime::provision::ensure_streams(
-        &js,
-        &hail_runtime::provision::StreamSettings::default(),
-    )
-    .await?;
+    let streams = hail_runtime::provision::StreamSettings {
+        replicas: nats.replicas(),
+        ..Default::default()
+    };
+    hail_runtime::provision::ensure_streams(&js, &streams).await?;
     let running = match pipeline {
         Pipeline::Null => Running::Null(NullPipeline::start(url, s.instances).await?),
         Pipeline::Services => Running::Services(Services::start(binaries, url, s.instances).await?),
@@ -199,7 +243,7 @@ async fn drive(
 /// CPU seconds so far of the broker and of the pipeline: each service (all
 /// its instances), or this process for the null pipeline (its consumers and
 /// the publisher together).
-fn cpu_of(running: &Running, nats: &NatsServer) -> BTreeMap<String, f64> {
+fn cpu_of(running: &Running, nats: &Broker) -> BTreeMap<String, f64> {
     let mut spent: BTreeMap<String, f64> = match running {
         Running::Null(_) => [(
             "hail-loadgen".to_string(),
@@ -212,10 +256,7 @@ fn cpu_of(running: &Running, nats: &NatsServer) -> BTreeMap<String, f64> {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
     };
-    spent.insert(
-        "nats-server".into(),
-        hail_probe::cpu_seconds(nats.pid()).unwrap_or(0.0),
-    );
+    spent.insert("nats-server".into(), nats.cpu_seconds());
     spent
 }
 

@@ -80,6 +80,10 @@ struct BenchArgs {
     /// Longest wait, after the last publish, for every durable to drain.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Nodes of the broker: 1 is a single nats-server with one replica per
+    /// stream; 3 is a JetStream cluster on this machine, with 3 replicas.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    cluster: u64,
     /// Instances of each service (and of each null consumer) sharing its durable.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     instances: u64,
@@ -180,6 +184,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         poll: Duration::from_millis(100),
         drain_timeout: a.drain_timeout,
         instances: a.instances as usize,
+        nodes: a.cluster as usize,
     };
     let report = bench::run(&settings).await?;
     print!("{}", report.table());

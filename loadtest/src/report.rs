@@ -59,6 +59,8 @@ pub struct BenchReport {
     pub rides: u64,
     /// Instances per durable, in both pipelines.
     pub instances: usize,
+    /// Broker nodes (1: a single server).
+    pub nodes: usize,
     pub runs: Vec<RunResult>,
     pub null: Option<Median>,
     pub services: Option<Median>,
@@ -68,7 +70,7 @@ pub struct BenchReport {
 
 impl BenchReport {
     /// Summarises `runs`.
-    pub fn new(rides: u64, instances: usize, runs: Vec<RunResult>) -> Self {
+    pub fn new(rides: u64, instances: usize, nodes: usize, runs: Vec<RunResult>) -> Self {
         let null = median_of(&runs, Pipeline::Null);
         let services = median_of(&runs, Pipeline::Services);
         let services_over_null = match (&null, &services) {
@@ -78,6 +80,7 @@ impl BenchReport {
         BenchReport {
             rides,
             instances,
+            nodes,
             runs,
             null,
             services,
@@ -88,7 +91,11 @@ impl BenchReport {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "{} instance(s) per durable", self.instances);
+        let _ = writeln!(
+            t,
+            "{} instance(s) per durable, {} broker node(s)",
+            self.instances, self.nodes
+        );
         let _ = writeln!(
             t,
             "{:>3}  {:<8}  {:>8}  {:>15}  {:>16}  {:>9}  {:>8}",
@@ -201,7 +208,7 @@ mod tests {
             run(3, Pipeline::Null, 120.0),
             run(4, Pipeline::Services, 60.0),
         ];
-        let r = BenchReport::new(1000, 1, runs);
+        let r = BenchReport::new(1000, 1, 1, runs);
         assert_eq!(r.null.as_ref().unwrap().pipeline_rides_per_s, 110.0);
         assert_eq!(r.services.as_ref().unwrap().pipeline_rides_per_s, 50.0);
         assert!((r.services_over_null.unwrap() - 50.0 / 110.0).abs() < 1e-12);
@@ -212,7 +219,7 @@ mod tests {
 
     #[test]
     fn one_pipeline_only_has_no_ratio() {
-        let r = BenchReport::new(1000, 1, vec![run(1, Pipeline::Null, 100.0)]);
+        let r = BenchReport::new(1000, 1, 1, vec![run(1, Pipeline::Null, 100.0)]);
         assert!(r.services.is_none() && r.services_over_null.is_none());
     }
 }

@@ -16,6 +16,7 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         poll: Duration::from_millis(50),
         drain_timeout: Duration::from_secs(60),
         instances: 2,
+        nodes: 1,
     };
     let report = bench::run(&settings).await.unwrap();
     let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();
@@ -41,6 +42,33 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
             total > 0.0,
             "{:?} used no CPU: {:?}",
             run.pipeline,
+            run.cpu_us_per_ride
+        );
+    }
+}
+
+/// The same bench on a 3-node cluster on this machine: streams get 3 replicas,
+/// the services find every node through the seeds, and the broker's CPU is
+/// summed over the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_pipelines_drain_on_a_three_node_cluster() {
+    let settings = BenchSettings {
+        rides: 100,
+        mode: Mode::Both,
+        repeat: 1,
+        window: 64,
+        poll: Duration::from_millis(50),
+        drain_timeout: Duration::from_secs(120),
+        instances: 1,
+        nodes: 3,
+    };
+    let report = bench::run(&settings).await.unwrap();
+    assert_eq!(report.nodes, 3);
+    for run in &report.runs {
+        assert_eq!(run.stream_messages, 400, "{:?}", run.pipeline);
+        assert!(
+            run.cpu_us_per_ride["nats-server"] > 0.0,
+            "{:?}",
             run.cpu_us_per_ride
         );
     }

@@ -165,6 +165,11 @@ impl NatsCluster {
         read_log(&self.nodes[i].log)
     }
 
+    /// Node `i`'s process id, while it has a process.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].process.as_ref().map(Process::pid)
+    }
+
     /// Whether node `i`'s process runs (it may be paused).
     pub fn is_running(&mut self, i: usize) -> bool {
         self.nodes[i]
