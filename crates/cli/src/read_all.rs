@@ -22,14 +22,18 @@ pub async fn read_all<T>(
     mut each: impl FnMut(&jetstream::Message) -> Result<T>,
 ) -> Result<Vec<T>> {
     let name = &stream.cached_info().config.name;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
+    // Retried while JetStream does not answer in time: on a cluster, right
+    // after a node's loss or restart.
+    let consumer = hail_runtime::ordered_feed::create(
+        stream,
+        OrderedConfig {
             filter_subject: filter.to_string(),
             headers_only,
             ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot read {filter} from the {name} stream"))?;
+        },
+    )
+    .await
+    .with_context(|| format!("cannot read {filter} from the {name} stream"))?;
     let total = consumer.cached_info().num_pending as usize;
     let mut out = Vec::with_capacity(total);
     let mut messages = consumer.messages().await?;
@@ -55,14 +59,18 @@ pub async fn read_through<T>(
         return Ok(out);
     }
     let name = &stream.cached_info().config.name;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
+    // Retried while JetStream does not answer in time: on a cluster, right
+    // after a node's loss or restart.
+    let consumer = hail_runtime::ordered_feed::create(
+        stream,
+        OrderedConfig {
             filter_subject: filter.to_string(),
             headers_only: true,
             ..Default::default()
-        })
-        .await
-        .with_context(|| format!("cannot read {filter} from the {name} stream"))?;
+        },
+    )
+    .await
+    .with_context(|| format!("cannot read {filter} from the {name} stream"))?;
     // Messages on the filter still to come after the last one read.
     let mut pending = consumer.cached_info().num_pending;
     if pending == 0 {
