@@ -70,11 +70,18 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
         "--kill-at + --down-for must end before --duration"
     );
     say("bringing the stack up (idempotent)");
-    up::up(layout, &up::UpArgs::default(), &mut std::io::stderr()).await?;
+    // As the stack runs: with identities if it was started with them.
+    let up_args = up::UpArgs {
+        auth: layout.auth_on(),
+        ..Default::default()
+    };
+    up::up(layout, &up_args, &mut std::io::stderr()).await?;
+    let auth = up::admin(layout);
     let client =
-        hail_runtime::connect::connect(nats_url, "hail-demo", Duration::from_secs(10)).await?;
+        hail_runtime::connect::connect_as(nats_url, "hail-demo", Duration::from_secs(10), &auth)
+            .await?;
     let js = &jetstream::new(client);
-    let mut loadgen = start_loadgen(layout, &args)?;
+    let mut loadgen = start_loadgen(layout, &args, nats_url)?;
     say(&format!(
         "load: {} rides/s for {} s; analytics will be killed at {} s and restarted at {} s",
         args.rate,
@@ -136,12 +143,23 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     Ok(audit_holds)
 }
 
-fn start_loadgen(layout: &Layout, args: &DemoArgs) -> Result<std::process::Child> {
+/// The load generator on every seed, as the intake identity when the stack
+/// runs with identities.
+fn start_loadgen(layout: &Layout, args: &DemoArgs, nats_url: &str) -> Result<std::process::Child> {
     let bin = layout.hail_bin("hail-loadgen")?;
     let log = std::fs::File::create(layout.state.join("logs/loadgen.log"))?;
-    std::process::Command::new(&bin)
+    let mut command = std::process::Command::new(&bin);
+    if layout.auth_on() {
+        let (user, password) = crate::stack::local_identity("intake");
+        command
+            .env("NATS_USER", user)
+            .env("NATS_PASSWORD", password);
+    }
+    command
         .args([
             "run",
+            "--nats-url",
+            nats_url,
             "--rate",
             &args.rate.to_string(),
             "--duration",

@@ -169,11 +169,7 @@ async fn start_broker(
 /// `hail provision` with the services' defaults, as the admin when the stack
 /// runs with identities: the services then only bind what they find.
 async fn provision(layout: &Layout, topology: Topology, out: &mut dyn Write) -> Result<()> {
-    let mut auth = hail_runtime::auth::AuthArgs::default();
-    if layout.auth_on() {
-        let (user, password) = local_identity("admin");
-        (auth.user, auth.password) = (Some(user), Some(password));
-    }
+    let auth = admin(layout);
     let url = topology.seeds();
     let client =
         hail_runtime::connect::connect_as(&url, "hail-up", Duration::from_secs(10), &auth).await?;
@@ -181,6 +177,17 @@ async fn provision(layout: &Layout, topology: Topology, out: &mut dyn Write) -> 
     crate::provision::run(&js, &crate::provision::ProvisionArgs::default(), out)
         .await
         .context("provisioning the streams, consumers and buckets")
+}
+
+/// The credentials the stack's own commands (`hail up`, `hail demo`) use: the
+/// admin identity when the stack runs with identities, none otherwise.
+pub fn admin(layout: &Layout) -> hail_runtime::auth::AuthArgs {
+    let mut auth = hail_runtime::auth::AuthArgs::default();
+    if layout.auth_on() {
+        let (user, password) = local_identity("admin");
+        (auth.user, auth.password) = (Some(user), Some(password));
+    }
+    auth
 }
 
 /// How long a component gets to answer at its readiness URL.
