@@ -43,7 +43,7 @@ enum Command {
 
 #[derive(Args)]
 struct PublishArgs {
-    /// NATS server URL.
+    /// NATS server URL, or several seeds comma-separated.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
     /// Rides to publish.

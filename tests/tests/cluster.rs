@@ -104,7 +104,12 @@ async fn cluster_forms_replicates_and_survives_a_node_restart() -> Result<()> {
         .stream_leader(subjects::RIDES_STREAM)
         .await
         .context("new leader")?;
-    let paused = (0..3).find(|i| *i != leader && *i != other).unwrap();
+    // Not the node this test's client is on: a frozen server keeps its
+    // clients' connections open, and they notice only at the ping timeout.
+    let on = js.client().server_info().port;
+    let paused = (0..3)
+        .find(|i| *i != other && cluster.ports(*i).client != on)
+        .context("a node that neither leads RIDES nor serves the test")?;
     cluster.pause(paused)?;
     publish_retrying(&js, "node-paused", 100).await?;
     cluster.resume(paused)?;
@@ -227,7 +232,7 @@ async fn kill_and_recover(
     cluster.kill(i);
     load.wait_acked_more(RATE, PROGRESS, "the load flowing with a node down")
         .await?;
-    cluster.restart(i).await?;
+    cluster.restart_all_current(i).await?;
     for stream in [subjects::RIDES_STREAM, subjects::DRIVERS_STREAM] {
         cluster.wait_stream_current(stream, 3, FAILOVER).await?;
     }
@@ -349,9 +354,13 @@ async fn publish_probe(js: &jetstream::Context) -> Result<()> {
 async fn services_start_on_the_seeds_with_one_seed_down() -> Result<()> {
     let _serial = serial().await;
     let mut cluster = NatsCluster::start().await?;
+    // Its streams and durable made while every node is up (creating a stream
+    // of 3 replicas with a node known to be down fails: no peers to place it).
+    let first = Service::spawn("pricing", &cluster.urls())?;
+    first.wait_ready(READY).await?;
     cluster.kill(0);
-    // The first seed refuses connections: the service connects to another.
-    let s = Service::spawn("pricing", &cluster.urls())?;
-    s.wait_ready(READY).await?;
+    // The first seed refuses connections: the second instance connects to another.
+    let second = Service::spawn("pricing", &cluster.urls())?;
+    second.wait_ready(READY).await?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! Under prometheus-nats-exporter's names where it has the fact:
 //! `nats_healthz_status` (its `-healthz` collector: 0 healthy, 1 not) and
 //! `nats_varz_jetstream_meta_cluster_size` (its `-varz` collector, flattening
-//! `/varz`'s `jetstream.meta.cluster_size`), both labelled `server_id`. The
+//! `/varz`'s `jetstream.meta.cluster_size`), both labelled `server_id`: the
+//! node's NATS server id, as the exporter run with `-ri` labels it. The
 //! exporter has no replica series, so those are hail's, labelled by
 //! `stream_name` and the peer's `server_name` only:
 //! `hail_nats_node_up`, `hail_nats_node_is_meta_leader`,

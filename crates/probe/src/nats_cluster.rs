@@ -101,6 +101,7 @@ impl NatsCluster {
             cluster.wait_healthy(i).await?;
         }
         cluster.wait_meta_leader().await?;
+        cluster.wait_meta_current().await?;
         Ok(cluster)
     }
 
@@ -204,6 +205,13 @@ impl NatsCluster {
         self.wait_healthy(i).await
     }
 
+    /// Like [`NatsCluster::restart`], then waits until every node is current
+    /// in the meta group again ([`NatsCluster::wait_meta_current`]).
+    pub async fn restart_all_current(&mut self, i: usize) -> Result<()> {
+        self.restart(i).await?;
+        self.wait_meta_current().await
+    }
+
     /// Like [`NatsCluster::restart`] without waiting: for a node that cannot
     /// become healthy alone (the others are down).
     pub fn restart_no_wait(&mut self, i: usize) -> Result<()> {
@@ -278,6 +286,36 @@ impl NatsCluster {
         self.meta_leader()
             .await
             .ok_or_else(|| anyhow!("the meta leader vanished"))
+    }
+
+    /// Waits until the meta leader sees every other node current and online:
+    /// until then it may refuse to place a new stream on them ("no suitable
+    /// peers for placement, peer offline").
+    pub async fn wait_meta_current(&self) -> Result<()> {
+        let others = self.len() - 1;
+        wait_until(
+            READY_TIMEOUT,
+            "every node current in the meta group",
+            || async {
+                let Some(leader) = self.meta_leader_index().await else {
+                    return false;
+                };
+                let Ok(jsz) = self.jsz(leader, "").await else {
+                    return false;
+                };
+                jsz["meta_cluster"]["replicas"]
+                    .as_array()
+                    .is_some_and(|rs| {
+                        rs.len() == others
+                            && rs.iter().all(|r| {
+                                r["current"].as_bool() == Some(true)
+                                    && r["offline"].as_bool() != Some(true)
+                            })
+                    })
+            },
+        )
+        .await
+        .with_context(|| self.logs_tail())
     }
 
     /// Waits until `stream` has a leader and `replicas` replicas (leader

@@ -20,7 +20,7 @@ const MAX_RATE: f64 = 1_000_000.0;
 /// Flags of `hail-loadgen run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// NATS server URL.
+    /// NATS server URL, or several seeds comma-separated.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// Target rides per second, all cities together (Poisson arrivals, open loop).
