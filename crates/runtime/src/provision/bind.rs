@@ -22,7 +22,7 @@ pub async fn bind_streams(
 ) -> Result<(), ProvisionError> {
     for want in [rides_stream(s), drivers_stream(s), dlq_stream(s)] {
         let what = format!("stream {}", want.name);
-        let needs = match js.get_stream(&want.name).await {
+        let needs = match read_stream(js, &want.name).await {
             Ok(stream) => match stream_differs(&want, &stream.cached_info().config) {
                 None => continue,
                 Some(d) => format!("differs ({d})"),
@@ -66,7 +66,18 @@ pub async fn bind_consumer(
         .get_stream_no_info(&spec.stream)
         .await
         .map_err(|e| read(&e))?;
-    let needs = match stream.consumer_info(&spec.durable).await {
+    let info = super::retry_timeouts(
+        &spec.durable,
+        || stream.consumer_info(&spec.durable),
+        |e: &jetstream::context::ConsumerInfoError| {
+            matches!(
+                e.kind(),
+                ConsumerInfoErrorKind::TimedOut | ConsumerInfoErrorKind::Request
+            )
+        },
+    )
+    .await;
+    let needs = match info {
         Ok(info) => match consumer_differs(&spec.config().into_consumer_config(), &info.config) {
             None => {
                 return stream
@@ -109,7 +120,7 @@ pub async fn bind_bucket(
     want: jetstream::kv::Config,
 ) -> Result<jetstream::kv::Store, ProvisionError> {
     let what = format!("KV bucket {}", want.bucket);
-    let needs = match js.get_stream(format!("KV_{}", want.bucket)).await {
+    let needs = match read_stream(js, &format!("KV_{}", want.bucket)).await {
         Ok(stream) => match bucket_differs(&want, &stream.cached_info().config) {
             None => {
                 return js
@@ -142,6 +153,22 @@ pub async fn bind_bucket(
             needs,
             reason: with_violation(err.to_string()),
         })
+}
+
+/// The stream's info, asked again while JetStream does not answer in time (on
+/// a cluster, while a stream whose leader was on a lost node elects another).
+async fn read_stream(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Stream, jetstream::context::GetStreamError> {
+    super::retry_timeouts(
+        name,
+        || js.get_stream(name),
+        |e: &jetstream::context::GetStreamError| {
+            matches!(e.kind(), jetstream::context::GetStreamErrorKind::Request)
+        },
+    )
+    .await
 }
 
 /// Whether the server answered that the stream does not exist.
