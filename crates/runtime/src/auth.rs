@@ -23,7 +23,7 @@ use std::{
 };
 
 use async_nats::ConnectOptions;
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Opts, Registry, core::Collector as _};
 
 /// The metric counting permission violations the server reported, by operation.
 pub const PERMISSION_VIOLATIONS: &str = "hail_nats_permission_violations_total";
@@ -246,6 +246,16 @@ impl std::fmt::Display for Violation {
             self.operation, self.subject
         )
     }
+}
+
+/// How many permission violations the server has reported to this process.
+pub fn violations() -> u64 {
+    VIOLATIONS
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
 /// Adds the permission-violation counter (one per process) to `registry`.

@@ -206,8 +206,15 @@ where
 {
     let deadline = tokio::time::Instant::now() + PROVISION_RETRY;
     loop {
+        // A request the server refused for lack of permission times out too:
+        // that one is not slow, and asking again cannot help.
+        let refused_before = crate::auth::violations();
         match attempt().await {
-            Err(e) if timed_out(&e) && tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if timed_out(&e)
+                    && crate::auth::violations() == refused_before
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 tracing::warn!(what, error = %e, "jetstream did not answer in time, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
