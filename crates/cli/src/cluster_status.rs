@@ -22,22 +22,33 @@ pub struct ClusterArgs {
     nats_monitor_url: Vec<String>,
 }
 
+/// Name and id of a node by its monitor URL, as [`cluster::read_nodes`] keeps them.
+type Known = HashMap<String, (String, String)>;
+
 impl ClusterArgs {
-    fn monitor_urls(&self) -> Vec<String> {
+    /// The monitor URLs to read, and the names of the local stack's nodes
+    /// (so a node that is down is still named, not shown as its URL).
+    fn monitor_urls(&self) -> (Vec<String>, Known) {
         if !self.nats_monitor_url.is_empty() {
-            return self.nats_monitor_url.clone();
+            return (self.nats_monitor_url.clone(), Known::new());
         }
         let topology = Layout::discover()
             .map(|l| Topology::recorded(&l))
             .unwrap_or(Topology::SINGLE);
         if !topology.is_cluster() {
-            return Vec::new();
+            return (Vec::new(), Known::new());
         }
-        topology
+        let urls: Vec<String> = topology
             .monitor_urls()
             .split(',')
             .map(String::from)
-            .collect()
+            .collect();
+        let known = urls
+            .iter()
+            .zip(topology.names())
+            .map(|(url, name)| (url.clone(), (name, String::new())))
+            .collect();
+        (urls, known)
     }
 }
 
@@ -76,7 +87,8 @@ pub async fn read(js: &jetstream::Context, args: &ClusterArgs) -> Option<Cluster
         .server_info()
         .cluster
         .filter(|c| !c.is_empty())?;
-    let nodes = cluster::read_nodes(&args.monitor_urls(), &mut HashMap::new()).await;
+    let (urls, mut known) = args.monitor_urls();
+    let nodes = cluster::read_nodes(&urls, &mut known).await;
     let groups = cluster::read_groups(js).await;
     Some(view(name, &nodes, &groups))
 }
