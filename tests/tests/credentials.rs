@@ -405,3 +405,79 @@ async fn over_tls_a_service_needs_the_ca_and_then_answers() -> Result<()> {
     .with_context(|| pricing.process.log())?;
     Ok(())
 }
+
+/// An nkey identity: the server knows only the public key, the service holds
+/// the seed (`--nkey`), signs the server's challenge and answers a ride; a
+/// seed the server does not know is refused naming its public key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nkey_seed_file_is_an_identity() -> Result<()> {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir()?;
+    let known = nkeys::KeyPair::new_user();
+    let seed_file = |name: &str, key: &nkeys::KeyPair| -> Result<String> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{}\n", key.seed()?))?;
+        Ok(path.display().to_string())
+    };
+    let seed = seed_file("pricing.nk", &known)?;
+    let config = format!(
+        "authorization {{\n  users: [ {{ nkey: {:?} }} ]\n}}\n",
+        known.public_key()
+    );
+    let nats = NatsServer::start_with_config(&config, &[])?;
+
+    let stranger = nkeys::KeyPair::new_user();
+    let stranger_seed = seed_file("stranger.nk", &stranger)?;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = [
+        "--nats-url",
+        &nats.url(),
+        "--metrics-addr",
+        &addr,
+        "--nkey",
+        &stranger_seed,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut p = Process::spawn(&bin_path("hail-pricing")?, &args, &[])?;
+    let status = p
+        .wait_timeout(Duration::from_secs(15))
+        .context("still running after 15 s")?;
+    assert!(!status.success(), "{status}");
+    let log = p.log();
+    assert!(log.contains(&stranger.public_key()), "names the key: {log}");
+    assert!(log.contains("Authorization Violation"), "{log}");
+
+    let client = ConnectOptions::with_nkey(known.seed()?)
+        .connect(nats.url())
+        .await?;
+    let js = jetstream::new(client);
+    rides::ensure_test_streams(&js).await?;
+    let pricing = Service::spawn_with(
+        "pricing",
+        &nats.url(),
+        &[
+            "--nkey",
+            &seed,
+            "--rides-max-bytes",
+            "1073741824",
+            "--rides-max-age",
+            "1h",
+        ],
+    )?;
+    pricing.wait_ready(Duration::from_secs(30)).await?;
+    rides::publish(&js, "nkey", 0, 1).await?;
+    wait_until(
+        Duration::from_secs(20),
+        "a fare as the nkey identity",
+        || async {
+            matches!(
+                rides::read_subject(&js, subjects::RIDES_STREAM, "rides.priced.>").await,
+                Ok((1, _))
+            )
+        },
+    )
+    .await
+    .with_context(|| pricing.process.log())?;
+    Ok(())
+}
