@@ -379,31 +379,14 @@ async fn over_tls_a_service_needs_the_ca_and_then_answers() -> Result<()> {
         .require_tls(true)
         .connect(nats.url())
         .await?;
-    let js = jetstream::new(client);
-    rides::ensure_test_streams(&js).await?;
-    let pricing = Service::spawn_with(
-        "pricing",
+    pricing_answers_a_ride(
+        client,
         &nats.url(),
-        &[
-            "--tls-ca",
-            &ca_flag,
-            "--rides-max-bytes",
-            "1073741824",
-            "--rides-max-age",
-            "1h",
-        ],
-    )?;
-    pricing.wait_ready(Duration::from_secs(30)).await?;
-    rides::publish(&js, "tls", 0, 1).await?;
-    wait_until(Duration::from_secs(20), "a fare over TLS", || async {
-        matches!(
-            rides::read_subject(&js, subjects::RIDES_STREAM, "rides.priced.>").await,
-            Ok((1, _))
-        )
-    })
+        &["--tls-ca", &ca_flag],
+        "tls",
+        "over TLS",
+    )
     .await
-    .with_context(|| pricing.process.log())?;
-    Ok(())
 }
 
 /// An nkey identity: the server knows only the public key, the service holds
@@ -451,25 +434,36 @@ async fn an_nkey_seed_file_is_an_identity() -> Result<()> {
     let client = ConnectOptions::with_nkey(known.seed()?)
         .connect(nats.url())
         .await?;
+    pricing_answers_a_ride(
+        client,
+        &nats.url(),
+        &["--nkey", &seed],
+        "nkey",
+        "as the nkey identity",
+    )
+    .await
+}
+
+/// pricing started with `flags` (its credentials) against `url` answers a ride
+/// (its id starting with `prefix`) published through `client`, which may
+/// create the streams.
+async fn pricing_answers_a_ride(
+    client: async_nats::Client,
+    url: &str,
+    flags: &[&str],
+    prefix: &str,
+    how: &str,
+) -> Result<()> {
     let js = jetstream::new(client);
     rides::ensure_test_streams(&js).await?;
-    let pricing = Service::spawn_with(
-        "pricing",
-        &nats.url(),
-        &[
-            "--nkey",
-            &seed,
-            "--rides-max-bytes",
-            "1073741824",
-            "--rides-max-age",
-            "1h",
-        ],
-    )?;
+    let mut args = flags.to_vec();
+    args.extend(["--rides-max-bytes", "1073741824", "--rides-max-age", "1h"]);
+    let pricing = Service::spawn_with("pricing", url, &args)?;
     pricing.wait_ready(Duration::from_secs(30)).await?;
-    rides::publish(&js, "nkey", 0, 1).await?;
+    rides::publish(&js, prefix, 0, 1).await?;
     wait_until(
         Duration::from_secs(20),
-        "a fare as the nkey identity",
+        &format!("a fare {how}"),
         || async {
             matches!(
                 rides::read_subject(&js, subjects::RIDES_STREAM, "rides.priced.>").await,

@@ -89,7 +89,7 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
     for s in SERVICES {
         rows.push(ServiceStatus {
             service: s.to_string(),
-            lag_messages: lag(js, s).await,
+            lag_messages: None,
             lag_seconds: None,
             retention_used: None,
             rate_per_second: None,
@@ -116,10 +116,9 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
         r.rate_per_second =
             (a.instances > 0).then(|| (a.processed.saturating_sub(b.processed)) as f64 / secs);
         let one_active = r.service.parse::<Service>().is_ok_and(Service::one_active);
-        let pinned = match one_active {
-            true => pinned_id(js, &r.service).await,
-            false => None,
-        };
+        let durable = durable_state(js, &r.service).await;
+        r.lag_messages = durable.as_ref().map(|d| d.lag);
+        let pinned = durable.and_then(|d| d.pinned);
         r.members = a.members;
         for m in &mut r.members {
             m.role = role(one_active, pinned.as_deref(), m.pin_id.as_deref());
@@ -128,13 +127,23 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
     Ok(rows)
 }
 
-/// The pin id the server holds for a one-active group, if one is pinned.
-async fn pinned_id(js: &jetstream::Context, durable: &str) -> Option<String> {
+/// What one read of a durable's info says: its lag, and the pin id the
+/// server holds if it is a one-active group with an instance pinned.
+struct DurableState {
+    lag: u64,
+    pinned: Option<String>,
+}
+
+async fn durable_state(js: &jetstream::Context, durable: &str) -> Option<DurableState> {
     let stream = js.get_stream(subjects::RIDES_STREAM).await.ok()?;
     let info = stream.consumer_info(durable).await.ok()?;
-    info.priority_groups
-        .into_iter()
-        .find_map(|g| g.pinned_client_id)
+    Some(DurableState {
+        lag: info.num_pending + info.num_ack_pending as u64,
+        pinned: info
+            .priority_groups
+            .into_iter()
+            .find_map(|g| g.pinned_client_id),
+    })
 }
 
 /// An instance's role: in a one-active group, `active` if it holds the pin
@@ -194,12 +203,6 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
         }
     }
     crate::cluster_status::print(js, &args.cluster).await
-}
-
-async fn lag(js: &jetstream::Context, durable: &str) -> Option<u64> {
-    let stream = js.get_stream(subjects::RIDES_STREAM).await.ok()?;
-    let info = stream.consumer_info(durable).await.ok()?;
-    Some(info.num_pending + info.num_ack_pending as u64)
 }
 
 fn status_of(body: &str, consumer: &str) -> Option<String> {
