@@ -228,7 +228,13 @@ fn stream_timed_out(e: &CreateStreamError) -> bool {
     matches!(
         e.kind(),
         CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
-    )
+    ) || no_peers_yet(&e.to_string())
+}
+
+/// A new cluster whose meta leader does not yet count every peer as online
+/// refuses to place a replicated stream (error 10005); it does once it does.
+fn no_peers_yet(error: &str) -> bool {
+    error.contains("error code 10005")
 }
 
 /// Creates or updates RIDES, DRIVERS and DLQ.
@@ -261,6 +267,7 @@ pub async fn ensure_kv(
     // The bucket's stream is created underneath: its timeout is the source.
     let timed_out = |e: &CreateKeyValueError| {
         e.kind() == CreateKeyValueErrorKind::TimedOut
+            || no_peers_yet(&e.to_string())
             || std::error::Error::source(e)
                 .and_then(|s| s.downcast_ref::<CreateStreamError>())
                 .is_some_and(stream_timed_out)
