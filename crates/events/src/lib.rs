@@ -10,6 +10,8 @@
 //! - [`codec`]: MessagePack with named fields inside a versioned envelope.
 //! - [`headers`]: the headers every message carries (`Nats-Msg-Id`, `Hail-Event`,
 //!   `Hail-Ride-Id`, `traceparent`, `Content-Type`) and the dead-letter headers.
+//! - [`ride_view`]: the ride view, one status record per ride, that the
+//!   `ride-view` service writes and the gateway and `hail trace` read.
 //! - [`sample`]: small valid events for examples and tests.
 //!
 //! ```
@@ -30,6 +32,7 @@ pub mod events;
 pub mod headers;
 pub mod ids;
 pub mod position;
+pub mod ride_view;
 pub mod sample;
 pub mod subjects;
 
