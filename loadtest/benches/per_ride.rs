@@ -33,7 +33,7 @@ fn build(c: &mut Criterion) {
     c.bench_function("ride/build_encode_headers", |b| {
         b.iter(|| {
             i += 1;
-            let ride = demand.ride(i, T0_MS).unwrap();
+            let ride = demand.ride(i, 0, T0_MS).unwrap();
             let payload = codec::encode(&ride).unwrap();
             black_box((ride.subject(), headers::for_event(&ride), payload))
         })

@@ -30,6 +30,8 @@ pub fn answer_subjects() -> impl Iterator<Item = &'static str> {
 #[derive(Debug, Clone)]
 pub struct MatchedRide {
     pub index: u64,
+    /// When the ride was meant to be requested, microseconds after the start.
+    pub intended_us: u64,
     pub ride: RideId,
     pub driver: DriverId,
     /// When it was heard, microseconds after the start.
@@ -109,6 +111,7 @@ fn heard(
             None
         }
         AnyEvent::Matched(m) => Some(MatchedRide {
+            intended_us: l.intended(index?)?,
             index: index?,
             ride: m.ride_id,
             driver: m.driver_id,

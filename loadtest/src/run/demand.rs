@@ -6,10 +6,16 @@
 //! seed, so one seed is one city layout; ride `i` is a function of the seed and `i`
 //! alone, so any part of the run can rebuild it (the fleet needs its drop-off).
 //! Who requests it comes from [`crate::run::riders`].
+//!
+//! With a [`Day`] ([`Demand::with_day`]), where a ride starts also depends on
+//! when: the hotspots drift along their daily circle, and during the wave its
+//! extra demand starts around each city's first hotspots (a station at rush
+//! hour), so the background's share falls while the wave lasts.
 
 use anyhow::{Result, ensure};
 use hail_events::{City, EventError, LatLng, RideId, RideRequested};
 
+use super::day::{DRIFT_M, Day, WAVE_HOTSPOTS};
 use crate::{
     city::{CityModel, PICKUP_RADIUS_M, dropoff_from, offset},
     rides::check_run_id,
@@ -45,6 +51,8 @@ pub struct CityDemand {
     pub city: City,
     pub hotspots: Vec<Hotspot>,
     total_weight: f64,
+    /// Where each hotspot's daily circle starts, radians.
+    drift_phase: Vec<f64>,
 }
 
 /// Where ride `i` goes: which city (index into [`Demand::cities`]) and from where to where.
@@ -62,6 +70,7 @@ pub struct Demand {
     seed: u64,
     cities: Vec<CityDemand>,
     riders: Riders,
+    day: Option<Day>,
 }
 
 impl Demand {
@@ -80,7 +89,19 @@ impl Demand {
             seed,
             cities,
             riders: Riders::new(run_id, seed, RiderMix::default())?,
+            day: None,
         })
+    }
+
+    /// The same rides, placed by the time of `day` they are meant for.
+    pub fn with_day(mut self, day: Day) -> Self {
+        self.day = Some(day);
+        self
+    }
+
+    /// The day the rides follow, if any.
+    pub fn day(&self) -> Option<&Day> {
+        self.day.as_ref()
     }
 
     /// The same rides, requested by riders drawn with `mix`.
@@ -99,12 +120,16 @@ impl Demand {
         &self.cities
     }
 
-    /// Where ride `i` goes: a city drawn uniformly, a pickup from its mixture, a
-    /// drop-off 0.5 to 12 km away.
-    pub fn trip(&self, i: u64) -> Result<Trip, EventError> {
+    /// Where ride `i`, meant for `at_us` after the start, goes: a city drawn
+    /// uniformly, a pickup from its mixture at that time, a drop-off 0.5 to 12 km
+    /// away.
+    pub fn trip(&self, i: u64, at_us: u64) -> Result<Trip, EventError> {
         let mut rng = SplitMix64::new(mix(self.seed, i));
         let city = rng.below(self.cities.len() as u64) as usize;
-        let pickup = self.cities[city].pickup(&mut rng)?;
+        let pickup = match &self.day {
+            None => self.cities[city].pickup(&mut rng)?,
+            Some(day) => self.cities[city].pickup_at(&mut rng, day, at_us)?,
+        };
         let dropoff = dropoff_from(pickup, &mut rng)?;
         Ok(Trip {
             city,
@@ -118,9 +143,15 @@ impl Demand {
         RideId::new(format!("{}-{i}", self.run_id))
     }
 
-    /// Ride `i`, requested at `requested_at_ms` by its rider (see [`Riders`]).
-    pub fn ride(&self, i: u64, requested_at_ms: u64) -> Result<RideRequested, EventError> {
-        let trip = self.trip(i)?;
+    /// Ride `i`, meant for `at_us` after the start and requested at
+    /// `requested_at_ms`, by its rider (see [`Riders`]).
+    pub fn ride(
+        &self,
+        i: u64,
+        at_us: u64,
+        requested_at_ms: u64,
+    ) -> Result<RideRequested, EventError> {
+        let trip = self.trip(i, at_us)?;
         let who = self.riders.of(i)?;
         Ok(RideRequested {
             ride_id: self.ride_id(i)?,
@@ -131,6 +162,31 @@ impl Demand {
             pickup: trip.pickup,
             dropoff: trip.dropoff,
             requested_at_ms,
+        })
+    }
+
+    /// Whether `trip`, meant for `at_us`, starts in the wave's hotspots while the
+    /// wave is high: within two spreads of one of them, at that time.
+    pub fn in_wave_hotspot(&self, trip: &Trip, at_us: u64) -> bool {
+        let Some(day) = &self.day else { return false };
+        let city = &self.cities[trip.city];
+        day.in_wave(at_us)
+            && (0..WAVE_HOTSPOTS.min(city.hotspots.len())).any(|h| {
+                city.hotspot_centre(h, day, at_us)
+                    .is_ok_and(|c| c.haversine_m(&trip.pickup) <= 2.0 * city.hotspots[h].sigma_m)
+            })
+    }
+
+    /// Whether `trip` starts away from every hotspot of its city at `at_us`
+    /// (beyond three spreads of each): the background, where surge should stay 1.0.
+    pub fn away_from_hotspots(&self, trip: &Trip, at_us: u64) -> bool {
+        let city = &self.cities[trip.city];
+        (0..city.hotspots.len()).all(|h| {
+            let centre = match &self.day {
+                Some(day) => city.hotspot_centre(h, day, at_us),
+                None => Ok(city.hotspots[h].centre),
+            };
+            centre.is_ok_and(|c| c.haversine_m(&trip.pickup) > 3.0 * city.hotspots[h].sigma_m)
         })
     }
 
@@ -160,12 +216,63 @@ impl CityDemand {
                 })
             })
             .collect::<Result<Vec<_>, EventError>>()?;
+        let drift_phase = hotspots.iter().map(|_| rng.angle()).collect();
         Ok(Self {
             city: City::new(model.name)?,
             total_weight: hotspots.iter().map(|h| h.weight).sum(),
             model,
             hotspots,
+            drift_phase,
         })
+    }
+
+    /// Hotspot `h`'s centre at `at_us` of `day`: on a circle of [`DRIFT_M`]
+    /// around its resting place, one turn a day.
+    pub fn hotspot_centre(&self, h: usize, day: &Day, at_us: u64) -> Result<LatLng, EventError> {
+        let rest = self.hotspots[h].centre;
+        let angle = self.drift_phase[h] + day.drift_angle(at_us);
+        offset(rest.lat(), rest.lon(), DRIFT_M, angle)
+    }
+
+    /// A pickup at `at_us` of `day`: the wave's extra demand around the first
+    /// hotspots, the rest from the mixture with the hotspots where they are then.
+    pub fn pickup_at(
+        &self,
+        rng: &mut SplitMix64,
+        day: &Day,
+        at_us: u64,
+    ) -> Result<LatLng, EventError> {
+        let wave = rng.unit() < day.wave_share(at_us);
+        if !wave && rng.unit() < BACKGROUND_SHARE {
+            return self.anywhere(rng);
+        }
+        let h = if wave {
+            rng.below(WAVE_HOTSPOTS.min(self.hotspots.len()) as u64) as usize
+        } else {
+            self.hotspot_index(rng.unit() * self.total_weight)
+        };
+        let centre = self.hotspot_centre(h, day, at_us)?;
+        offset(
+            centre.lat(),
+            centre.lon(),
+            rng.rayleigh(self.hotspots[h].sigma_m),
+            rng.angle(),
+        )
+    }
+
+    /// A pickup from the mixture as it is at `at_us` of `day`, or as at rest
+    /// without a day: where a driver looking for work heads.
+    pub fn demand_point(
+        &self,
+        rng: &mut SplitMix64,
+        day: Option<&Day>,
+        at_us: u64,
+    ) -> Result<LatLng, EventError> {
+        match day {
+            // The mixture without the wave's extra, the hotspots where they are now.
+            Some(day) => self.pickup_at(rng, &day.without_wave(), at_us),
+            None => self.pickup(rng),
+        }
     }
 
     /// A pickup from the city's mixture.
@@ -190,17 +297,20 @@ impl CityDemand {
     }
 
     /// The hotspot at `mark` along the cumulative weights.
-    fn hotspot(&self, mut mark: f64) -> &Hotspot {
-        for spot in &self.hotspots {
+    fn hotspot(&self, mark: f64) -> &Hotspot {
+        &self.hotspots[self.hotspot_index(mark)]
+    }
+
+    /// The index of the hotspot at `mark` along the cumulative weights.
+    fn hotspot_index(&self, mut mark: f64) -> usize {
+        for (n, spot) in self.hotspots.iter().enumerate() {
             if mark < spot.weight {
-                return spot;
+                return n;
             }
             mark -= spot.weight;
         }
         // Rounding can leave `mark` a hair past the last weight.
-        self.hotspots
-            .last()
-            .expect("a city has at least one hotspot")
+        self.hotspots.len() - 1
     }
 }
 
@@ -220,12 +330,12 @@ mod tests {
     #[test]
     fn rides_are_reproducible_valid_and_found_by_id() {
         let d = demand();
-        let r = d.ride(17, 1_000).unwrap();
+        let r = d.ride(17, 0, 1_000).unwrap();
         assert_eq!(r.ride_id.as_str(), "t1-17");
-        assert_eq!(r, d.ride(17, 1_000).unwrap());
-        assert_ne!(d.trip(17).unwrap(), d.trip(18).unwrap());
+        assert_eq!(r, d.ride(17, 0, 1_000).unwrap());
+        assert_ne!(d.trip(17, 0).unwrap(), d.trip(18, 0).unwrap());
         let other_seed = Demand::new("t1", 43, &CITIES, 4).unwrap();
-        assert_ne!(d.trip(17).unwrap(), other_seed.trip(17).unwrap());
+        assert_ne!(d.trip(17, 0).unwrap(), other_seed.trip(17, 0).unwrap());
         assert_eq!(d.index_of("t1-17"), Some(17));
         assert_eq!(d.index_of("t1-0"), Some(0));
         for foreign in ["t2-17", "t1-", "t1-017", "t1-+1", "t1-1x", "t1"] {
@@ -238,7 +348,7 @@ mod tests {
         let d = demand();
         let mut per_city = [0u32; 4];
         for i in 0..40_000 {
-            per_city[d.trip(i).unwrap().city] += 1;
+            per_city[d.trip(i, 0).unwrap().city] += 1;
         }
         assert!(
             per_city.iter().all(|n| (9_000..11_000).contains(n)),
@@ -251,7 +361,7 @@ mod tests {
         let d = demand();
         let (mut near, mut total) = (0, 0);
         for i in 0..20_000 {
-            let t = d.trip(i).unwrap();
+            let t = d.trip(i, 0).unwrap();
             let city = &d.cities()[t.city];
             let centre = city.model.centre().unwrap();
             assert!(centre.haversine_m(&t.pickup) < 20_000.0);
@@ -277,7 +387,7 @@ mod tests {
         for seed in 0..20 {
             let d = Demand::new("t1", seed, &CITIES, 8).unwrap();
             for i in 0..5_000 {
-                let t = d.trip(i).unwrap();
+                let t = d.trip(i, 0).unwrap();
                 let city = &d.cities()[t.city].city;
                 assert!(areas.admits(city, t.pickup), "{seed} {i} {t:?}");
             }

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, future::IntoFuture, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, context::PublishError, publish::PublishAck};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use hail_events::{Event, RideCompleted, codec, headers};
+use hail_events::{Event, codec, headers};
 use serde::Serialize;
 use tokio::{
     sync::{mpsc, watch},
@@ -17,7 +17,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{answers::MatchedRide, demand::Demand, fleet::Fleet, load::kind_name, schedule::Clock};
+use super::{
+    answers::MatchedRide,
+    demand::Demand,
+    fleet::{Ending, Fleet},
+    load::kind_name,
+    schedule::Clock,
+};
 
 /// How often due reports and trip ends are looked for.
 const TICK: Duration = Duration::from_millis(20);
@@ -43,6 +49,9 @@ pub struct FleetStats {
     /// RideCompleted events stored.
     pub completions_published: u64,
     pub completions_failed: u64,
+    /// RideCancelled events stored: riders who cancelled before their pickup.
+    pub cancellations_published: u64,
+    pub cancellations_failed: u64,
     /// Trips completed early because the run stopped.
     pub trips_cut_short: u64,
     /// Failures by kind, both event types together.
@@ -53,6 +62,7 @@ pub struct FleetStats {
 enum Kind {
     Update,
     Completion,
+    Cancellation,
 }
 
 type Pending = BoxFuture<'static, (Kind, Result<PublishAck, PublishError>)>;
@@ -137,7 +147,7 @@ impl FleetTask {
     async fn trips_due(&mut self, clock: &Clock) {
         let now = clock.elapsed_us();
         for done in self.fleet.trips_due(now, clock) {
-            self.publish(&done.completed, Kind::Completion).await;
+            self.end(&done.ending).await;
             if let Some(report) = done.report {
                 self.publish(&report, Kind::Update).await;
             }
@@ -145,15 +155,39 @@ impl FleetTask {
     }
 
     async fn matched(&mut self, m: MatchedRide, clock: &Clock) {
-        let trip = match self.demand.trip(m.index) {
+        let ride = match self.demand.ride(m.index, m.intended_us, 0) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(ride = %m.ride, error = %e, "cannot rebuild the trip of a matched ride");
+                return;
+            }
+        };
+        let trip = match self.demand.trip(m.index, m.intended_us) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(ride = %m.ride, error = %e, "cannot rebuild the trip of a matched ride");
                 return;
             }
         };
-        if let Some(report) = self.fleet.matched(m.ride, &trip, m.driver, m.at_us, clock) {
+        let on = self.fleet.matched(
+            m.index,
+            m.ride,
+            ride.rider_id,
+            &trip,
+            m.driver,
+            m.at_us,
+            clock,
+        );
+        if let Some(report) = on {
             self.publish(&report, Kind::Update).await;
+        }
+    }
+
+    /// Publishes how a ride ended.
+    async fn end(&mut self, ending: &Ending) {
+        match ending {
+            Ending::Completed(c) => self.publish(c, Kind::Completion).await,
+            Ending::Cancelled(c) => self.publish(c, Kind::Cancellation).await,
         }
     }
 
@@ -161,9 +195,8 @@ impl FleetTask {
     async fn finish(&mut self, clock: &Clock) {
         let open = self.fleet.finish_all(clock.elapsed_us(), clock);
         self.stats.trips_cut_short = open.len() as u64;
-        for completed in &open {
-            self.publish::<RideCompleted>(completed, Kind::Completion)
-                .await;
+        for ending in &open {
+            self.end(ending).await;
         }
         self.settle_all().await;
     }
@@ -203,6 +236,7 @@ impl FleetTask {
         match (kind, ack) {
             (Kind::Update, Ok(_)) => self.stats.updates_published += 1,
             (Kind::Completion, Ok(_)) => self.stats.completions_published += 1,
+            (Kind::Cancellation, Ok(_)) => self.stats.cancellations_published += 1,
             (kind, Err(e)) => self.failed(kind, kind_name(e.kind())),
         }
     }
@@ -211,6 +245,7 @@ impl FleetTask {
         match kind {
             Kind::Update => self.stats.updates_failed += 1,
             Kind::Completion => self.stats.completions_failed += 1,
+            Kind::Cancellation => self.stats.cancellations_failed += 1,
         }
         *self.stats.failures.entry(why).or_default() += 1;
     }

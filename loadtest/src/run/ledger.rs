@@ -299,7 +299,8 @@ impl Ledger {
         }
     }
 
-    fn intended(&self, i: u64) -> Option<u64> {
+    /// When ride `i` was meant to be sent, microseconds after the start.
+    pub fn intended(&self, i: u64) -> Option<u64> {
         self.intended_us.get(usize::try_from(i).ok()?).copied()
     }
 

@@ -188,7 +188,7 @@ async fn publish(
     let Arrival { index, at_us } = job.arrival;
     // The ride is requested when it was meant to be, however late it goes out.
     let built = demand
-        .ride(index, clock.wall_ms(at_us))
+        .ride(index, at_us, clock.wall_ms(at_us))
         .and_then(|ride| Ok((codec::encode(&ride)?, ride)));
     let (payload, ride) = match built {
         Ok(b) => b,

@@ -1,6 +1,7 @@
 //! `hail-loadgen run`: an open-loop city model against a running hail.
 //!
 //! - [`config`]: the flags, checked at start.
+//! - [`day`]: the compressed day: a rush-hour wave and drifting hotspots.
 //! - [`demand`]: cities with demand hotspots; ride `i` from the seed and `i`.
 //! - [`riders`]: who asks for ride `i`: a pool of riders and a small fraud ring.
 //! - [`schedule`]: Poisson arrival times from the start, and the run's [`schedule::Clock`].
@@ -21,6 +22,7 @@
 
 pub mod answers;
 pub mod config;
+pub mod day;
 pub mod demand;
 pub mod fleet;
 pub mod fleet_task;
@@ -70,7 +72,9 @@ const SETTLE_POLL: Duration = Duration::from_millis(100);
 /// the report; an error means the run could not start (or a task panicked).
 pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     let demand = Arc::new(
-        Demand::new(&cfg.run_id, cfg.seed, &cfg.cities, cfg.hotspots)?.with_riders(cfg.riders)?,
+        Demand::new(&cfg.run_id, cfg.seed, &cfg.cities, cfg.hotspots)?
+            .with_riders(cfg.riders)?
+            .with_day(cfg.day),
     );
     let fleet = Fleet::new(&demand, cfg.fleet())?;
     let (client, js, subs) = prepare(cfg).await?;
@@ -82,7 +86,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     let clock = Clock::start();
     let ledger = Arc::new(Mutex::new(Ledger::new()));
     let (window, tasks) = Tasks::spawn(cfg, &js, subs, demand, fleet, &ledger, clock);
-    let schedule = Schedule::new(cfg.seed, cfg.rate, cfg.rides, cfg.duration);
+    let schedule = Schedule::new(cfg.seed, cfg.rate, cfg.rides, cfg.duration).with_day(cfg.day);
     let stopped_by = load::drive(schedule, &window, &ledger, &clock, cfg.duration, &stop).await;
     let load_end_us = clock.elapsed_us();
     drop(window);

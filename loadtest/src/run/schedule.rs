@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::day::Day;
 use crate::rng::{SplitMix64, mix};
 
 /// Salt of the arrival times, so they do not repeat the rides' draws.
@@ -65,6 +66,8 @@ pub struct Schedule {
     next_index: u64,
     max_rides: Option<u64>,
     until_us: Option<u64>,
+    /// The day whose wave shapes the rate; `None`: a constant rate.
+    day: Option<Day>,
 }
 
 impl Schedule {
@@ -81,6 +84,27 @@ impl Schedule {
             next_index: 0,
             max_rides,
             until_us: until.map(|d| d.as_micros() as u64),
+            day: None,
+        }
+    }
+
+    /// The same mean rate, shaped by `day`'s wave: arrivals are drawn at the
+    /// peak rate and each is kept with the day's rate at its time over the peak
+    /// (thinning), which gives a Poisson process whose rate follows the day.
+    pub fn with_day(mut self, day: Day) -> Self {
+        self.mean_gap_us /= day.peak_factor();
+        self.next_us = self.rng.exp(self.mean_gap_us);
+        self.day = Some(day);
+        self.thin();
+        self
+    }
+
+    /// Moves `next_us` past the candidates the day's rate does not keep.
+    fn thin(&mut self) {
+        let Some(day) = self.day else { return };
+        let peak = day.peak_factor();
+        while self.rng.unit() * peak > day.rate_factor(self.next_us as u64) {
+            self.next_us += self.rng.exp(self.mean_gap_us);
         }
     }
 
@@ -103,6 +127,7 @@ impl Schedule {
     pub fn pop_due(&mut self, now_us: u64) -> Option<Arrival> {
         let next = self.peek().filter(|a| a.at_us <= now_us)?;
         self.next_us += self.rng.exp(self.mean_gap_us);
+        self.thin();
         self.next_index += 1;
         Some(next)
     }
@@ -146,6 +171,30 @@ mod tests {
                 .enumerate()
                 .all(|(i, a)| a.index == i as u64)
         );
+    }
+
+    #[test]
+    fn a_day_keeps_the_mean_rate_and_peaks_in_the_wave() {
+        let secs = 40;
+        let day = Day::new(secs * 1_000_000);
+        let until = Some(Duration::from_secs(secs));
+        let arrivals = all(Schedule::new(7, 1_000.0, None, until).with_day(day));
+        // 40 000 expected.
+        assert!(
+            (39_000..41_000).contains(&arrivals.len()),
+            "{}",
+            arrivals.len()
+        );
+        let in_second = |s: u64| {
+            let r = s * 1_000_000..(s + 1) * 1_000_000;
+            arrivals.iter().filter(|a| r.contains(&a.at_us)).count() as f64
+        };
+        let quiet = (0..8).map(in_second).sum::<f64>() / 8.0;
+        let peak = (18..22).map(in_second).sum::<f64>() / 4.0;
+        let expect = |at: u64| 1_000.0 * day.rate_factor(at * 1_000_000);
+        assert!((quiet / expect(4) - 1.0).abs() < 0.1, "{quiet}");
+        assert!((peak / expect(20) - 1.0).abs() < 0.1, "{peak}");
+        assert!(arrivals.windows(2).all(|w| w[0].at_us <= w[1].at_us));
     }
 
     #[test]
