@@ -3,7 +3,8 @@
 //! Outputs are stored in RIDES, but a plain subscription sees each as it is
 //! published, without a consumer of the generator's own on the stream. Only the
 //! `Hail-Ride-Id` header is read, except for a RideMatched (the fleet needs its
-//! driver) and a RideUnmatched (the reason is counted).
+//! driver), a RideUnmatched (the reason is counted) and a FareQuoted (its surge is
+//! counted).
 
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +20,7 @@ use super::{
     demand::Demand,
     ledger::{Answer, Ledger, lock},
     schedule::Clock,
+    surge::Place,
 };
 
 /// The subjects of every answer to a request: every service's outputs.
@@ -110,6 +112,16 @@ fn heard(
             l.unmatched_because(u.reason.as_str());
             None
         }
+        AnyEvent::Priced(q) => {
+            let (i, intended) = (index?, l.intended(index?)?);
+            let place = match demand.trip(i, intended) {
+                Ok(t) if demand.in_wave_hotspot(&t, intended) => Place::WaveHotspot,
+                Ok(t) if demand.away_from_hotspots(&t, intended) => Place::Background,
+                _ => Place::Other,
+            };
+            l.surge.add(q.city.as_str(), q.surge, place);
+            None
+        }
         AnyEvent::Matched(m) => Some(MatchedRide {
             intended_us: l.intended(index?)?,
             index: index?,
@@ -121,10 +133,10 @@ fn heard(
     }
 }
 
-/// The event of an answer whose body the run needs: a RideMatched or a
-/// RideUnmatched. The others are not decoded.
+/// The event of an answer whose body the run needs: a RideMatched, a
+/// RideUnmatched or a FareQuoted. The others are not decoded.
 fn decode(answer: Answer, msg: &Message) -> Option<AnyEvent> {
-    if !matches!(answer, Answer::Matched | Answer::Unmatched) {
+    if !matches!(answer, Answer::Matched | Answer::Unmatched | Answer::Priced) {
         return None;
     }
     AnyEvent::decode(&msg.subject, &msg.payload)

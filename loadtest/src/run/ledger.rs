@@ -15,7 +15,7 @@ use hail_events::EventKind;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::schedule::Arrival;
+use super::{schedule::Arrival, surge::SurgeStats};
 
 /// Latencies are recorded in microseconds up to an hour; later ones count as an hour.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -72,6 +72,8 @@ const PRICED: u8 = 8;
 const SCREENED: u8 = 16;
 const MATCHED: u8 = 32;
 const UNMATCHED: u8 = 64;
+/// Sent, but whether the stream stored it is not known (its PubAck timed out).
+const UNKNOWN: u8 = 128;
 const ANSWERS: [u8; 3] = [MATCH_ANSWER, PRICED, SCREENED];
 
 /// Latency histograms, in microseconds after each ride's intended send time.
@@ -137,6 +139,21 @@ pub struct AnswerCounts {
     pub foreign: u64,
 }
 
+/// Rides whose publish outcome was unknown when the PubAck timed out, and
+/// what reading RIDES afterwards found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnknownOutcomes {
+    pub count: u64,
+    /// Of those, found in RIDES: counted in `published` too.
+    pub stored: u64,
+    /// Of those, not in RIDES (once reconciled).
+    pub not_stored: u64,
+    /// Whether RIDES was read to tell them apart.
+    pub reconciled: bool,
+    /// The first error's message.
+    pub example: Option<String>,
+}
+
 /// The failures of one kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failures {
@@ -156,6 +173,10 @@ pub struct Ledger {
     pub duplicates: u64,
     /// Rides refused (`backpressure`) or whose publish failed.
     pub failed: u64,
+    /// Rides sent whose PubAck never came: stored or not, nobody said.
+    pub unknown: UnknownOutcomes,
+    /// The surge quoted to this run's rides.
+    pub surge: SurgeStats,
     pub failures: BTreeMap<String, Failures>,
     pub answers: AnswerCounts,
     /// First RideUnmatched answers by reason.
@@ -182,6 +203,8 @@ impl Ledger {
             published: 0,
             duplicates: 0,
             failed: 0,
+            unknown: UnknownOutcomes::default(),
+            surge: SurgeStats::default(),
             failures: BTreeMap::new(),
             answers: AnswerCounts::default(),
             unmatched_by_reason: BTreeMap::new(),
@@ -239,6 +262,43 @@ impl Ledger {
             .count += 1;
         self.second(now_us).failed += 1;
         self.set(i, FAILED);
+    }
+
+    /// Ride `i` was sent, but its PubAck did not come (`example` says why): the
+    /// stream may or may not hold it.
+    pub fn unknown(&mut self, i: u64, example: impl FnOnce() -> String) {
+        if self.intended(i).is_none() {
+            return;
+        }
+        self.unknown.count += 1;
+        self.unknown.example.get_or_insert_with(example);
+        self.set(i, UNKNOWN);
+    }
+
+    /// The rides whose outcome is unknown and not yet reconciled.
+    pub fn unknown_rides(&self) -> Vec<u64> {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f & UNKNOWN != 0 && **f & STORED == 0)
+            .map(|(i, _)| i as u64)
+            .collect()
+    }
+
+    /// RIDES was read: `stored` of the unknown rides are in it, the rest are not.
+    pub fn reconciled(&mut self, stored: &[u64]) {
+        for &i in stored {
+            let Some(&f) = self.flags.get(i as usize) else {
+                continue;
+            };
+            if f & UNKNOWN != 0 && f & STORED == 0 {
+                self.published += 1;
+                self.unknown.stored += 1;
+                self.set(i, STORED);
+            }
+        }
+        self.unknown.not_stored = self.unknown.count - self.unknown.stored;
+        self.unknown.reconciled = true;
     }
 
     /// An answer arrived at `now_us` for ride `i` (`None`: not this run's ride).

@@ -230,8 +230,16 @@ fn settle(ledger: &Mutex<Ledger>, clock: &Clock, done: Settled) {
     let mut l = lock(ledger);
     match done.ack {
         Ok(ack) => l.stored(done.index, done.sent_us, now, ack.duplicate),
+        // Sent, but the answer never came: the stream may have stored it.
+        Err(e) if outcome_unknown(e.kind()) => l.unknown(done.index, || describe(&e)),
         Err(e) => l.failed(done.index, kind_name(e.kind()), || describe(&e), now),
     }
+}
+
+/// Whether a publish that failed this way, after it was sent, may still have
+/// been stored: its PubAck timed out or the connection broke before it came.
+pub fn outcome_unknown(kind: PublishErrorKind) -> bool {
+    matches!(kind, PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe)
 }
 
 /// A publish failure's kind, as the report names it.

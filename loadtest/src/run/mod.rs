@@ -13,6 +13,8 @@
 //! - [`fleet`] (the drivers and their trips) and [`fleet_task`] (publishing their
 //!   reports and the rides' completions).
 //! - [`progress`]: the line on stderr every second, with each service's lag.
+//! - [`surge`]: the surge quoted, per city, in the wave's hotspots and away from them.
+//! - [`reconcile`]: which rides whose PubAck never came RIDES holds after all.
 //! - [`report`]: the final report, text and JSON.
 //!
 //! The run: connect, make sure RIDES and DRIVERS exist, subscribe to the answers,
@@ -29,9 +31,11 @@ pub mod fleet_task;
 pub mod ledger;
 pub mod load;
 pub mod progress;
+pub mod reconcile;
 pub mod report;
 pub mod riders;
 pub mod schedule;
+pub mod surge;
 
 use std::{
     sync::{Arc, Mutex},
@@ -85,6 +89,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
 
     let clock = Clock::start();
     let ledger = Arc::new(Mutex::new(Ledger::new()));
+    let demand_of_run = demand.clone();
     let (window, tasks) = Tasks::spawn(cfg, &js, subs, demand, fleet, &ledger, clock);
     let schedule = Schedule::new(cfg.seed, cfg.rate, cfg.rides, cfg.duration).with_day(cfg.day);
     let stopped_by = load::drive(schedule, &window, &ledger, &clock, cfg.duration, &stop).await;
@@ -96,6 +101,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         _ => settle(&js, &ledger, cfg.settle, &stop).await,
     };
     let fleet = tasks.finish().await?;
+    reconcile_unknown(&js, &demand_of_run, &ledger, clock.wall_ms(0)).await;
     stop.cancel();
     if let Err(e) = client.drain().await {
         tracing::warn!(error = %e, "draining the NATS connection");
@@ -111,7 +117,29 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         elapsed_s: load_end_us as f64 / 1e6,
         settle_s: settled.as_secs_f64(),
     };
-    Ok(RunReport::new(facts, &lock(&ledger), fleet))
+    Ok(RunReport::new(facts, &lock(&ledger), fleet, cfg.surge_cap))
+}
+
+/// Reads RIDES for the rides whose PubAck never came and counts those it holds
+/// as published; on failure they stay unknown (and the report says so).
+async fn reconcile_unknown(
+    js: &jetstream::Context,
+    demand: &Demand,
+    ledger: &Mutex<Ledger>,
+    start_ms: u64,
+) {
+    let unknown = lock(ledger).unknown_rides();
+    if unknown.is_empty() {
+        return;
+    }
+    eprintln!(
+        "{} rides' PubAcks never came; reading RIDES to see which it holds",
+        unknown.len()
+    );
+    match reconcile::stored_among(js, demand, &unknown, start_ms).await {
+        Ok(stored) => lock(ledger).reconciled(&stored),
+        Err(e) => eprintln!("cannot reconcile them, their outcome stays unknown: {e:#}"),
+    }
 }
 
 /// Connects, makes sure RIDES and DRIVERS exist, and subscribes to the answers.

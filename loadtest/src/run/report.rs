@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::{
     fleet_task::FleetStats,
-    ledger::{AnswerCounts, Failures, Ledger, Missing, Second},
+    ledger::{AnswerCounts, Failures, Ledger, Missing, Second, UnknownOutcomes},
+    surge::SurgeReport,
 };
 
 /// Everything a run measured.
@@ -34,7 +35,13 @@ pub struct RunReport {
     pub settle_s: f64,
     pub rides: RidesReport,
     pub fleet: FleetStats,
+    /// Driver location reports stored per second of the load phase.
+    pub driver_updates_per_s: f64,
     pub answers: AnswersReport,
+    /// Matched over matching's answers (matched or unmatched); `null` before any.
+    pub match_rate: Option<f64>,
+    /// The surge quoted: per city, in the wave's hotspots, away from hotspots.
+    pub surge: SurgeReport,
     /// Stored rides whose answer never came.
     pub missing: Missing,
     pub latency_ms: LatencyReport,
@@ -51,6 +58,8 @@ pub struct RidesReport {
     pub duplicates: u64,
     pub failed: u64,
     pub failed_by_kind: BTreeMap<String, Failures>,
+    /// Sent, but the PubAck never came; reconciled against RIDES.
+    pub outcome_unknown: UnknownOutcomes,
 }
 
 /// The answers heard.
@@ -120,9 +129,13 @@ pub struct RunFacts {
 
 impl RunReport {
     /// The report of a finished run.
-    pub fn new(facts: RunFacts, l: &Ledger, fleet: FleetStats) -> Self {
+    pub fn new(facts: RunFacts, l: &Ledger, fleet: FleetStats, surge_cap: f64) -> Self {
         let lat = &l.latency;
+        let answered = l.answers.matched + l.answers.unmatched;
         Self {
+            driver_updates_per_s: fleet.updates_published as f64 / facts.elapsed_s.max(1e-9),
+            match_rate: (answered > 0).then(|| l.answers.matched as f64 / answered as f64),
+            surge: l.surge.report(surge_cap),
             run_id: facts.run_id,
             seed: facts.seed,
             cities: facts.cities,
@@ -139,6 +152,7 @@ impl RunReport {
                 duplicates: l.duplicates,
                 failed: l.failed,
                 failed_by_kind: l.failures.clone(),
+                outcome_unknown: l.unknown.clone(),
             },
             fleet,
             answers: AnswersReport {
@@ -158,9 +172,18 @@ impl RunReport {
         }
     }
 
-    /// Whether any publish failed: rides, driver reports or completions.
+    /// Whether any publish failed: rides, driver reports, completions or
+    /// cancellations, or a ride's outcome is still unknown.
     pub fn any_failed(&self) -> bool {
-        self.rides.failed + self.fleet.updates_failed + self.fleet.completions_failed > 0
+        let f = &self.fleet;
+        let unknown = &self.rides.outcome_unknown;
+        let unresolved = unknown.count - unknown.stored;
+        self.rides.failed
+            + f.updates_failed
+            + f.completions_failed
+            + f.cancellations_failed
+            + unresolved
+            > 0
     }
 
     /// The report for people.
@@ -178,8 +201,49 @@ impl RunReport {
             self.achieved_rate
         );
         self.write_counts(&mut t);
+        self.write_city(&mut t);
         self.write_latency(&mut t);
         t
+    }
+
+    /// Match rate, why rides went unmatched, surge.
+    fn write_city(&self, t: &mut String) {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
+        let x = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}x"));
+        let reasons: Vec<String> = self
+            .answers
+            .unmatched_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let _ = writeln!(
+            t,
+            "matching  match rate {}; unmatched: {}; riders cancelled {} rides before pickup",
+            pct(self.match_rate),
+            if reasons.is_empty() { "none".to_string() } else { reasons.join(", ") },
+            self.fleet.cancellations_published
+        );
+        let s = &self.surge;
+        let _ = writeln!(t, "surge     p50 / p95 / share surged / share at the cap ({:.1}x)", s.cap);
+        let rows = s
+            .by_city
+            .iter()
+            .map(|(c, v)| (c.as_str(), v))
+            .chain([
+                ("wave hotspots", &s.wave_hotspots),
+                ("away from hotspots", &s.background),
+            ]);
+        for (name, v) in rows {
+            let _ = writeln!(
+                t,
+                "  {name:<20}{:>6} {:>6} {:>8} {:>8}   ({} quotes)",
+                x(v.p50),
+                x(v.p95),
+                pct(v.surged_share),
+                pct(v.at_cap_share),
+                v.quotes
+            );
+        }
     }
 
     fn write_counts(&self, t: &mut String) {
@@ -197,11 +261,30 @@ impl RunReport {
         for (kind, fail) in &r.failed_by_kind {
             let _ = writeln!(t, "          {} {kind}, e.g.: {}", fail.count, fail.example);
         }
+        let u = &r.outcome_unknown;
+        if u.count > 0 {
+            let found = if u.reconciled {
+                format!(
+                    "RIDES holds {} of them (counted as published), not {}",
+                    u.stored, u.not_stored
+                )
+            } else {
+                "RIDES could not be read to tell them apart".to_string()
+            };
+            let _ = writeln!(
+                t,
+                "          outcome unknown {} (PubAck never came: {}); {found}",
+                u.count,
+                u.example.as_deref().unwrap_or("-")
+            );
+        }
         let _ = writeln!(
             t,
-            "fleet     {} drivers, {} location reports ({} failed); {} trips completed ({} failed, {} cut short at the end)",
+            "fleet     {} drivers, {} location reports ({:.0}/s beside {:.0} rides/s, {} failed); {} trips completed ({} failed, {} cut short at the end)",
             f.drivers,
             f.updates_published,
+            self.driver_updates_per_s,
+            self.achieved_rate,
             f.updates_failed,
             f.completions_published,
             f.completions_failed,
@@ -279,7 +362,7 @@ mod tests {
             l.stored(index, index * 500_000, index * 500_000 + 2_000, false);
         }
         l.answer(Some(0), Answer::Priced, 12_000);
-        let r = RunReport::new(facts(), &l, FleetStats::default());
+        let r = RunReport::new(facts(), &l, FleetStats::default(), 3.0);
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["rides"]["published"], 2);
         assert_eq!(j["achieved_rate"], 2.0);
