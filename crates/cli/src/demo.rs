@@ -56,6 +56,10 @@ struct Summary {
     answered_per_s_during_outage: f64,
     matched_per_s_before: f64,
     matched_per_s_during_outage: f64,
+    /// Matched over matching's answers, before, during and after the outage.
+    match_rate_before: Option<f64>,
+    match_rate_during_outage: Option<f64>,
+    match_rate_after: Option<f64>,
     analytics_lag_peak: u64,
     analytics_caught_up_after_s: Option<f64>,
     audit_holds: bool,
@@ -108,10 +112,13 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
             restarted_at = Some(Instant::now());
         }
         let tick = sample(js, second, killed && restarted_at.is_none()).await?;
-        let rate_now = ticks
-            .last()
-            .map_or(0, |p: &Tick| tick.answered.saturating_sub(p.answered));
-        narrate(&tick, rate_now);
+        let (rate_now, matched_now) = ticks.last().map_or((0, 0), |p: &Tick| {
+            (
+                tick.answered.saturating_sub(p.answered),
+                tick.matched.saturating_sub(p.matched),
+            )
+        });
+        narrate(&tick, rate_now, matched_now);
         if let (Some(at), None) = (restarted_at, caught_up)
             && tick.analytics_lag < u64::from(args.rate)
         {
@@ -210,10 +217,15 @@ async fn drained(js: &jetstream::Context) -> bool {
     true
 }
 
-fn narrate(t: &Tick, answered_last_s: u64) {
+fn narrate(t: &Tick, answered_last_s: u64, matched_last_s: u64) {
     let state = if t.analytics_up { "up  " } else { "DOWN" };
+    let rate = if answered_last_s > 0 {
+        format!("{:>3.0}%", 100.0 * matched_last_s as f64 / answered_last_s as f64)
+    } else {
+        "  -".into()
+    };
     eprintln!(
-        "  t={:>3}s  matching answered {:>5}/s  analytics {state} lag {:>7}",
+        "  t={:>3}s  matching answered {:>5}/s, matched {rate}  analytics {state} lag {:>7}",
         t.second, answered_last_s, t.analytics_lag
     );
 }
@@ -236,6 +248,17 @@ fn mean_rate(ticks: &[Tick], from: u64, to: u64, f: fn(&Tick) -> u64) -> f64 {
     }
 }
 
+/// Matched over answered between the ticks of seconds `from` and `to`.
+fn match_rate(ticks: &[Tick], from: u64, to: u64) -> Option<f64> {
+    let w: Vec<&Tick> = ticks
+        .iter()
+        .filter(|t| t.second >= from && t.second <= to)
+        .collect();
+    let (a, b) = (w.first()?, w.last()?);
+    let answered = b.answered.checked_sub(a.answered)?;
+    (answered > 0).then(|| (b.matched - a.matched) as f64 / answered as f64)
+}
+
 fn summarize(
     args: &DemoArgs,
     ticks: Vec<Tick>,
@@ -253,6 +276,9 @@ fn summarize(
         answered_per_s_during_outage: mean_rate(&ticks, k + 1, r, |t| t.answered),
         matched_per_s_before: mean_rate(&ticks, before_from, k, |t| t.matched),
         matched_per_s_during_outage: mean_rate(&ticks, k + 1, r, |t| t.matched),
+        match_rate_before: match_rate(&ticks, before_from, k),
+        match_rate_during_outage: match_rate(&ticks, k + 1, r),
+        match_rate_after: match_rate(&ticks, r + 1, args.duration),
         analytics_lag_peak: ticks.iter().map(|t| t.analytics_lag).max().unwrap_or(0),
         analytics_caught_up_after_s: caught_up,
         audit_holds,
@@ -267,6 +293,13 @@ fn report(s: &Summary, args: &DemoArgs) -> Result<()> {
         s.answered_per_s_before,
         s.answered_per_s_during_outage,
         100.0 * (s.answered_per_s_during_outage / s.answered_per_s_before.max(1.0) - 1.0)
+    ));
+    let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    say(&format!(
+        "rides matched to a driver: {} before the outage, {} during it, {} after",
+        pct(s.match_rate_before),
+        pct(s.match_rate_during_outage),
+        pct(s.match_rate_after)
     ));
     say(&format!(
         "analytics lag peaked at {} messages; caught up {}",

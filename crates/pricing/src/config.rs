@@ -8,7 +8,7 @@ use hail_runtime::duration::parse_duration;
 use crate::{cells::Grid, surge::SurgePolicy, tariffs::TariffBook};
 
 /// Shortest demand window accepted.
-pub const MIN_WINDOW: Duration = Duration::from_secs(10);
+pub const MIN_WINDOW: Duration = Duration::from_secs(1);
 /// Longest demand window accepted.
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
@@ -27,7 +27,7 @@ pub struct PricingArgs {
     #[arg(long, env = "HAIL_PRICING_H3_RESOLUTION", default_value_t = 8)]
     pub h3_resolution: u8,
 
-    /// How far back requests count as demand, in request time (10s to 24h).
+    /// How far back requests count as demand, in request time (1s to 24h).
     #[arg(long, env = "HAIL_PRICING_DEMAND_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub demand_window: Duration,
 
@@ -78,7 +78,7 @@ impl PricingArgs {
         let w = self.demand_window;
         anyhow::ensure!(
             (MIN_WINDOW..=MAX_WINDOW).contains(&w),
-            "--demand-window {w:?} must be from 10s to 24h"
+            "--demand-window {w:?} must be from 1s to 24h"
         );
         let tariffs = match &self.tariffs {
             Some(path) => TariffBook::load(path).context("--tariffs")?,

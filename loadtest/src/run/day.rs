@@ -17,7 +17,7 @@ pub const WAVE_START: f64 = 0.25;
 /// End of the wave, as a share of the day.
 pub const WAVE_END: f64 = 0.75;
 /// How many hotspots of each city the wave's extra demand goes to.
-pub const WAVE_HOTSPOTS: usize = 1;
+pub const WAVE_HOTSPOTS: usize = 2;
 /// Radius of a hotspot's daily circle, metres.
 pub const DRIFT_M: f64 = 1_000.0;
 /// Mean of `bump` over the day: a raised cosine of height 1 over half the day.

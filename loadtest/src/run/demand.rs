@@ -269,8 +269,7 @@ impl CityDemand {
         at_us: u64,
     ) -> Result<LatLng, EventError> {
         match day {
-            // The mixture without the wave's extra, the hotspots where they are now.
-            Some(day) => self.pickup_at(rng, &day.without_wave(), at_us),
+            Some(day) => self.pickup_at(rng, day, at_us),
             None => self.pickup(rng),
         }
     }

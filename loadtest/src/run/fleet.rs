@@ -51,6 +51,8 @@ const TRIP_SCALE: (f64, f64) = (0.25, 2.5);
 /// Share of drivers that reposition toward demand after a trip (the others wait
 /// at the drop-off if it is in the pickup area).
 pub const REPOSITION_SHARE: f64 = 0.7;
+/// Chance per round that a waiting driver sets off toward demand.
+const WANDER_CHANCE: f64 = 0.2;
 /// Chance per round that a waiting driver comes back online.
 pub const ONLINE_CHANCE: f64 = 0.25;
 /// Salt of the riders' cancellations.
@@ -291,6 +293,12 @@ impl Fleet {
         }
         if !moving && self.rng.unit() < self.settings.offline_chance {
             self.drivers[n].offline = true;
+            return true;
+        }
+        if !moving && self.rng.unit() < WANDER_CHANCE {
+            // Waiting too long: it heads to where the rides are now.
+            let city = self.drivers[n].city;
+            self.drivers[n].target = self.demand_point(city, at_us).ok();
             return true;
         }
         moving || round % self.settings.idle_every.max(1) == 0
