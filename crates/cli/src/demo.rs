@@ -220,7 +220,10 @@ async fn drained(js: &jetstream::Context) -> bool {
 fn narrate(t: &Tick, answered_last_s: u64, matched_last_s: u64) {
     let state = if t.analytics_up { "up  " } else { "DOWN" };
     let rate = if answered_last_s > 0 {
-        format!("{:>3.0}%", 100.0 * matched_last_s as f64 / answered_last_s as f64)
+        format!(
+            "{:>3.0}%",
+            100.0 * matched_last_s as f64 / answered_last_s as f64
+        )
     } else {
         "  -".into()
     };

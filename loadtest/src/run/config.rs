@@ -112,7 +112,7 @@ pub struct RunArgs {
 }
 
 /// The fleet's default size aims at this share of drivers busy at the wave's peak.
-pub const DEFAULT_UTILIZATION: f64 = 0.6;
+pub const DEFAULT_UTILIZATION: f64 = 0.5;
 
 /// A share from 0 to 1.
 fn share(s: &str) -> Result<f64, String> {
@@ -268,7 +268,12 @@ impl RunConfig {
 /// Drivers a city needs for `peak_rate` rides per second: the drivers busy at
 /// the peak (each ride takes a driver for the mean trip time), over the target
 /// `utilization`, plus the share that is offline at any time. At least 10.
-pub fn fleet_size(peak_rate: f64, trip_seconds: f64, utilization: f64, offline_chance: f64) -> usize {
+pub fn fleet_size(
+    peak_rate: f64,
+    trip_seconds: f64,
+    utilization: f64,
+    offline_chance: f64,
+) -> usize {
     let busy = peak_rate * trip_seconds * mean_trip_scale();
     let settings_offline = offline_chance / (offline_chance + ONLINE_CHANCE);
     let n = busy / utilization / (1.0 - settings_offline);
@@ -299,7 +304,11 @@ mod tests {
         assert_eq!((c.rate, c.seed), (200.0, 42));
         // 200 rides/s over 4 cities, 1.5 times that at the peak, 3 s a ride, 60 %
         // busy, 7 % offline: about 400 drivers a city.
-        assert!((350..450).contains(&c.drivers_per_city), "{}", c.drivers_per_city);
+        assert!(
+            (350..450).contains(&c.drivers_per_city),
+            "{}",
+            c.drivers_per_city
+        );
         let c = parse(&["--drivers-per-city", "300"]).unwrap();
         assert_eq!(c.drivers_per_city, 300);
         assert_eq!(c.cities.len(), 4);

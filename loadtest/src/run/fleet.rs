@@ -12,8 +12,11 @@
 //! driver at once. Most drivers then reposition toward demand (a point drawn from
 //! the city's demand as it usually is at that hour), driving there at the city's
 //! speed, and wait there; a driver left outside the pickup area always does.
-//! A waiting driver reports only every [`FleetSettings::idle_every`]th round
-//! (nothing about it changes); moving ones report every round. Now and then a
+//! Besides its status changes (matched, free at the drop-off, offline, back
+//! online) and its arrival where it repositioned to, a driver reports only
+//! every [`FleetSettings::idle_every`]th round:
+//! location updates cost the broker and matching about as much as rides, so
+//! they are kept to about two per ride plus a trickle. Now and then a
 //! waiting driver goes offline for a few rounds (reported `Offline`) and comes
 //! back online somewhere in demand.
 //!
@@ -50,9 +53,9 @@ const NEAR_DEMAND_SHARE: f64 = 0.5;
 const TRIP_SCALE: (f64, f64) = (0.25, 2.5);
 /// Share of drivers that reposition toward demand after a trip (the others wait
 /// at the drop-off if it is in the pickup area).
-pub const REPOSITION_SHARE: f64 = 0.7;
+pub const REPOSITION_SHARE: f64 = 0.85;
 /// Chance per round that a waiting driver sets off toward demand.
-const WANDER_CHANCE: f64 = 0.2;
+const WANDER_CHANCE: f64 = 0.4;
 /// Chance per round that a waiting driver comes back online.
 pub const ONLINE_CHANCE: f64 = 0.25;
 /// Salt of the riders' cancellations.
@@ -271,14 +274,20 @@ impl Fleet {
 
     /// Driver `n`'s turn in round `round` at `at_us`: it moves, may go offline or
     /// come back, and says whether it reports.
+    ///
+    /// Every driver that is online reports on its turn, every
+    /// [`FleetSettings::idle_every`]th round, when it arrives where it
+    /// repositioned to, and when its status changes (offline, online); nothing
+    /// else. Until it arrives, matching sees a repositioning driver where its
+    /// last report put it (its drop-off), and it may be matched there.
     fn round(&mut self, n: usize, round: u64, at_us: u64) -> bool {
-        let moving = {
-            let d = &self.drivers[n];
-            d.trip.is_some() || d.target.is_some()
-        };
+        let repositioning = self.drivers[n].target.is_some();
         self.move_to(n, at_us);
+        let idle_turn = round % self.settings.idle_every.max(1) == 0;
         if self.drivers[n].trip.is_some() {
-            return true;
+            // Its status is known from the match; where it is on the trip matters
+            // to no service, so it reports as rarely as a waiting driver.
+            return idle_turn;
         }
         if self.drivers[n].offline {
             if self.rng.unit() < ONLINE_CHANCE {
@@ -291,17 +300,20 @@ impl Fleet {
             }
             return false;
         }
-        if !moving && self.rng.unit() < self.settings.offline_chance {
+        if repositioning {
+            // It reports where it arrived, to wait there.
+            return idle_turn || self.drivers[n].target.is_none();
+        }
+        if self.rng.unit() < self.settings.offline_chance {
             self.drivers[n].offline = true;
             return true;
         }
-        if !moving && self.rng.unit() < WANDER_CHANCE {
+        if self.rng.unit() < WANDER_CHANCE {
             // Waiting too long: it heads to where the rides are now.
             let city = self.drivers[n].city;
             self.drivers[n].target = self.demand_point(city, at_us).ok();
-            return true;
         }
-        moving || round % self.settings.idle_every.max(1) == 0
+        idle_turn
     }
 
     /// A point of city `c`'s usual demand at `at_us`.
@@ -587,8 +599,10 @@ mod tests {
         assert!((800..2_500).contains(&offline), "{offline}");
         let now_offline = f.drivers.iter().filter(|d| d.offline).count() as f64;
         let share = now_offline / 1_000.0;
-        let expect = f.settings.offline_share();
-        assert!((share - expect).abs() < 0.06, "{share} vs {expect}");
+        // At most the long-run share the fleet is sized for (drivers on their
+        // way somewhere do not go offline, so fewer are).
+        let most = f.settings.offline_share();
+        assert!((0.04..=most + 0.02).contains(&share), "{share} vs {most}");
     }
 
     #[test]
@@ -624,10 +638,7 @@ mod tests {
         };
         assert_eq!(c.ride_id, ride);
         assert_eq!(c.driver_id, driver);
-        assert_eq!(
-            c.city.as_str(),
-            demand.cities()[trip.city].city.as_str()
-        );
+        assert_eq!(c.city.as_str(), demand.cities()[trip.city].city.as_str());
         let free = done[0].report.as_ref().unwrap();
         assert_eq!(free.status, DriverStatus::Available);
         assert_eq!(free.position, trip.dropoff);

@@ -239,7 +239,10 @@ fn settle(ledger: &Mutex<Ledger>, clock: &Clock, done: Settled) {
 /// Whether a publish that failed this way, after it was sent, may still have
 /// been stored: its PubAck timed out or the connection broke before it came.
 pub fn outcome_unknown(kind: PublishErrorKind) -> bool {
-    matches!(kind, PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe)
+    matches!(
+        kind,
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+    )
 }
 
 /// A publish failure's kind, as the report names it.

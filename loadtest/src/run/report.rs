@@ -220,19 +220,23 @@ impl RunReport {
             t,
             "matching  match rate {}; unmatched: {}; riders cancelled {} rides before pickup",
             pct(self.match_rate),
-            if reasons.is_empty() { "none".to_string() } else { reasons.join(", ") },
+            if reasons.is_empty() {
+                "none".to_string()
+            } else {
+                reasons.join(", ")
+            },
             self.fleet.cancellations_published
         );
         let s = &self.surge;
-        let _ = writeln!(t, "surge     p50 / p95 / share surged / share at the cap ({:.1}x)", s.cap);
-        let rows = s
-            .by_city
-            .iter()
-            .map(|(c, v)| (c.as_str(), v))
-            .chain([
-                ("wave hotspots", &s.wave_hotspots),
-                ("away from hotspots", &s.background),
-            ]);
+        let _ = writeln!(
+            t,
+            "surge     p50 / p95 / share surged / share at the cap ({:.1}x)",
+            s.cap
+        );
+        let rows = s.by_city.iter().map(|(c, v)| (c.as_str(), v)).chain([
+            ("wave hotspots", &s.wave_hotspots),
+            ("away from hotspots", &s.background),
+        ]);
         for (name, v) in rows {
             let _ = writeln!(
                 t,

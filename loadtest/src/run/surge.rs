@@ -53,8 +53,7 @@ impl SurgeCounts {
     /// Share of the quotes at `cap` or above.
     pub fn share_at(&self, cap: f64) -> Option<f64> {
         let from = ((cap * 10.0).round() as usize).min(MAX_TENTHS);
-        (self.total > 0)
-            .then(|| self.tenths[from..].iter().sum::<u64>() as f64 / self.total as f64)
+        (self.total > 0).then(|| self.tenths[from..].iter().sum::<u64>() as f64 / self.total as f64)
     }
 
     /// Share of the quotes above 1.0.

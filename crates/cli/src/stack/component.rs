@@ -10,6 +10,10 @@ use super::{Layout, Topology};
 /// The four services' names, in start order.
 pub const SERVICES: [&str; 4] = Service::NAMES;
 
+/// pricing's demand window in the local stack: matched to the load generator's
+/// compressed time.
+pub const PRICING_DEMAND_WINDOW: &str = "1s";
+
 /// The monitor's name in the stack (pid file, log file, `hail kill monitor`).
 pub const MONITOR: &str = "monitor";
 
@@ -74,6 +78,12 @@ impl Component {
             // Each city's service area; pricing's tariffs are built in, these are not.
             let cities = layout.deploy("cities.toml").display().to_string();
             args.extend(["--cities".into(), cities]);
+        }
+        if name == Service::Pricing.name() {
+            // The load generator's city runs on compressed time (a trip of about
+            // 15 minutes takes 3 s), so demand is counted over 1 s: about 5
+            // minutes of that city.
+            args.extend(["--demand-window".into(), PRICING_DEMAND_WINDOW.into()]);
         }
         let env = if layout.auth_on() {
             let (user, password) = local_identity(name);
