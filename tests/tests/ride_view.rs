@@ -159,9 +159,12 @@ async fn ride_view_added_later_replays_rides_then_follows_live() -> Result<()> {
 
     wait_drained(&js, "ride-view").await?;
     let took = catchup.elapsed();
+    let read = rv
+        .metric(hail_runtime::metrics::names::PROCESSED, &[])
+        .await?;
     eprintln!(
-        "ride-view caught up on {stored} messages in {took:?} ({:.0} messages/s)",
-        stored as f64 / took.as_secs_f64()
+        "ride-view caught up on {read} ride events in {took:?} ({:.0} events/s)",
+        read / took.as_secs_f64()
     );
     wait_until(
         Duration::from_secs(10),
