@@ -104,7 +104,7 @@ pub fn follow(
                 metrics.caught_up.set(1);
                 let took = start.elapsed();
                 tracing::info!(?took, "caught up with RIDES; following live");
-            } else if !caught_up && ticks % 10 == 0 {
+            } else if !caught_up && ticks.is_multiple_of(10) {
                 tracing::info!(remaining, rate = ?p.rate, eta_seconds = ?p.eta_seconds, "catching up");
             }
         }
