@@ -186,26 +186,26 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:>12} {:>10} {:>10} {:>10} {:>9} {:<24} {:>9}",
-        "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "eta", "status", "instances"
+        "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9} {:>9}",
+        "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "status", "instances", "eta"
     );
     let dash = || "-".to_string();
     for r in &rows {
         println!(
-            "{:<10} {:>12} {:>10} {:>10} {:>10} {:>9} {:<24} {:>9}",
+            "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9} {:>9}",
             r.service,
             r.lag_messages.map_or_else(dash, |v| v.to_string()),
             r.lag_seconds.map_or_else(dash, |v| format!("{v:.1}")),
             r.retention_used
                 .map_or_else(dash, |v| format!("{:.1}%", v * 100.0)),
             r.rate_per_second.map_or_else(dash, |v| format!("{v:.0}")),
-            r.eta_seconds.map_or_else(dash, |v| format!("{v:.0}s")),
             r.status.clone().unwrap_or_else(|| if r.instances == 0 {
                 "down".into()
             } else {
                 dash()
             }),
-            r.instances
+            r.instances,
+            r.eta_seconds.map_or_else(dash, |v| format!("{v:.0}s")),
         );
     }
     let members: Vec<_> = rows
