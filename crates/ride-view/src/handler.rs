@@ -1,26 +1,25 @@
 //! One message of RIDES → its ride's record: decode, note where it is stored
 //! (the step), apply with compare-and-set ([`store::update`]).
 
-use async_nats::jetstream::kv;
 use hail_events::{AnyEvent, ride_view::Step};
 use hail_runtime::{Delivery, Handler, Outcome};
 
 use crate::{
     metrics::RideViewMetrics,
-    store::{self, StoreError},
+    store::{Records, StoreError},
     transition::Applied,
 };
 
 /// ride-view's handler.
 pub struct RideViewHandler {
-    kv: kv::Store,
+    records: Records,
     metrics: RideViewMetrics,
 }
 
 impl RideViewHandler {
-    /// A handler writing into `kv` (the bound ride-view bucket).
-    pub fn new(kv: kv::Store, metrics: RideViewMetrics) -> Self {
-        RideViewHandler { kv, metrics }
+    /// A handler writing into `records` (the bound ride-view bucket).
+    pub fn new(records: Records, metrics: RideViewMetrics) -> Self {
+        RideViewHandler { records, metrics }
     }
 }
 
@@ -46,7 +45,7 @@ impl Handler for RideViewHandler {
             return Outcome::done();
         };
         let step = step_of(d, &event);
-        match store::update(&self.kv, &ride, &event, step).await {
+        match self.records.update(&ride, &event, step).await {
             Ok(u) => {
                 let result = match u.applied {
                     Applied::Changed => "changed",

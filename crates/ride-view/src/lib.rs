@@ -37,5 +37,7 @@ pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
         rt.tracker(),
         rt.shutdown_token(),
     );
-    rt.serve(handler::RideViewHandler::new(kv, metrics)).await
+    let records = store::Records::new(kv);
+    rt.serve(handler::RideViewHandler::new(records, metrics))
+        .await
 }

@@ -2,7 +2,10 @@
 //! by read, [`apply`](crate::transition::apply), compare-and-set on the
 //! revision read: several instances (and several deliveries of one ride's
 //! events at once) never overwrite each other's steps; a conflict reads the
-//! record again and re-applies.
+//! record again and re-applies. [`Records`] keeps the last record it wrote per
+//! ride, so a ride's next event usually skips the read.
+
+use std::{collections::HashMap, sync::Mutex};
 
 use async_nats::jetstream::{
     self,
@@ -61,52 +64,112 @@ pub struct Updated {
     pub conflicts: usize,
 }
 
-/// Applies `event` (stored as `step`) to its ride's record in `kv`.
-pub async fn update(
-    kv: &kv::Store,
-    ride: &RideId,
-    event: &AnyEvent,
-    step: Step,
-) -> Result<Updated, StoreError> {
-    let key = ride_view::key(ride);
-    let kv_err = |op, e: &dyn std::fmt::Display| StoreError::Kv {
-        op,
-        ride: ride.to_string(),
-        reason: e.to_string(),
-    };
-    for conflicts in 0..MAX_ATTEMPTS {
-        let entry = kv.entry(key).await.map_err(|e| kv_err("read", &e))?;
-        // Revision 0 expects no record; a deleted or purged one has a revision
-        // but no record.
+/// Records this instance wrote last, at most this many: a ride's next event
+/// is then written without reading the record first.
+pub const CACHE_RIDES: usize = 65_536;
+
+/// The bucket, with the last record this instance wrote per ride.
+///
+/// The cache only saves reads: a cached record is at worst older than the
+/// stored one (steps are only ever added), so a step it holds is in the store
+/// too, and a write built on it fails the compare-and-set when another writer
+/// got there first, which reads the record again.
+pub struct Records {
+    kv: kv::Store,
+    cache: Mutex<HashMap<String, (u64, RideView)>>,
+}
+
+impl Records {
+    /// The records in the bound bucket `kv`.
+    pub fn new(kv: kv::Store) -> Self {
+        Records {
+            kv,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Applies `event` (stored as `step`) to its ride's record.
+    pub async fn update(
+        &self,
+        ride: &RideId,
+        event: &AnyEvent,
+        step: Step,
+    ) -> Result<Updated, StoreError> {
+        let key = ride_view::key(ride);
+        let mut known = self.cached(key);
+        for conflicts in 0..MAX_ATTEMPTS {
+            let (revision, mut view) = match known.take() {
+                Some(k) => k,
+                None => self.read(ride).await?,
+            };
+            if transition::apply(&mut view, event, step.clone()) == Applied::AlreadySeen {
+                return Ok(Updated {
+                    applied: Applied::AlreadySeen,
+                    conflicts,
+                });
+            }
+            let bytes = serde_json::to_vec(&view)
+                .map_err(|e| kv_err(ride, "encode", &e))?
+                .into();
+            match self.kv.update(key, bytes, revision).await {
+                Ok(written) => {
+                    self.remember(key, written, view);
+                    return Ok(Updated {
+                        applied: Applied::Changed,
+                        conflicts,
+                    });
+                }
+                // Another writer stored a revision since: read it, apply again.
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
+                Err(e) => return Err(kv_err(ride, "update", &e)),
+            }
+        }
+        Err(StoreError::Contended {
+            ride: ride.to_string(),
+        })
+    }
+
+    /// The stored record and its revision; revision 0 and a new record when
+    /// there is none (a deleted or purged one has a revision but no record).
+    async fn read(&self, ride: &RideId) -> Result<(u64, RideView), StoreError> {
+        let entry = self
+            .kv
+            .entry(ride_view::key(ride))
+            .await
+            .map_err(|e| kv_err(ride, "read", &e))?;
         let revision = entry.as_ref().map_or(0, |e| e.revision);
-        let mut view = match entry {
+        let view = match entry {
             Some(e) if e.operation == kv::Operation::Put => decode(ride, &e.value)?,
             _ => RideView::new(ride.clone()),
         };
-        if transition::apply(&mut view, event, step.clone()) == Applied::AlreadySeen {
-            return Ok(Updated {
-                applied: Applied::AlreadySeen,
-                conflicts,
-            });
-        }
-        let bytes = serde_json::to_vec(&view)
-            .map_err(|e| kv_err("encode", &e))?
-            .into();
-        let written = match kv.update(key, bytes, revision).await {
-            // Another writer stored a revision since the read: read again.
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
-            r => r.map(|_| true).map_err(|e| kv_err("update", &e))?,
-        };
-        if written {
-            return Ok(Updated {
-                applied: Applied::Changed,
-                conflicts,
-            });
-        }
+        Ok((revision, view))
     }
-    Err(StoreError::Contended {
+
+    fn cached(&self, key: &str) -> Option<(u64, RideView)> {
+        self.lock().get(key).cloned()
+    }
+
+    fn remember(&self, key: &str, revision: u64, view: RideView) {
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_RIDES && !cache.contains_key(key) {
+            cache.clear();
+        }
+        cache.insert(key.to_string(), (revision, view));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, RideView)>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn kv_err(ride: &RideId, op: &'static str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Kv {
+        op,
         ride: ride.to_string(),
-    })
+        reason: e.to_string(),
+    }
 }
 
 fn decode(ride: &RideId, bytes: &[u8]) -> Result<RideView, StoreError> {
