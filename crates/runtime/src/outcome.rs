@@ -84,9 +84,7 @@ impl Output {
             ride: event.ride_id().cloned(),
         })
     }
-}
 
-impl Output {
     /// The output as a hop of `parent`'s trace: its `traceparent` becomes a
     /// new span ([`TraceContext::child`]) of the input's context. The worker
     /// does this to every output, so a service's answers share the trace id
