@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream;
 use hail_e2e::{SERVICES, rides, serial, services::launch};
 use hail_events::{Event, codec, headers, sample, subjects, trace::TraceContext};
+use hail_runtime::provision::{StreamSettings, ensure_streams};
 use hail_testkit::{NatsServer, Process, bin_path, free_port, wait_until};
 use serde_json::Value;
 
@@ -149,11 +150,18 @@ async fn a_requests_trace_runs_through_every_service_and_hail_trace_shows_it() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hail_trace_shows_dead_letters_and_names_what_is_missing() -> Result<()> {
+async fn hail_trace_shows_dead_letters_redeliveries_and_names_what_is_missing() -> Result<()> {
     let _serial = serial().await;
     let server = NatsServer::start()?;
     let url = server.url();
-    let js = rides::streams(&url).await?;
+    // A 2 s duplicate window: a request older than 1 s takes the careful path.
+    let js = jetstream::new(async_nats::connect(&url).await?);
+    let settings = StreamSettings {
+        duplicate_window: Duration::from_secs(2),
+        ..StreamSettings::default()
+    };
+    ensure_streams(&js, &settings).await?;
+    let window = ["--duplicate-window", "2s"];
 
     // No ride-view has ever run: said so, exit 2.
     let (code, _, err) = hail(&url, &["trace", "tr-9"]).await?;
@@ -171,9 +179,11 @@ async fn hail_trace_shows_dead_letters_and_names_what_is_missing() -> Result<()>
         "2",
         "--backoff",
         "1s",
+        "--duplicate-window",
+        "2s",
     ];
     let _pricing = spawn("pricing", &url, &faulty).await?;
-    let _view = spawn("ride-view", &url, &[]).await?;
+    let _view = spawn("ride-view", &url, &window).await?;
     request(&js, "tr-9", &TraceContext::root()).await?;
     wait_drained(&js, &["pricing", "ride-view"]).await?;
     let (code, table, err) = hail(&url, &["trace", "tr-9"]).await?;
@@ -194,6 +204,32 @@ async fn hail_trace_shows_dead_letters_and_names_what_is_missing() -> Result<()>
             .as_str()
             .is_some_and(|r| r.contains("gave up")),
         "{t}"
+    );
+
+    // fraud starts after a request is older than half the window: its answer
+    // takes the careful path and leaves the fence marker `hail trace` reports.
+    request(&js, "tr-late", &TraceContext::root()).await?;
+    let published = tokio::time::Instant::now();
+    wait_drained(&js, &["ride-view"]).await?;
+    let (code, json, err) = hail(&url, &["trace", "tr-late", "--json"]).await?;
+    assert_eq!(code, Some(0), "{err}");
+    let t: Value = serde_json::from_str(&json).with_context(|| json.clone())?;
+    assert_eq!(t["redeliveries"].as_array().map(Vec::len), Some(0), "{t}");
+    tokio::time::sleep_until(published + Duration::from_millis(1500)).await;
+    let _fraud = spawn("fraud", &url, &window).await?;
+    wait_drained(&js, &["fraud", "pricing", "ride-view"]).await?;
+    let (code, json, err) = hail(&url, &["trace", "tr-late", "--json"]).await?;
+    assert_eq!(code, Some(0), "{err}");
+    let t: Value = serde_json::from_str(&json).with_context(|| json.clone())?;
+    let redeliveries = t["redeliveries"].as_array().context("redeliveries")?;
+    assert_eq!(redeliveries.len(), 1, "{t}");
+    assert_eq!(redeliveries[0]["service"], "fraud", "{t}");
+    let steps = t["steps"].as_array().context("steps")?;
+    assert!(steps.iter().any(|s| s["event"] == "RideScreened"), "{t}");
+    let (_, table, _) = hail(&url, &["trace", "tr-late"]).await?;
+    assert!(
+        table.contains("fraud answered through its careful path"),
+        "{table}"
     );
 
     // A ride RIDES never held, with ride-view running and caught up.
