@@ -56,7 +56,7 @@ pub fn for_message(
             requested_at_ms: now,
             at_ms: now,
         }),
-        Service::Analytics => return Ok(None),
+        Service::Analytics | Service::RideView => return Ok(None),
     };
     out.map(Some).map_err(|e| e.to_string())
 }

@@ -5,6 +5,7 @@
 //! - [`monitor`]: hail-monitor on a free port, and its figures.
 //! - [`cli`]: running the real `hail` CLI.
 //! - [`rides`]: publishing requests and reading what the stream holds.
+//! - [`ride_view`]: ride-view's records checked against what RIDES holds.
 //! - [`chaos`]: the fault suite's seeded randomness, background load, and the
 //!   checks after each scenario (drain, `hail audit --json`, nothing acknowledged lost).
 //! - [`prometheus`]: a real Prometheus with hail's rules and consoles, promtool,
@@ -18,6 +19,7 @@ pub mod chaos;
 pub mod cli;
 pub mod monitor;
 pub mod prometheus;
+pub mod ride_view;
 pub mod rides;
 pub mod services;
 

@@ -117,6 +117,9 @@ async fn each_service_identity_may_not_touch_what_is_not_its_own() -> Result<()>
         refused(&client, &mut errors, &next, r#"{"batch":1}"#).await?;
         let change = format!("$JS.API.CONSUMER.CREATE.RIDES.{other}");
         refused(&client, &mut errors, &change, "{}").await?;
+        // ride-view, added later, is as much another's durable.
+        let next = "$JS.API.CONSUMER.MSG.NEXT.RIDES.ride-view";
+        refused(&client, &mut errors, next, r#"{"batch":1}"#).await?;
         refused(&client, &mut errors, "$JS.API.STREAM.DELETE.RIDES", "").await?;
         refused(&client, &mut errors, "$JS.API.STREAM.UPDATE.RIDES", "{}").await?;
         refused(&client, &mut errors, "$JS.API.STREAM.PURGE.RIDES", "{}").await?;
@@ -138,7 +141,7 @@ async fn each_service_identity_may_not_touch_what_is_not_its_own() -> Result<()>
     let (admin, _) = connect_as(&nats.url(), "admin").await?;
     let js = jetstream::new(admin);
     let mut rides = js.get_stream(subjects::RIDES_STREAM).await?;
-    assert_eq!(rides.info().await?.state.consumer_count, 4);
+    assert_eq!(rides.info().await?.state.consumer_count, 5);
     let fraud = rides.consumer_info("fraud").await?;
     assert_eq!(fraud.config.filter_subject, "rides.requested.>");
     Ok(())
@@ -230,7 +233,7 @@ async fn the_pipeline_runs_with_one_identity_per_service_after_provision() -> Re
         f
     };
     let mut services = Vec::new();
-    for svc in ["matching", "fraud", "analytics"] {
+    for svc in ["matching", "fraud", "analytics", "ride-view"] {
         services.push(Service::spawn_with(svc, &nats.url(), &strs(&flags(svc)))?);
     }
     for s in &services {
@@ -258,8 +261,8 @@ async fn the_pipeline_runs_with_one_identity_per_service_after_provision() -> Re
         &nats.url(),
         &strs(&flags("pricing")),
     )?);
-    services[3].wait_ready(Duration::from_secs(30)).await?;
-    for durable in hail_e2e::SERVICES {
+    services[4].wait_ready(Duration::from_secs(30)).await?;
+    for durable in hail_e2e::SERVICES.into_iter().chain(["ride-view"]) {
         let what = format!("{durable} drained");
         wait_until(Duration::from_secs(30), &what, || {
             rides::drained(&js, durable)
@@ -285,7 +288,11 @@ async fn the_pipeline_runs_with_one_identity_per_service_after_provision() -> Re
     assert_eq!(matched, rides_count);
     assert_eq!(answers("rides.priced.>").await?, rides_count);
     assert_eq!(answers("rides.screened.>").await?, rides_count);
-    let checked = services[3]
+    // ride-view, as itself, recorded every ride (the poison message has none).
+    let view = js.get_key_value(hail_events::ride_view::BUCKET).await?;
+    let keys: Vec<String> = futures::TryStreamExt::try_collect(view.keys().await?).await?;
+    assert_eq!(keys.len(), rides_count, "ride-view records");
+    let checked = services[4]
         .metric(hail_runtime::metrics::names::CHECKED, &[])
         .await?;
     assert_eq!(checked, rides_count as f64, "pricing took the careful path");

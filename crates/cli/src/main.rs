@@ -6,6 +6,7 @@
 //! - `audit`: every request accounted for once per service; `demo`: load, crash, catch up, audit.
 //! - `request`: publish one ride request, or its cancellation, as a rider's app would.
 //! - `fraud`, `analytics`: the fraud blocklist and analytics' totals.
+//! - `trace`: one ride's events across RIDES and the DLQ, from ride-view's record ([`trace`]).
 //!
 //! Exit codes ([`EXIT_CODES`]): 0 done, 1 the audit does not hold (`audit`,
 //! `demo`), 2 the command could not run (bad flags, NATS unreachable, any other
@@ -23,6 +24,7 @@ mod read_all;
 mod request;
 mod stack;
 mod status;
+mod trace;
 mod up;
 
 use std::process::ExitCode;
@@ -56,7 +58,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start nats-server, the four services, the monitor and Prometheus (idempotent).
+    /// Start nats-server, every service (the four, then ride-view), the monitor and Prometheus (idempotent).
     Up(up::UpArgs),
     /// Create or update every stream, durable consumer and KV bucket (idempotent; needs an admin identity).
     Provision(provision::ProvisionArgs),
@@ -64,12 +66,12 @@ enum Command {
     Down,
     /// SIGKILL one service or broker node, as a crash would.
     Kill {
-        /// matching, pricing, fraud, analytics, monitor, or a node: nats-server, nats-1, nats-2…
+        /// matching, pricing, fraud, analytics, ride-view, monitor, or a node: nats-server, nats-1, nats-2…
         service: String,
     },
     /// Start one service or broker node again and wait until it is ready.
     Start {
-        /// matching, pricing, fraud, analytics, monitor, or a node: nats-server, nats-1, nats-2…
+        /// matching, pricing, fraud, analytics, ride-view, monitor, or a node: nats-server, nats-1, nats-2…
         service: String,
     },
     /// Check every published request is accounted for once per service (exit 1 if not, 2 if it cannot run).
@@ -88,6 +90,8 @@ enum Command {
     Analytics(analytics_cmd::AnalyticsArgs),
     /// Inspect, replay and purge dead letters.
     Dlq(dlq::DlqArgs),
+    /// Every event of one ride, in order, across RIDES and the DLQ, with its trace id (needs ride-view).
+    Trace(trace::TraceArgs),
 }
 
 /// How a command that ran ended.
@@ -180,6 +184,7 @@ async fn run_on_nats(
         Command::Fraud(args) => done(fraud_cmd::run(&js, args).await),
         Command::Analytics(args) => done(analytics_cmd::run(&js, args).await),
         Command::Dlq(args) => done(dlq::run(&js, args).await),
+        Command::Trace(args) => done(trace::run(&js, args).await),
         Command::Up(_)
         | Command::Down
         | Command::Kill { .. }

@@ -89,7 +89,7 @@ pub async fn run(js: &jetstream::Context, args: &ProvisionArgs, out: &mut dyn Wr
         out,
         "  streams     RIDES, DRIVERS, DLQ ({replicas} replica(s))"
     )?;
-    for service in Service::ALL {
+    for service in Service::EVERY {
         let spec = service.spec(args.max_deliver, args.backoff.clone(), args.max_ack_pending);
         provision::ensure_consumer(js, &spec).await?;
         writeln!(out, "  consumer    {} on {}", spec.durable, spec.stream)?;
@@ -98,6 +98,7 @@ pub async fn run(js: &jetstream::Context, args: &ProvisionArgs, out: &mut dyn Wr
         hail_matching::claims::bucket_config(replicas),
         hail_analytics::store::bucket_config(replicas),
         hail_fraud::blocklist::bucket_config(replicas),
+        hail_ride_view::store::bucket_config(replicas),
     ];
     for bucket in buckets {
         let name = bucket.bucket.clone();

@@ -6,6 +6,9 @@
 //! `--monitor-url`; instances and rate from the NATS services API
 //! (`$SRV.STATS.<service>`: every instance answers with what it has processed),
 //! so the figures cover every instance wherever it runs, not only the local stack.
+//! A service catching up (ride-view replaying RIDES after it was added, or
+//! any service back after an outage) shows an ETA: its lag over how fast the
+//! lag shrank between two readings a second apart.
 //! Each instance is listed with its own figures; for analytics, whose group has
 //! one active instance at a time, the one the server has pinned is `active`
 //! and the others `standby`.
@@ -54,6 +57,9 @@ pub struct ServiceStatus {
     /// Share (0 to 1) of RIDES' max_age / max_bytes the backlog takes up.
     pub retention_used: Option<f64>,
     pub rate_per_second: Option<f64>,
+    /// Seconds until the lag is gone at the rate it shrank during the reading
+    /// (0 when there is none; absent while it does not shrink).
+    pub eta_seconds: Option<f64>,
     pub status: Option<String>,
     pub instances: usize,
     /// Every instance that answered, by name.
@@ -85,6 +91,10 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
     let client = js.client();
     let started = Instant::now();
     let before = stats_all(&client).await;
+    let mut lag_before = Vec::new();
+    for s in SERVICES {
+        lag_before.push(durable_state(js, s).await.map(|d| d.lag));
+    }
     let mut rows = Vec::new();
     for s in SERVICES {
         rows.push(ServiceStatus {
@@ -93,6 +103,7 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
             lag_seconds: None,
             retention_used: None,
             rate_per_second: None,
+            eta_seconds: None,
             status: None,
             instances: 0,
             members: Vec::new(),
@@ -110,7 +121,7 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
     tokio::time::sleep(RATE_INTERVAL.saturating_sub(started.elapsed())).await;
     let secs = started.elapsed().as_secs_f64();
     let after = stats_all(&client).await;
-    for ((r, b), a) in rows.iter_mut().zip(before).zip(after) {
+    for (((r, b), a), lag_b) in rows.iter_mut().zip(before).zip(after).zip(lag_before) {
         r.instances = a.instances;
         // A restarted instance starts from 0: never a negative rate.
         r.rate_per_second =
@@ -118,6 +129,7 @@ pub async fn read(js: &jetstream::Context, monitor_url: &str) -> Result<Vec<Serv
         let one_active = r.service.parse::<Service>().is_ok_and(Service::one_active);
         let durable = durable_state(js, &r.service).await;
         r.lag_messages = durable.as_ref().map(|d| d.lag);
+        r.eta_seconds = lag_b.zip(r.lag_messages).and_then(|(b, a)| eta(b, a, secs));
         let pinned = durable.and_then(|d| d.pinned);
         r.members = a.members;
         for m in &mut r.members {
@@ -146,6 +158,16 @@ async fn durable_state(js: &jetstream::Context, durable: &str) -> Option<Durable
     })
 }
 
+/// Seconds until a lag of `after` is gone, at the rate it shrank from
+/// `before` over `secs`: 0 with no lag, `None` while it does not shrink.
+fn eta(before: u64, after: u64, secs: f64) -> Option<f64> {
+    match after {
+        0 => Some(0.0),
+        _ if before > after && secs > 0.0 => Some(after as f64 / ((before - after) as f64 / secs)),
+        _ => None,
+    }
+}
+
 /// An instance's role: in a one-active group, `active` if it holds the pin
 /// the server names, else `standby`; in any other group every instance shares.
 fn role(one_active: bool, pinned: Option<&str>, seen: Option<&str>) -> &'static str {
@@ -164,13 +186,13 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9}",
-        "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "status", "instances"
+        "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9} {:>9}",
+        "service", "lag (msgs)", "lag (s)", "retention", "rate/s", "status", "instances", "eta"
     );
     let dash = || "-".to_string();
     for r in &rows {
         println!(
-            "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9}",
+            "{:<10} {:>12} {:>10} {:>10} {:>10} {:<24} {:>9} {:>9}",
             r.service,
             r.lag_messages.map_or_else(dash, |v| v.to_string()),
             r.lag_seconds.map_or_else(dash, |v| format!("{v:.1}")),
@@ -182,7 +204,8 @@ pub async fn run(js: &jetstream::Context, args: StatusArgs) -> Result<()> {
             } else {
                 dash()
             }),
-            r.instances
+            r.instances,
+            r.eta_seconds.map_or_else(dash, |v| format!("{v:.0}s")),
         );
     }
     let members: Vec<_> = rows
@@ -310,6 +333,16 @@ mod tests {
         );
         assert_eq!(member_of(br#"{"endpoints":[]}"#).processed, 0);
         assert_eq!(member_of(b"not json").processed, 0);
+    }
+
+    #[test]
+    fn the_eta_follows_how_fast_the_lag_shrank() {
+        assert_eq!(eta(10_000, 8_000, 1.0), Some(4.0));
+        assert_eq!(eta(3_000, 2_000, 2.0), Some(4.0));
+        assert_eq!(eta(5, 0, 1.0), Some(0.0));
+        assert_eq!(eta(0, 0, 1.0), Some(0.0));
+        assert_eq!(eta(100, 100, 1.0), None, "not shrinking");
+        assert_eq!(eta(100, 150, 1.0), None, "growing");
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! The headers every hail message carries, and a W3C `traceparent` derived from
-//! the ride id so that every event of one ride shares one trace.
+//! The headers every hail message carries, with its W3C `traceparent`
+//! ([`crate::trace`]).
 
 use async_nats::HeaderMap;
 
-use crate::Event;
+use crate::{Event, trace::TraceContext};
 
 /// JetStream's de-duplication id.
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -43,40 +43,42 @@ pub mod dlq {
 }
 
 /// The standard headers of an event: deterministic `Nats-Msg-Id`, type, ride id,
-/// traceparent and content type.
+/// content type, and a `traceparent` that starts a new trace
+/// ([`TraceContext::root`]): the event has no parent. An event published for
+/// another (a service's answer) uses [`for_event_in`] with a child of its
+/// input's context; the runtime does that for every output.
 ///
 /// ```
 /// # let e = hail_events::sample::ride_requested("r1", "berlin");
 /// let h = hail_events::headers::for_event(&e);
 /// assert_eq!(h.get("Nats-Msg-Id").unwrap().as_str(), "requested:r1");
+/// assert!(hail_events::trace::TraceContext::from_headers(Some(&h)).is_some());
 /// ```
 pub fn for_event<E: Event>(event: &E) -> HeaderMap {
+    for_event_in(event, &TraceContext::root())
+}
+
+/// [`for_event`] with `trace` as the message's `traceparent`: the span of
+/// this message (a [`TraceContext::child`] of its parent's, or a root).
+///
+/// ```
+/// use hail_events::{headers, sample, trace::TraceContext};
+/// let parent = TraceContext::root();
+/// let span = parent.child();
+/// let h = headers::for_event_in(&sample::fare_quoted("r1", "berlin"), &span);
+/// assert_eq!(h.get("traceparent").unwrap().as_str(), span.to_header());
+/// ```
+pub fn for_event_in<E: Event>(event: &E, trace: &TraceContext) -> HeaderMap {
     let msg_id = event.msg_id();
     let mut h = HeaderMap::new();
     h.insert(EVENT, E::NAME);
     h.insert(CONTENT_TYPE, MSGPACK);
-    let trace_key = event.ride_id().map(|r| r.as_str()).unwrap_or(&msg_id);
-    h.insert(TRACEPARENT, traceparent(trace_key, &msg_id).as_str());
+    h.insert(TRACEPARENT, trace.to_header().as_str());
     if let Some(ride) = event.ride_id() {
         h.insert(RIDE_ID, ride.as_str());
     }
     h.insert(MSG_ID, msg_id.as_str());
     h
-}
-
-/// `00-<trace id from trace_key>-<span id from span_key>-01`.
-pub fn traceparent(trace_key: &str, span_key: &str) -> String {
-    let hi = fnv1a(trace_key.as_bytes(), 0xcbf2_9ce4_8422_2325);
-    let lo = fnv1a(trace_key.as_bytes(), 0x8422_2325_cbf2_9ce4);
-    let span = fnv1a(span_key.as_bytes(), 0xcbf2_9ce4_8422_2325).max(1);
-    format!("00-{hi:016x}{lo:016x}-{span:016x}-01")
-}
-
-/// FNV-1a: stable across builds and platforms, unlike `std`'s hasher.
-fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    bytes.iter().fold(seed, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -85,24 +87,29 @@ mod tests {
     use crate::{Event, sample};
 
     #[test]
-    fn same_event_same_headers() {
+    fn same_event_same_ids_new_trace() {
         let a = for_event(&sample::ride_requested("r1", "berlin"));
         let b = for_event(&sample::ride_requested("r1", "berlin"));
         assert_eq!(a.get(MSG_ID), b.get(MSG_ID));
-        assert_eq!(a.get(TRACEPARENT), b.get(TRACEPARENT));
         assert_eq!(a.get(EVENT).unwrap().as_str(), crate::RideRequested::NAME);
         assert_eq!(a.get(RIDE_ID).unwrap().as_str(), "r1");
+        // Each publish without a parent starts a trace of its own.
+        let (ta, tb) = (
+            TraceContext::from_headers(Some(&a)).unwrap(),
+            TraceContext::from_headers(Some(&b)).unwrap(),
+        );
+        assert_ne!(ta.trace_id(), tb.trace_id());
     }
 
     #[test]
-    fn traceparent_shape() {
-        let t = traceparent("r1", "priced:r1");
-        assert_eq!(t.len(), 55);
-        assert!(t.starts_with("00-") && t.ends_with("-01"));
-        // Events of one ride share the trace id, not the span id.
-        let u = traceparent("r1", "matched:r1");
-        assert_eq!(t[3..35], u[3..35]);
-        assert_ne!(t[36..52], u[36..52]);
+    fn an_event_in_a_trace_carries_exactly_that_span() {
+        let parent = TraceContext::root();
+        let span = parent.child();
+        let h = for_event_in(&sample::fare_quoted("r1", "berlin"), &span);
+        let got = TraceContext::from_headers(Some(&h)).unwrap();
+        assert_eq!(got, span);
+        assert_eq!(got.trace_id(), parent.trace_id());
+        assert_eq!(h.get(MSG_ID).unwrap().as_str(), "priced:r1");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`codec`]: MessagePack with named fields inside a versioned envelope.
 //! - [`headers`]: the headers every message carries (`Nats-Msg-Id`, `Hail-Event`,
 //!   `Hail-Ride-Id`, `traceparent`, `Content-Type`) and the dead-letter headers.
+//! - [`trace`]: the W3C trace context in `traceparent`: a random trace per
+//!   ride, a span per hop.
 //! - [`ride_view`]: the ride view, one status record per ride, that the
 //!   `ride-view` service writes and the gateway and `hail trace` read.
 //! - [`sample`]: small valid events for examples and tests.
@@ -35,6 +37,7 @@ pub mod position;
 pub mod ride_view;
 pub mod sample;
 pub mod subjects;
+pub mod trace;
 
 pub use any_event::{AnyEvent, EVENT_NAMES, EventKind};
 pub use codec::MAX_PAYLOAD_BYTES;

@@ -1,8 +1,8 @@
 //! The consumer-group runtime: a hail service is a [`Handler`]; the runtime owns
 //! everything around it.
 //!
-//! - [`service`]: the four services, each one's name, port, subjects and the
-//!   durable consumer it binds.
+//! - [`service`]: hail's services (the four of the pipeline, then ride-view),
+//!   each one's name, port, subjects and the durable consumer it binds.
 //! - [`config`]: the flags every service shares, validated at start.
 //! - [`connect`]: bounded retry at start, unlimited reconnects afterwards;
 //!   [`auth`]: the credential and TLS flags, and permission violations.

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use hail_events::{Event, EventError, RideId, codec, headers};
+use hail_events::{Event, EventError, RideId, codec, headers, trace::TraceContext};
 use time::OffsetDateTime;
 
 /// One delivered message, as the handler sees it.
@@ -84,6 +84,27 @@ impl Output {
             ride: event.ride_id().cloned(),
         })
     }
+
+    /// The output as a hop of `parent`'s trace: its `traceparent` becomes a
+    /// new span ([`TraceContext::child`]) of the input's context. The worker
+    /// does this to every output, so a service's answers share the trace id
+    /// of the request they answer.
+    ///
+    /// ```
+    /// use hail_events::trace::TraceContext;
+    /// let request = TraceContext::root();
+    /// let out = hail_runtime::Output::event(&hail_events::sample::fare_quoted("r1", "berlin"))
+    ///     .unwrap()
+    ///     .in_trace(&request);
+    /// let t = TraceContext::from_headers(Some(&out.headers)).unwrap();
+    /// assert_eq!(t.trace_id(), request.trace_id());
+    /// assert_ne!(t.span_id(), request.span_id());
+    /// ```
+    pub fn in_trace(mut self, parent: &TraceContext) -> Self {
+        let span = parent.child().to_header();
+        self.headers.insert(headers::TRACEPARENT, span.as_str());
+        self
+    }
 }
 
 /// The handler's decision about one message; the runtime maps it to an ack.
@@ -110,6 +131,15 @@ impl Outcome {
     /// Done with no outputs.
     pub fn done() -> Self {
         Outcome::Done(Vec::new())
+    }
+
+    /// `done`, `retry` or `poison`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Done(_) => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Poison { .. } => "poison",
+        }
     }
 }
 

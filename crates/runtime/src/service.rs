@@ -1,6 +1,10 @@
-//! The four services of hail, in one place: each one's name, binary, default
-//! `/metrics` port, the subjects it reads and writes, and the durable consumer
-//! it binds on RIDES.
+//! hail's services, in one place: each one's name, binary, default `/metrics`
+//! port, the subjects it reads and writes, and the durable consumer it binds
+//! on RIDES. [`Service::ALL`] is the pipeline every request goes through
+//! (matching, pricing, fraud, analytics: what the audit checks and the load
+//! generator's null pipeline binds); [`Service::EVERY`] adds the services added
+//! beside it later (ride-view, the ride read model), which read RIDES but
+//! answer nothing.
 //!
 //! Everything that names a service reads it from here: the services themselves
 //! ([`crate::Runtime::start`] binds [`Service::consumer_spec`]), the CLI's local
@@ -20,7 +24,7 @@
 //! let err = "billing".parse::<Service>().unwrap_err();
 //! assert_eq!(
 //!     err.to_string(),
-//!     r#"unknown service "billing": expected one of matching, pricing, fraud, analytics"#
+//!     r#"unknown service "billing": expected one of matching, pricing, fraud, analytics, ride-view"#
 //! );
 //! # Ok::<(), hail_runtime::service::UnknownService>(())
 //! ```
@@ -41,7 +45,7 @@ pub const MONITOR_METRICS_PORT: u16 = 9105;
 /// hail-monitor's binary.
 pub const MONITOR_BINARY: &str = "hail-monitor";
 
-/// One of hail's four services; its name is also its durable consumer (the
+/// One of hail's services; its name is also its durable consumer (the
 /// consumer group), its `dlq.<name>` subject and its services-API name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
@@ -53,10 +57,14 @@ pub enum Service {
     Fraud,
     /// Per-city totals of every ride event.
     Analytics,
+    /// Every ride's status (the read model the gateway serves), built in KV from
+    /// every event on RIDES; added to a running platform, it replays RIDES from
+    /// the start.
+    RideView,
 }
 
 impl Service {
-    /// Every service, in start order. Analytics, which reads the others'
+    /// The pipeline every request goes through, in start order. Analytics, which reads the others'
     /// outputs, comes last: a drain check that polls in this order sees the
     /// others finished before it.
     pub const ALL: [Service; 4] = [
@@ -77,13 +85,37 @@ impl Service {
         names
     };
 
-    /// `matching`, `pricing`, `fraud` or `analytics`.
+    /// Every service hail runs: [`Service::ALL`], then the ones that read
+    /// RIDES without answering (ride-view). What `hail up` starts, `hail
+    /// provision` binds a durable for, Prometheus scrapes and `hail status`
+    /// lists.
+    pub const EVERY: [Service; 5] = [
+        Service::Matching,
+        Service::Pricing,
+        Service::Fraud,
+        Service::Analytics,
+        Service::RideView,
+    ];
+
+    /// The names of [`Service::EVERY`], in the same order.
+    pub const EVERY_NAMES: [&'static str; 5] = {
+        let mut names = [""; 5];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Service::EVERY[i].name();
+            i += 1;
+        }
+        names
+    };
+
+    /// `matching`, `pricing`, `fraud`, `analytics` or `ride-view`.
     pub const fn name(self) -> &'static str {
         match self {
             Service::Matching => "matching",
             Service::Pricing => "pricing",
             Service::Fraud => "fraud",
             Service::Analytics => "analytics",
+            Service::RideView => "ride-view",
         }
     }
 
@@ -99,17 +131,20 @@ impl Service {
             Service::Pricing => "hail-pricing",
             Service::Fraud => "hail-fraud",
             Service::Analytics => "hail-analytics",
+            Service::RideView => "hail-ride-view",
         }
     }
 
     /// Default port of its `/metrics`, `/healthz` and `/readyz` (`--metrics-addr`
-    /// overrides it): 9101 to 9104, in [`Service::ALL`] order.
+    /// overrides it): 9101 to 9104, in [`Service::ALL`] order; ride-view 9106
+    /// (9105 is hail-monitor's).
     pub const fn metrics_port(self) -> u16 {
         match self {
             Service::Matching => 9101,
             Service::Pricing => 9102,
             Service::Fraud => 9103,
             Service::Analytics => 9104,
+            Service::RideView => 9106,
         }
     }
 
@@ -122,18 +157,18 @@ impl Service {
                 subjects::RIDES_CANCELLED_ALL,
             ],
             Service::Pricing | Service::Fraud => &[subjects::RIDES_REQUESTED_ALL],
-            Service::Analytics => &[subjects::RIDES_ALL],
+            Service::Analytics | Service::RideView => &[subjects::RIDES_ALL],
         }
     }
 
     /// The subjects of RIDES it publishes its answers on (analytics keeps
-    /// counts in KV instead).
+    /// counts in KV instead, ride-view ride records).
     pub const fn outputs(self) -> &'static [&'static str] {
         match self {
             Service::Matching => &[subjects::RIDES_MATCHED_ALL, subjects::RIDES_UNMATCHED_ALL],
             Service::Pricing => &[subjects::RIDES_PRICED_ALL],
             Service::Fraud => &[subjects::RIDES_SCREENED_ALL],
-            Service::Analytics => &[],
+            Service::Analytics | Service::RideView => &[],
         }
     }
 
@@ -184,9 +219,9 @@ impl fmt::Display for Service {
     }
 }
 
-/// A name that is none of the four services.
+/// A name that is none of hail's services.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown service {input:?}: expected one of {}", Service::NAMES.join(", "))]
+#[error("unknown service {input:?}: expected one of {}", Service::EVERY_NAMES.join(", "))]
 pub struct UnknownService {
     /// What was given.
     pub input: String,
@@ -196,7 +231,7 @@ impl FromStr for Service {
     type Err = UnknownService;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Service::ALL
+        Service::EVERY
             .into_iter()
             .find(|service| service.name() == s)
             .ok_or_else(|| UnknownService { input: s.into() })
@@ -210,7 +245,7 @@ mod tests {
 
     #[test]
     fn names_parse_back_and_are_distinct() {
-        for s in Service::ALL {
+        for s in Service::EVERY {
             assert_eq!(s.name().parse(), Ok(s));
             assert_eq!(s.to_string(), s.name());
             assert_eq!(s.binary(), format!("hail-{s}"));
@@ -220,16 +255,18 @@ mod tests {
             Service::NAMES,
             ["matching", "pricing", "fraud", "analytics"]
         );
-        let mut ports = Service::ALL.map(Service::metrics_port).to_vec();
+        assert_eq!(Service::EVERY[..4], Service::ALL);
+        let mut ports = Service::EVERY.map(Service::metrics_port).to_vec();
         ports.push(MONITOR_METRICS_PORT);
-        assert_eq!(ports, [9101, 9102, 9103, 9104, 9105]);
+        ports.sort_unstable();
+        assert_eq!(ports, [9101, 9102, 9103, 9104, 9105, 9106]);
     }
 
     #[test]
     fn an_unknown_name_is_quoted_with_the_valid_ones() {
         let err = "Pricing".parse::<Service>().unwrap_err().to_string();
         assert!(err.contains("\"Pricing\""), "{err}");
-        for name in Service::NAMES {
+        for name in Service::EVERY_NAMES {
             assert!(err.contains(name), "{err}");
         }
     }
@@ -250,13 +287,15 @@ mod tests {
         assert_eq!(Service::Pricing.filters(), ["rides.requested.>"]);
         assert_eq!(Service::Fraud.filters(), ["rides.requested.>"]);
         assert_eq!(Service::Analytics.filters(), ["rides.>"]);
+        assert_eq!(Service::RideView.filters(), ["rides.>"]);
+        assert!(Service::RideView.outputs().is_empty() && !Service::RideView.one_active());
         assert!(m.backoff.len() < m.max_deliver as usize);
     }
 
     #[test]
     fn without_flags_a_service_binds_its_default_consumer() {
         let args = parse(&[]);
-        for s in Service::ALL {
+        for s in Service::EVERY {
             assert_eq!(s.consumer_spec(&args), s.default_consumer_spec(), "{s}");
         }
     }

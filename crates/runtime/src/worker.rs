@@ -7,6 +7,11 @@
 //! cannot store a second answer: a first delivery is stored only while the fence
 //! is empty, and a redelivery looks for the earlier answer before it stores one.
 //! The deterministic `Nats-Msg-Id` still makes a retried publish a no-op.
+//!
+//! Each message is handled inside a tracing span carrying its trace id (from
+//! its `traceparent`; a new trace when it has none) and its ride, so every log
+//! line about it names both; every output continues that trace with a span of
+//! its own ([`Output::in_trace`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,7 +24,8 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use hail_events::subjects;
+use hail_events::{headers, subjects, trace::TraceContext};
+use tracing::Instrument as _;
 
 use crate::{
     Handler, Outcome, Output,
@@ -181,7 +187,19 @@ pub fn pull(consumer: &PullConsumer, batch: usize) -> jetstream::consumer::pull:
     }
 }
 
+/// Handles one message inside its span: `trace_id` and `ride` on every log line.
 async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
+    let h = msg.headers.as_ref();
+    let trace = TraceContext::from_headers(h).unwrap_or_else(TraceContext::root);
+    let ride = h
+        .and_then(|h| h.get(headers::RIDE_ID))
+        .map_or("", |v| v.as_str())
+        .to_string();
+    let span = tracing::info_span!("message", trace_id = %trace.trace_id_hex(), ride);
+    handle(shared, msg, trace).instrument(span).await
+}
+
+async fn handle<H: Handler>(shared: &Shared<H>, msg: Message, trace: TraceContext) {
     let m = &shared.metrics;
     m.in_flight.inc();
     let Ok(info) = msg.info() else {
@@ -232,8 +250,16 @@ async fn process<H: Handler>(shared: &Shared<H>, msg: Message) {
         subject: msg.subject.as_str(),
         delivered,
     };
+    tracing::debug!(
+        seq = stream_seq,
+        delivered,
+        event,
+        outcome = outcome.kind(),
+        "handled"
+    );
     match outcome {
         Outcome::Done(outputs) => {
+            let outputs = outputs.into_iter().map(|o| o.in_trace(&trace)).collect();
             match publish_all(shared, outputs, &origin, replay_of, stored_ago).await {
                 Ok(())
                     if faults.is_some_and(|f| {

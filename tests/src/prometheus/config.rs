@@ -15,7 +15,8 @@ pub const REGENERATE: &str = "HAIL_WRITE_PROMETHEUS_YML=1 cargo test -p hail-e2e
 /// One process to scrape: its job ([`job`] of the service) and `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `hail-matching`, `hail-pricing`, `hail-fraud`, `hail-analytics` or `hail-monitor`.
+    /// `hail-matching`, `hail-pricing`, `hail-fraud`, `hail-analytics`,
+    /// `hail-ride-view` or `hail-monitor`.
     pub job: String,
     /// Address of its `/metrics`, e.g. `127.0.0.1:9101`.
     pub address: String,
@@ -38,10 +39,10 @@ pub fn job(service: &str) -> String {
     format!("hail-{service}")
 }
 
-/// The local stack's processes at their default ports: the four services,
-/// then the monitor.
+/// The local stack's processes at their default ports: every service
+/// ([`Service::EVERY`]), then the monitor.
 pub fn local_targets() -> Vec<Target> {
-    Service::ALL
+    Service::EVERY
         .into_iter()
         .map(|s| Target::local(&job(s.name()), s.metrics_port()))
         .chain([Target::local(&job("monitor"), MONITOR_METRICS_PORT)])
@@ -75,7 +76,7 @@ pub fn render(targets: &[Target], interval_seconds: u32, rules: &str) -> String 
 }
 
 const HEADER: &str = "\
-# Prometheus for hail's local stack: the four services and hail-monitor.
+# Prometheus for hail's local stack: every service and hail-monitor.
 # nats-server's monitor port (8222) is JSON, not Prometheus format: not scraped;
 # hail-monitor exports the JetStream figures (prometheus-nats-exporter names).
 #

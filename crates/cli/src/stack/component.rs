@@ -7,8 +7,9 @@ use hail_runtime::service::{MONITOR_BINARY, MONITOR_METRICS_PORT, Service};
 
 use super::{Layout, Topology};
 
-/// The four services' names, in start order.
-pub const SERVICES: [&str; 4] = Service::NAMES;
+/// Every service's name, in start order ([`Service::EVERY`]: the four of
+/// the pipeline, then ride-view).
+pub const SERVICES: [&str; 5] = Service::EVERY_NAMES;
 
 /// pricing's demand window in the local stack: matched to the load generator's
 /// compressed time.
