@@ -6,7 +6,7 @@
 //! (nearest free driver within its default radius, claimed until the trip ends
 //! or is cancelled). What is left out is only delay: the index sees every
 //! report at once. The end-to-end check of the same bound through the real
-//! services is in tests/tests/city.rs.
+//! services is in city.rs.
 
 use std::time::Duration;
 
