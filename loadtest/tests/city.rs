@@ -71,8 +71,16 @@ async fn most_rides_are_matched_and_surge_rises_only_in_the_rush_hour_hotspots()
     // every hotspot.
     let hot = &r["surge"]["wave_hotspots"];
     let away = &r["surge"]["background"];
-    assert!(f(&hot["quotes"]) > 100.0 && f(&away["quotes"]) > 100.0, "{}", r["surge"]);
-    assert!(f(&hot["p95"]) > 1.0, "no surge in the hotspots: {}", r["surge"]);
+    assert!(
+        f(&hot["quotes"]) > 100.0 && f(&away["quotes"]) > 100.0,
+        "{}",
+        r["surge"]
+    );
+    assert!(
+        f(&hot["p95"]) > 1.0,
+        "no surge in the hotspots: {}",
+        r["surge"]
+    );
     assert!(f(&hot["surged_share"]) >= 0.10, "{}", r["surge"]);
     assert_eq!(f(&away["p50"]), 1.0, "{}", r["surge"]);
     assert!(f(&away["surged_share"]) <= 0.05, "{}", r["surge"]);

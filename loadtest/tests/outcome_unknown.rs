@@ -61,10 +61,14 @@ async fn rides_whose_pub_ack_timed_out_are_reconciled_against_rides() {
             Err(_) => 0,
         }
     };
-    wait_until(Duration::from_secs(60), "the run to store 300 rides", || {
-        let js = js.clone();
-        async move { requests(js).await >= 300 }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the run to store 300 rides",
+        || {
+            let js = js.clone();
+            async move { requests(js).await >= 300 }
+        },
+    )
     .await
     .unwrap();
     // The fault itself: the broker frozen for longer than the PubAck timeout.
@@ -89,6 +93,9 @@ async fn rides_whose_pub_ack_timed_out_are_reconciled_against_rides() {
     // so RIDES holds the requests only), and none counts as failed for a timeout.
     let stored = requests(js.clone()).await;
     assert_eq!(n(&r["rides"]["published"]), stored, "{stderr}");
-    assert!(r["rides"]["failed_by_kind"].get("timed_out").is_none(), "{stderr}");
+    assert!(
+        r["rides"]["failed_by_kind"].get("timed_out").is_none(),
+        "{stderr}"
+    );
     assert!(stderr.contains("outcome unknown"), "{stderr}");
 }

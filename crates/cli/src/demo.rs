@@ -141,6 +141,7 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     }
     let _ = loadgen.kill();
     let _ = loadgen.wait();
+    tell_the_city(layout);
     say("auditing: every request accounted for once per service");
     let reports = audit::audit(js).await?;
     let audit_holds = reports.iter().all(|r| r.holds);
@@ -171,6 +172,8 @@ fn start_loadgen(layout: &Layout, args: &DemoArgs, nats_url: &str) -> Result<std
             &args.rate.to_string(),
             "--duration",
             &format!("{}s", args.duration),
+            "--report",
+            &loadgen_report(layout).display().to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -231,6 +234,58 @@ fn narrate(t: &Tick, answered_last_s: u64, matched_last_s: u64) {
         "  t={:>3}s  matching answered {:>5}/s, matched {rate}  analytics {state} lag {:>7}",
         t.second, answered_last_s, t.analytics_lag
     );
+}
+
+/// Where the demo has the load generator write its JSON report.
+fn loadgen_report(layout: &Layout) -> std::path::PathBuf {
+    layout.state.join("logs/loadgen-report.json")
+}
+
+/// What the load generator's report says of the city: match rate, why rides
+/// went unmatched, cancellations, surge, driver updates.
+fn tell_the_city(layout: &Layout) {
+    let path = loadgen_report(layout);
+    let Some(r) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        say(&format!("no load generator report at {}", path.display()));
+        return;
+    };
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let reasons: Vec<String> = r["answers"]["unmatched_by_reason"]
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    say(&format!(
+        "the city: {} rides, {:.1}% matched (unmatched: {}); riders cancelled {} before pickup; {:.0} driver updates/s beside {:.0} rides/s",
+        r["rides"]["published"],
+        100.0 * f(&r["match_rate"]),
+        if reasons.is_empty() {
+            "none".into()
+        } else {
+            reasons.join(", ")
+        },
+        r["fleet"]["cancellations_published"],
+        f(&r["driver_updates_per_s"]),
+        f(&r["achieved_rate"]),
+    ));
+    let (hot, away) = (&r["surge"]["wave_hotspots"], &r["surge"]["background"]);
+    say(&format!(
+        "surge: in the rush-hour hotspots p50 {:.1}x, p95 {:.1}x ({:.0}% surged); away from hotspots p50 {:.1}x ({:.0}% surged)",
+        f(&hot["p50"]),
+        f(&hot["p95"]),
+        100.0 * f(&hot["surged_share"]),
+        f(&away["p50"]),
+        100.0 * f(&away["surged_share"]),
+    ));
+    let unknown = &r["rides"]["outcome_unknown"];
+    if unknown["count"].as_u64().unwrap_or(0) > 0 {
+        say(&format!(
+            "{} rides' PubAcks never came; RIDES holds {} of them",
+            unknown["count"], unknown["stored"]
+        ));
+    }
 }
 
 fn say(s: &str) {
