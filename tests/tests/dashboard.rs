@@ -4,12 +4,17 @@
 //! Grafana dashboard returns data, the console page renders every widget, and
 //! headless Chromium takes a screenshot of it (target/dashboard.png). Then
 //! analytics is killed: ServiceDown and ConsumerStopped fire and the page shows
-//! it (target/dashboard-analytics-down.png).
+//! it (target/dashboard-analytics-down.png). Then it is restarted and catches
+//! up: the data behind the lag graph (a range query, as the page's script
+//! makes) rises while it was down and falls after, and the page as Chromium
+//! draws it holds that graph's SVG path for analytics and a red band where it
+//! was down (target/dashboard-analytics-restarted.png).
 //!
 //! Needs Debian's `prometheus` and `chromium` packages.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, ensure};
 use async_nats::jetstream;
@@ -66,8 +71,39 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| prometheus::repo_root().join("target"))
 }
 
-/// Headless Chromium saves a 1400×2000 screenshot of `url` to `png`.
+/// Size of the screenshots: the whole page, graphs and widgets.
+const WINDOW: (u32, u32) = (1400, 2600);
+/// Virtual time Chromium gives the page's script to draw its graphs (it
+/// stands still while the page's range queries are in flight).
+const SCRIPT_BUDGET_MS: u32 = 5000;
+
+/// Headless Chromium saves a screenshot of `url` to `png`, after the page's
+/// script has drawn its graphs.
 fn screenshot(url: &str, png: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(png);
+    chromium(
+        url,
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The DOM of `url` once the page's script has drawn its graphs, as headless
+/// Chromium serializes it.
+fn dump_dom(url: &str) -> Result<String> {
+    let out = chromium(url, &["--dump-dom".to_string()])?;
+    let (Some(from), Some(to)) = (out.find("<html"), out.rfind("</html>")) else {
+        anyhow::bail!("no document in chromium's output:\n{out}");
+    };
+    Ok(out[from..to + "</html>".len()].to_string())
+}
+
+/// Runs headless Chromium on `url` with `extra` flags and a virtual time
+/// budget for the page's script; its output (stdout and stderr).
+fn chromium(url: &str, extra: &[String]) -> Result<String> {
     ensure!(
         Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} not found: install it with `apt-get install -y chromium`"
@@ -75,8 +111,7 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
     let profile = tempfile::Builder::new()
         .prefix("hail-chromium-")
         .tempdir()?;
-    let _ = std::fs::remove_file(png);
-    let args = [
+    let mut args: Vec<String> = [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -85,12 +120,13 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        &format!("--user-data-dir={}", profile.path().display()),
-        &format!("--screenshot={}", png.display()),
-        "--window-size=1400,2000",
-        url,
     ]
-    .map(String::from);
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
+    args.push(format!("--virtual-time-budget={SCRIPT_BUDGET_MS}"));
+    args.extend(extra.iter().cloned());
+    args.push(url.to_string());
     let mut chromium = Process::spawn(Path::new(CHROMIUM), &args, &[])?;
     let status = chromium
         .wait_timeout(Duration::from_secs(60))
@@ -100,7 +136,7 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
         "chromium failed ({status}):\n{}",
         chromium.log()
     );
-    Ok(())
+    Ok(chromium.log())
 }
 
 /// Width and height from a PNG's IHDR, or an error if `bytes` is not a PNG.
@@ -135,7 +171,7 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     let load_js = js.clone();
     let load = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        for batch in 0..(180_000 / 20) {
+        for batch in 0..(360_000 / 20) {
             tick.tick().await;
             let from = batch * RATE_PER_TICK;
             if rides::publish(&load_js, "dash", from, from + RATE_PER_TICK)
@@ -162,8 +198,13 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
         wait_for_data(&prom, &all).await?;
         check_page(&prom).await?;
         checked_screenshot(&prom, "dashboard.png")?;
+        let killed_at = unix_now();
         analytics_down_shows(&prom, &mut svcs).await?;
-        checked_screenshot(&prom, "dashboard-analytics-down.png")
+        checked_screenshot(&prom, "dashboard-analytics-down.png")?;
+        let restarted_at = restart_analytics(&prom, &mut svcs).await?;
+        lag_rose_and_fell(&prom, killed_at, restarted_at).await?;
+        graphs_drawn(&prom)?;
+        checked_screenshot(&prom, "dashboard-analytics-restarted.png")
     }
     .await;
     load.abort();
@@ -187,7 +228,7 @@ fn checked_screenshot(prom: &Prometheus, name: &str) -> Result<()> {
     let png = target_dir().join(name);
     screenshot(&prom.url(PAGE), &png)?;
     let bytes = std::fs::read(&png).with_context(|| format!("reading {}", png.display()))?;
-    assert_eq!(png_size(&bytes)?, (1400, 2000), "{}", png.display());
+    assert_eq!(png_size(&bytes)?, WINDOW, "{}", png.display());
     assert!(
         bytes.len() > 50_000,
         "{} is only {} bytes",
@@ -231,6 +272,179 @@ async fn analytics_down_shows(prom: &Prometheus, svcs: &mut [services::Service])
         "no consumer in stop:\n{page}"
     );
     Ok(())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// The query of the console's lag graph (as the page holds it) and analytics' series of it.
+const LAG_QUERY: &str = "hail:consumer_lag_messages:max";
+const ANALYTICS_LAG: &str = r#"hail:consumer_lag_messages:max{service="analytics"}"#;
+
+/// Analytics' lag as Prometheus has it now.
+async fn analytics_lag(prom: &Prometheus) -> Option<f64> {
+    let samples = prom.query(ANALYTICS_LAG).await.ok()?;
+    samples.first().map(|s| s.value)
+}
+
+/// Restarts analytics and waits until Prometheus sees its lag drained to a
+/// quarter of its highest since the kill; returns when it was restarted.
+async fn restart_analytics(prom: &Prometheus, svcs: &mut [services::Service]) -> Result<f64> {
+    let analytics = svcs
+        .iter_mut()
+        .find(|s| s.name == "analytics")
+        .context("no analytics")?;
+    let peak = analytics_lag(prom).await.context("no lag for analytics")?;
+    ensure!(peak >= 1000.0, "analytics' lag only {peak} while it is down");
+    let restarted_at = unix_now();
+    analytics.restart()?;
+    analytics.wait_ready(WAIT).await?;
+    wait_until(WAIT, "analytics' lag to drain after its restart", || async {
+        analytics_lag(prom)
+            .await
+            .is_some_and(|lag| lag < peak / 4.0)
+    })
+    .await?;
+    Ok(restarted_at)
+}
+
+/// The data behind the lag graph, as the page's script asks for it: analytics'
+/// series rises while it is down and falls after its restart.
+async fn lag_rose_and_fell(prom: &Prometheus, killed_at: f64, restarted_at: f64) -> Result<()> {
+    let page = std::fs::read_to_string(prometheus::deploy_dir().join("consoles/hail.html"))?;
+    ensure!(
+        page.contains("\"lag-messages\" \"Lag (messages)\"") && page.contains(&format!("`{LAG_QUERY}`")),
+        "the console's lag graph does not draw {LAG_QUERY}"
+    );
+    let series = prom
+        .query_range(LAG_QUERY, killed_at - 20.0, unix_now(), 1.0)
+        .await?;
+    let analytics = series
+        .iter()
+        .find(|s| s.labels.get("service").is_some_and(|s| s == "analytics"))
+        .with_context(|| format!("no analytics in {series:?}"))?;
+    let within = |from: f64, to: f64| -> Vec<f64> {
+        analytics
+            .points
+            .iter()
+            .filter(|(t, v)| (from..=to).contains(t) && v.is_finite())
+            .map(|&(_, v)| v)
+            .collect()
+    };
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let before = within(killed_at - 20.0, killed_at);
+    let down = within(killed_at + 2.0, restarted_at);
+    let after = within(restarted_at, f64::INFINITY);
+    let shown = format!("{:?}", analytics.points);
+    ensure!(
+        before.len() >= 5 && down.len() >= 15 && after.len() >= 3,
+        "too few points (before {}, down {}, after {}): {shown}",
+        before.len(),
+        down.len(),
+        after.len()
+    );
+    let third = down.len() / 3;
+    let (early, late) = (mean(&down[..third]), mean(&down[down.len() - third..]));
+    ensure!(
+        late > 2.0 * early.max(1.0) && max(&down) > 4.0 * max(&before).max(100.0),
+        "analytics' lag did not rise while it was down: {early:.0} then {late:.0}, \
+         {:.0} before the kill: {shown}",
+        max(&before)
+    );
+    let peak = max(&down).max(max(&after));
+    let last = *after.last().expect("checked above");
+    ensure!(
+        last < peak / 4.0,
+        "analytics' lag did not fall after its restart: peak {peak:.0}, now {last:.0}: {shown}"
+    );
+    Ok(())
+}
+
+/// The page as Chromium draws it: every graph drawn, the lag graph with a path
+/// of many points for analytics, and the band of analytics red somewhere.
+fn graphs_drawn(prom: &Prometheus) -> Result<()> {
+    let dom = dump_dom(&prom.url(PAGE))?;
+    for graph in [
+        "up",
+        "lag-messages",
+        "lag-seconds",
+        "throughput",
+        "latency",
+        "match-rate",
+        "surge",
+        "dead-letters",
+    ] {
+        ensure!(
+            !svg(&dom, graph).is_empty(),
+            "graph {graph} not drawn:\n{dom}"
+        );
+    }
+    ensure!(!dom.contains("query failed"), "a graph's query failed:\n{dom}");
+    let lag = svg(&dom, "lag-messages");
+    let paths = tags(lag, "path");
+    for s in SERVICES {
+        ensure!(
+            paths.iter().any(|p| p.get("data-series").is_some_and(|n| n == s)),
+            "no lag path for {s}: {paths:?}"
+        );
+    }
+    let analytics = paths
+        .iter()
+        .find(|p| p.get("data-series").is_some_and(|n| n == "analytics"))
+        .expect("checked above");
+    let points: usize = analytics["data-points"].parse()?;
+    let segments = analytics["d"].matches('L').count();
+    ensure!(
+        points >= 30 && segments >= 20,
+        "analytics' lag path has {points} points, {segments} segments: {analytics:?}"
+    );
+    let bands = tags(svg(&dom, "up"), "rect");
+    ensure!(
+        bands.iter().any(|r| r.get("class").is_some_and(|c| c == "band down")
+            && r.get("data-series").is_some_and(|n| n == "hail-analytics")),
+        "no down band for analytics: {bands:?}"
+    );
+    Ok(())
+}
+
+/// The `<svg>` element of graph `id` in `dom`, or "".
+fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
+    let Some(at) = dom.find(&format!("data-graph=\"{id}\"")) else {
+        return "";
+    };
+    let Some(open) = dom[..at].rfind("<svg") else {
+        return "";
+    };
+    let close = dom[at..].find("</svg>").map_or(dom.len(), |c| at + c);
+    &dom[open..close]
+}
+
+/// The attributes of every `<name ...>` tag in `html` (values as serialized,
+/// entities left as they are).
+fn tags(html: &str, name: &str) -> Vec<BTreeMap<String, String>> {
+    let open = format!("<{name} ");
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(&open) {
+        let tag = &rest[at + open.len()..];
+        let end = tag.find('>').unwrap_or(tag.len());
+        let mut attrs = BTreeMap::new();
+        let mut body = &tag[..end];
+        while let Some(eq) = body.find("=\"") {
+            let key = body[..eq].trim().to_string();
+            let value_end = body[eq + 2..].find('"').map_or(body.len(), |v| eq + 2 + v);
+            attrs.insert(key, body[eq + 2..value_end].to_string());
+            body = body.get(value_end + 1..).unwrap_or("");
+        }
+        out.push(attrs);
+        rest = &tag[end..];
+    }
+    out
 }
 
 /// The console page as Prometheus renders it: every widget has rows, every
@@ -333,4 +547,17 @@ fn grafana_dashboard_is_well_formed() -> Result<()> {
         panels.len()
     );
     Ok(())
+}
+
+#[test]
+fn finds_the_paths_of_a_drawn_graph() {
+    let dom = r#"<div><svg viewBox="0 0 9 9" class="graph" data-graph="a"><path d="M1 2L3 4" data-series="x y" data-points="2"></path></svg>
+<svg class="graph" data-graph="lag"><rect x="1" class="band down" data-series="hail-analytics"></rect><path d="M0 0" data-series="fraud"></path></svg></div>"#;
+    let lag = tags(svg(dom, "lag"), "path");
+    assert_eq!(lag.len(), 1);
+    assert_eq!(lag[0]["data-series"], "fraud");
+    let a = tags(svg(dom, "a"), "path");
+    assert_eq!((a[0]["d"].as_str(), a[0]["data-points"].as_str()), ("M1 2L3 4", "2"));
+    assert_eq!(tags(svg(dom, "lag"), "rect")[0]["class"], "band down");
+    assert!(svg(dom, "none").is_empty());
 }
