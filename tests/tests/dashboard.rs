@@ -450,10 +450,15 @@ async fn report_written(
     Ok(())
 }
 
-/// The page as Chromium draws it: every graph drawn, the lag graph with a path
+/// The page as Chromium draws it over its 5m window: every graph drawn, the lag graph with a path
 /// of many points for analytics, and the band of analytics red somewhere.
 fn graphs_drawn(prom: &Prometheus) -> Result<()> {
-    let dom = dump_dom(&prom.url(PAGE))?;
+    // The shortest window: a point a second (the test's scrape interval).
+    let dom = dump_dom(&prom.url(&format!("{PAGE}?range=5m")))?;
+    ensure!(
+        dom.contains("data-window=\"5m\" class=\"on\"") || dom.contains("class=\"on\" data-window=\"5m\""),
+        "the 5m window is not the one shown:\n{dom}"
+    );
     for graph in [
         "up",
         "lag-messages",
@@ -469,7 +474,13 @@ fn graphs_drawn(prom: &Prometheus) -> Result<()> {
             "graph {graph} not drawn:\n{dom}"
         );
     }
-    ensure!(!dom.contains("query failed"), "a graph's query failed:\n{dom}");
+    // The script marks each chart drawn, or "error" with the failure as its text.
+    let charts = tags(&dom, "div");
+    let charts: Vec<_> = charts.iter().filter(|d| d.contains_key("data-graph")).collect();
+    ensure!(
+        charts.len() == 8 && charts.iter().all(|c| c.get("data-drawn").is_some_and(|d| d == "true")),
+        "not every graph drawn: {charts:?}"
+    );
     let lag = svg(&dom, "lag-messages");
     let paths = tags(lag, "path");
     for s in SERVICES {
