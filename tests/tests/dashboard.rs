@@ -304,15 +304,22 @@ async fn restart_analytics(prom: &Prometheus, svcs: &mut [services::Service]) ->
         .find(|s| s.name == "analytics")
         .context("no analytics")?;
     let peak = analytics_lag(prom).await.context("no lag for analytics")?;
-    ensure!(peak >= 1000.0, "analytics' lag only {peak} while it is down");
+    ensure!(
+        peak >= 1000.0,
+        "analytics' lag only {peak} while it is down"
+    );
     let restarted_at = unix_now();
     analytics.restart()?;
     analytics.wait_ready(WAIT).await?;
-    wait_until(WAIT, "analytics' lag to drain after its restart", || async {
-        analytics_lag(prom)
-            .await
-            .is_some_and(|lag| lag < peak / 8.0)
-    })
+    wait_until(
+        WAIT,
+        "analytics' lag to drain after its restart",
+        || async {
+            analytics_lag(prom)
+                .await
+                .is_some_and(|lag| lag < peak / 8.0)
+        },
+    )
     .await?;
     Ok(restarted_at)
 }
@@ -322,7 +329,8 @@ async fn restart_analytics(prom: &Prometheus, svcs: &mut [services::Service]) ->
 async fn lag_rose_and_fell(prom: &Prometheus, killed_at: f64, restarted_at: f64) -> Result<()> {
     let page = std::fs::read_to_string(prometheus::deploy_dir().join("consoles/hail.html"))?;
     ensure!(
-        page.contains("\"lag-messages\" \"Lag (messages)\"") && page.contains(&format!("`{LAG_QUERY}`")),
+        page.contains("\"lag-messages\" \"Lag (messages)\"")
+            && page.contains(&format!("`{LAG_QUERY}`")),
         "the console's lag graph does not draw {LAG_QUERY}"
     );
     let series = prom
@@ -406,7 +414,10 @@ async fn report_written(
         ],
     )
     .await?;
-    ensure!(out.contains("dashboard-report.png"), "hail report said: {out}");
+    ensure!(
+        out.contains("dashboard-report.png"),
+        "hail report said: {out}"
+    );
     let page = std::fs::read_to_string(&html).with_context(|| format!("{}", html.display()))?;
     ensure!(
         page.matches("<polyline").count() >= 8 && page.contains("analytics killed"),
@@ -421,7 +432,10 @@ async fn report_written(
     let data: serde_json::Value = serde_json::from_str(&json.replace("<\\/", "</"))?;
     let lag = data["panels"]
         .as_array()
-        .and_then(|p| p.iter().find(|p| p["title"].as_str().is_some_and(|t| t.starts_with("Lag"))))
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["title"].as_str().is_some_and(|t| t.starts_with("Lag")))
+        })
         .context("no lag panel in the report")?;
     let analytics = lag["series"]
         .as_array()
@@ -434,7 +448,8 @@ async fn report_written(
     let rows = tags(&page, "tr");
     for s in SERVICES {
         ensure!(
-            rows.iter().any(|r| r.get("data-service").is_some_and(|n| n == s)),
+            rows.iter()
+                .any(|r| r.get("data-service").is_some_and(|n| n == s)),
             "no audit row for {s} in {}",
             html.display()
         );
@@ -456,7 +471,8 @@ fn graphs_drawn(prom: &Prometheus) -> Result<()> {
     // The shortest window: a point a second (the test's scrape interval).
     let dom = dump_dom(&prom.url(&format!("{PAGE}?range=5m")))?;
     ensure!(
-        dom.contains("data-window=\"5m\" class=\"on\"") || dom.contains("class=\"on\" data-window=\"5m\""),
+        dom.contains("data-window=\"5m\" class=\"on\"")
+            || dom.contains("class=\"on\" data-window=\"5m\""),
         "the 5m window is not the one shown:\n{dom}"
     );
     for graph in [
@@ -476,16 +492,24 @@ fn graphs_drawn(prom: &Prometheus) -> Result<()> {
     }
     // The script marks each chart drawn, or "error" with the failure as its text.
     let charts = tags(&dom, "div");
-    let charts: Vec<_> = charts.iter().filter(|d| d.contains_key("data-graph")).collect();
+    let charts: Vec<_> = charts
+        .iter()
+        .filter(|d| d.contains_key("data-graph"))
+        .collect();
     ensure!(
-        charts.len() == 8 && charts.iter().all(|c| c.get("data-drawn").is_some_and(|d| d == "true")),
+        charts.len() == 8
+            && charts
+                .iter()
+                .all(|c| c.get("data-drawn").is_some_and(|d| d == "true")),
         "not every graph drawn: {charts:?}"
     );
     let lag = svg(&dom, "lag-messages");
     let paths = tags(lag, "path");
     for s in SERVICES {
         ensure!(
-            paths.iter().any(|p| p.get("data-series").is_some_and(|n| n == s)),
+            paths
+                .iter()
+                .any(|p| p.get("data-series").is_some_and(|n| n == s)),
             "no lag path for {s}: {paths:?}"
         );
     }
@@ -501,8 +525,10 @@ fn graphs_drawn(prom: &Prometheus) -> Result<()> {
     );
     let bands = tags(svg(&dom, "up"), "rect");
     ensure!(
-        bands.iter().any(|r| r.get("class").is_some_and(|c| c == "band down")
-            && r.get("data-series").is_some_and(|n| n == "hail-analytics")),
+        bands
+            .iter()
+            .any(|r| r.get("class").is_some_and(|c| c == "band down")
+                && r.get("data-series").is_some_and(|n| n == "hail-analytics")),
         "no down band for analytics: {bands:?}"
     );
     Ok(())
@@ -643,7 +669,10 @@ fn grafana_dashboard_is_well_formed() -> Result<()> {
     console.dedup();
     let mut grafana: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
     grafana.sort();
-    assert_eq!(grafana, console, "Grafana's panels and the console's items differ");
+    assert_eq!(
+        grafana, console,
+        "Grafana's panels and the console's items differ"
+    );
     Ok(())
 }
 
@@ -677,7 +706,10 @@ fn finds_the_paths_of_a_drawn_graph() {
     assert_eq!(lag.len(), 1);
     assert_eq!(lag[0]["data-series"], "fraud");
     let a = tags(svg(dom, "a"), "path");
-    assert_eq!((a[0]["d"].as_str(), a[0]["data-points"].as_str()), ("M1 2L3 4", "2"));
+    assert_eq!(
+        (a[0]["d"].as_str(), a[0]["data-points"].as_str()),
+        ("M1 2L3 4", "2")
+    );
     assert_eq!(tags(svg(dom, "lag"), "rect")[0]["class"], "band down");
     assert!(svg(dom, "none").is_empty());
 }

@@ -112,7 +112,15 @@ pub async fn for_demo(
         },
     ];
     // A little before the load, so the charts start from a quiet stack.
-    let png = write(file, LOCAL_PROMETHEUS, started - 10.0, unix_now(), &marks, audit).await?;
+    let png = write(
+        file,
+        LOCAL_PROMETHEUS,
+        started - 10.0,
+        unix_now(),
+        &marks,
+        audit,
+    )
+    .await?;
     eprintln!(
         "==> report of the run: {} (and {})",
         file.display(),
@@ -191,14 +199,20 @@ mod tests {
 
     #[test]
     fn the_png_goes_beside_the_page() {
-        assert_eq!(png_path(Path::new("out/run.html")), Path::new("out/run.png"));
+        assert_eq!(
+            png_path(Path::new("out/run.html")),
+            Path::new("out/run.png")
+        );
         assert_eq!(png_path(Path::new("run")), Path::new("run.png"));
     }
 
     #[test]
     fn marks_are_a_label_and_a_time() {
         let m = parse_mark("analytics killed@1765000000.5").unwrap();
-        assert_eq!((m.label.as_str(), m.at), ("analytics killed", 1_765_000_000.5));
+        assert_eq!(
+            (m.label.as_str(), m.at),
+            ("analytics killed", 1_765_000_000.5)
+        );
         assert!(parse_mark("no time").is_err());
         assert!(parse_mark("x@soon").is_err());
     }

@@ -139,7 +139,9 @@ fn parse_matrix(data: &Value) -> Result<Vec<RangeSeries>> {
                 .ok_or_else(|| anyhow!("series without values"))?
                 .iter()
                 .map(|p| {
-                    let t = p[0].as_f64().ok_or_else(|| anyhow!("point {p} has no time"))?;
+                    let t = p[0]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("point {p} has no time"))?;
                     Ok((t, sample_value(p)?))
                 })
                 .collect::<Result<_>>()?;

@@ -191,7 +191,11 @@ mod tests {
         assert!(html.contains("Audit: DOES NOT HOLD"));
         assert!(html.contains("2025-12-06 05:46:40 UTC to 2025-12-06 05:47:40 UTC"));
         let json = html.split("id=\"hail-series\">").nth(1).unwrap();
-        let json = json.split("</script>").next().unwrap().replace("<\\/", "</");
+        let json = json
+            .split("</script>")
+            .next()
+            .unwrap()
+            .replace("<\\/", "</");
         let data: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(data["panels"][0]["series"][0]["points"][1][1], 5.0);
         assert_eq!(data["marks"][0]["label"], "analytics killed");

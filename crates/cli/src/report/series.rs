@@ -168,7 +168,9 @@ pub fn parse(body: &str, label: &str, suffix: &str, from: f64) -> Result<Vec<Ser
             };
             let mut points = Vec::new();
             for p in s["values"].as_array().into_iter().flatten() {
-                let t = p[0].as_f64().ok_or_else(|| anyhow!("point {p} has no time"))?;
+                let t = p[0]
+                    .as_f64()
+                    .ok_or_else(|| anyhow!("point {p} has no time"))?;
                 let v: f64 = p[1]
                     .as_str()
                     .ok_or_else(|| anyhow!("point {p} has no value"))?
