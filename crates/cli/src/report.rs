@@ -40,14 +40,14 @@ pub struct ReportArgs {
     /// The HTML file to write; the PNG goes beside it (the same name, `.png`).
     file: PathBuf,
     /// Start of the window, unix seconds.
-    #[arg(long)]
+    #[arg(long, value_name = "UNIX_SECONDS")]
     from: f64,
     /// End of the window, unix seconds (default: now).
-    #[arg(long)]
+    #[arg(long, value_name = "UNIX_SECONDS")]
     to: Option<f64>,
     /// A moment to mark on the charts, `LABEL@UNIX_SECONDS` (repeatable), e.g.
     /// `"analytics killed@1765000000"`.
-    #[arg(long = "mark", value_parser = parse_mark)]
+    #[arg(long = "mark", value_name = "LABEL@UNIX_SECONDS", value_parser = parse_mark)]
     marks: Vec<Mark>,
     /// Prometheus to read the series from.
     #[arg(long, default_value = LOCAL_PROMETHEUS, env = "HAIL_PROMETHEUS_URL")]
