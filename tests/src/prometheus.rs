@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 pub use config::Target;
-pub use server::{Prometheus, Sample};
+pub use server::{Prometheus, RangeSeries, Sample};
 
 /// The repository's root (where the workspace `Cargo.toml` is).
 pub fn repo_root() -> PathBuf {

@@ -4,17 +4,24 @@
 //! Grafana dashboard returns data, the console page renders every widget, and
 //! headless Chromium takes a screenshot of it (target/dashboard.png). Then
 //! analytics is killed: ServiceDown and ConsumerStopped fire and the page shows
-//! it (target/dashboard-analytics-down.png).
+//! it (target/dashboard-analytics-down.png). Then it is restarted and catches
+//! up: the data behind the lag graph (a range query, as the page's script
+//! makes) rises while it was down and falls after, and the page as Chromium
+//! draws it holds that graph's SVG path for analytics and a red band where it
+//! was down (target/dashboard-analytics-restarted.png). `hail report` writes
+//! the report of the run (target/dashboard-report.html and .png): its lag
+//! series of analytics rises and falls the same way and it holds the audit.
 //!
 //! Needs Debian's `prometheus` and `chromium` packages.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, ensure};
 use async_nats::jetstream;
 use hail_e2e::prometheus::{self, Prometheus, Target, config::job, queries, scope};
-use hail_e2e::{SERVICES, monitor::Monitor, rides, serial, services};
+use hail_e2e::{SERVICES, cli::hail, monitor::Monitor, rides, serial, services};
 use hail_testkit::{NatsServer, Process, http_get, wait_until};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -66,8 +73,39 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| prometheus::repo_root().join("target"))
 }
 
-/// Headless Chromium saves a 1400×2000 screenshot of `url` to `png`.
+/// Size of the screenshots: the whole page, graphs and widgets.
+const WINDOW: (u32, u32) = (1400, 2600);
+/// Virtual time Chromium gives the page's script to draw its graphs (it
+/// stands still while the page's range queries are in flight).
+const SCRIPT_BUDGET_MS: u32 = 5000;
+
+/// Headless Chromium saves a screenshot of `url` to `png`, after the page's
+/// script has drawn its graphs.
 fn screenshot(url: &str, png: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(png);
+    chromium(
+        url,
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The DOM of `url` once the page's script has drawn its graphs, as headless
+/// Chromium serializes it.
+fn dump_dom(url: &str) -> Result<String> {
+    let out = chromium(url, &["--dump-dom".to_string()])?;
+    let (Some(from), Some(to)) = (out.find("<html"), out.rfind("</html>")) else {
+        anyhow::bail!("no document in chromium's output:\n{out}");
+    };
+    Ok(out[from..to + "</html>".len()].to_string())
+}
+
+/// Runs headless Chromium on `url` with `extra` flags and a virtual time
+/// budget for the page's script; its output (stdout and stderr).
+fn chromium(url: &str, extra: &[String]) -> Result<String> {
     ensure!(
         Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} not found: install it with `apt-get install -y chromium`"
@@ -75,8 +113,7 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
     let profile = tempfile::Builder::new()
         .prefix("hail-chromium-")
         .tempdir()?;
-    let _ = std::fs::remove_file(png);
-    let args = [
+    let mut args: Vec<String> = [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -85,12 +122,13 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        &format!("--user-data-dir={}", profile.path().display()),
-        &format!("--screenshot={}", png.display()),
-        "--window-size=1400,2000",
-        url,
     ]
-    .map(String::from);
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
+    args.push(format!("--virtual-time-budget={SCRIPT_BUDGET_MS}"));
+    args.extend(extra.iter().cloned());
+    args.push(url.to_string());
     let mut chromium = Process::spawn(Path::new(CHROMIUM), &args, &[])?;
     let status = chromium
         .wait_timeout(Duration::from_secs(60))
@@ -100,7 +138,7 @@ fn screenshot(url: &str, png: &Path) -> Result<()> {
         "chromium failed ({status}):\n{}",
         chromium.log()
     );
-    Ok(())
+    Ok(chromium.log())
 }
 
 /// Width and height from a PNG's IHDR, or an error if `bytes` is not a PNG.
@@ -135,7 +173,7 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     let load_js = js.clone();
     let load = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        for batch in 0..(180_000 / 20) {
+        for batch in 0..(360_000 / 20) {
             tick.tick().await;
             let from = batch * RATE_PER_TICK;
             if rides::publish(&load_js, "dash", from, from + RATE_PER_TICK)
@@ -162,8 +200,14 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
         wait_for_data(&prom, &all).await?;
         check_page(&prom).await?;
         checked_screenshot(&prom, "dashboard.png")?;
+        let killed_at = unix_now();
         analytics_down_shows(&prom, &mut svcs).await?;
-        checked_screenshot(&prom, "dashboard-analytics-down.png")
+        checked_screenshot(&prom, "dashboard-analytics-down.png")?;
+        let restarted_at = restart_analytics(&prom, &mut svcs).await?;
+        lag_rose_and_fell(&prom, killed_at, restarted_at).await?;
+        report_written(&prom, &server.url(), killed_at, restarted_at).await?;
+        graphs_drawn(&prom)?;
+        checked_screenshot(&prom, "dashboard-analytics-restarted.png")
     }
     .await;
     load.abort();
@@ -187,7 +231,7 @@ fn checked_screenshot(prom: &Prometheus, name: &str) -> Result<()> {
     let png = target_dir().join(name);
     screenshot(&prom.url(PAGE), &png)?;
     let bytes = std::fs::read(&png).with_context(|| format!("reading {}", png.display()))?;
-    assert_eq!(png_size(&bytes)?, (1400, 2000), "{}", png.display());
+    assert_eq!(png_size(&bytes)?, WINDOW, "{}", png.display());
     assert!(
         bytes.len() > 50_000,
         "{} is only {} bytes",
@@ -231,6 +275,300 @@ async fn analytics_down_shows(prom: &Prometheus, svcs: &mut [services::Service])
         "no consumer in stop:\n{page}"
     );
     Ok(())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// The query of the console's lag graph (as the page holds it) and analytics' series of it.
+const LAG_QUERY: &str = "hail:consumer_lag_messages:max";
+const ANALYTICS_LAG: &str = r#"hail:consumer_lag_messages:max{service="analytics"}"#;
+
+/// Analytics' lag as Prometheus has it now.
+async fn analytics_lag(prom: &Prometheus) -> Option<f64> {
+    let samples = prom.query(ANALYTICS_LAG).await.ok()?;
+    samples.first().map(|s| s.value)
+}
+
+/// Restarts analytics and waits until Prometheus sees its lag drained to an
+/// eighth of what it was at the restart (the checks want under a quarter of
+/// the peak, which is higher, at the last point of a range query, which may
+/// be a scrape older); returns when it was restarted.
+async fn restart_analytics(prom: &Prometheus, svcs: &mut [services::Service]) -> Result<f64> {
+    let analytics = svcs
+        .iter_mut()
+        .find(|s| s.name == "analytics")
+        .context("no analytics")?;
+    let peak = analytics_lag(prom).await.context("no lag for analytics")?;
+    ensure!(
+        peak >= 1000.0,
+        "analytics' lag only {peak} while it is down"
+    );
+    let restarted_at = unix_now();
+    analytics.restart()?;
+    analytics.wait_ready(WAIT).await?;
+    wait_until(
+        WAIT,
+        "analytics' lag to drain after its restart",
+        || async {
+            analytics_lag(prom)
+                .await
+                .is_some_and(|lag| lag < peak / 8.0)
+        },
+    )
+    .await?;
+    Ok(restarted_at)
+}
+
+/// The data behind the lag graph, as the page's script asks for it: analytics'
+/// series rises while it is down and falls after its restart.
+async fn lag_rose_and_fell(prom: &Prometheus, killed_at: f64, restarted_at: f64) -> Result<()> {
+    let page = std::fs::read_to_string(prometheus::deploy_dir().join("consoles/hail.html"))?;
+    ensure!(
+        page.contains("\"lag-messages\" \"Lag (messages)\"")
+            && page.contains(&format!("`{LAG_QUERY}`")),
+        "the console's lag graph does not draw {LAG_QUERY}"
+    );
+    let series = prom
+        .query_range(LAG_QUERY, killed_at - 20.0, unix_now(), 1.0)
+        .await?;
+    let analytics = series
+        .iter()
+        .find(|s| s.labels.get("service").is_some_and(|s| s == "analytics"))
+        .with_context(|| format!("no analytics in {series:?}"))?;
+    rose_and_fell(&analytics.points, killed_at, restarted_at).context("the console's lag graph")
+}
+
+/// Checks analytics' lag over the run: at most `quiet` before the kill, rising
+/// while it is down, under a quarter of its peak at the end. `points` are
+/// `(unix time, value)`.
+fn rose_and_fell(points: &[(f64, f64)], killed_at: f64, restarted_at: f64) -> Result<()> {
+    let within = |from: f64, to: f64| -> Vec<f64> {
+        points
+            .iter()
+            .filter(|(t, v)| (from..=to).contains(t) && v.is_finite())
+            .map(|&(_, v)| v)
+            .collect()
+    };
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let before = within(killed_at - 20.0, killed_at);
+    let down = within(killed_at + 2.0, restarted_at);
+    let after = within(restarted_at, f64::INFINITY);
+    ensure!(
+        before.len() >= 5 && down.len() >= 15 && after.len() >= 3,
+        "too few points (before {}, down {}, after {}): {points:?}",
+        before.len(),
+        down.len(),
+        after.len()
+    );
+    let third = down.len() / 3;
+    let (early, late) = (mean(&down[..third]), mean(&down[down.len() - third..]));
+    ensure!(
+        late > 2.0 * early.max(1.0) && max(&down) > 4.0 * max(&before).max(100.0),
+        "analytics' lag did not rise while it was down: {early:.0} then {late:.0}, \
+         {:.0} before the kill: {points:?}",
+        max(&before)
+    );
+    let peak = max(&down).max(max(&after));
+    let last = *after.last().expect("checked above");
+    ensure!(
+        last < peak / 4.0,
+        "analytics' lag did not fall after its restart: peak {peak:.0}, now {last:.0}: {points:?}"
+    );
+    Ok(())
+}
+
+/// `hail report` over the run: the HTML holds the charts as SVG, analytics'
+/// lag series (rising while it was down, falling after) and the audit's table
+/// with a row per service; the PNG beside it is a real picture.
+async fn report_written(
+    prom: &Prometheus,
+    nats_url: &str,
+    killed_at: f64,
+    restarted_at: f64,
+) -> Result<()> {
+    let html = target_dir().join("dashboard-report.html");
+    let png = target_dir().join("dashboard-report.png");
+    for f in [&html, &png] {
+        let _ = std::fs::remove_file(f);
+    }
+    let from = killed_at - 30.0;
+    let out = hail(
+        nats_url,
+        &[
+            "report",
+            &html.display().to_string(),
+            "--prometheus-url",
+            &prom.url(""),
+            "--from",
+            &format!("{from:.3}"),
+            "--mark",
+            &format!("analytics killed@{killed_at:.3}"),
+            "--mark",
+            &format!("analytics restarted@{restarted_at:.3}"),
+        ],
+    )
+    .await?;
+    ensure!(
+        out.contains("dashboard-report.png"),
+        "hail report said: {out}"
+    );
+    let page = std::fs::read_to_string(&html).with_context(|| format!("{}", html.display()))?;
+    ensure!(
+        page.matches("<polyline").count() >= 8 && page.contains("analytics killed"),
+        "no charts in {}",
+        html.display()
+    );
+    let json = page
+        .split("<script type=\"application/json\" id=\"hail-series\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .context("no series in the report")?;
+    let data: serde_json::Value = serde_json::from_str(&json.replace("<\\/", "</"))?;
+    let lag = data["panels"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["title"].as_str().is_some_and(|t| t.starts_with("Lag")))
+        })
+        .context("no lag panel in the report")?;
+    let analytics = lag["series"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "analytics"))
+        .with_context(|| format!("no analytics in the report's lag panel: {lag}"))?;
+    let points: Vec<(f64, f64)> = serde_json::from_value(analytics["points"].clone())?;
+    // The report's times are seconds into its window.
+    let points: Vec<(f64, f64)> = points.into_iter().map(|(t, v)| (from + t, v)).collect();
+    rose_and_fell(&points, killed_at, restarted_at).context("the report's lag series")?;
+    let rows = tags(&page, "tr");
+    for s in SERVICES {
+        ensure!(
+            rows.iter()
+                .any(|r| r.get("data-service").is_some_and(|n| n == s)),
+            "no audit row for {s} in {}",
+            html.display()
+        );
+    }
+    ensure!(page.contains("<table id=\"audit\">"), "no audit table");
+    let bytes = std::fs::read(&png).with_context(|| format!("{}", png.display()))?;
+    ensure!(
+        png_size(&bytes)? == (1600, 1000) && bytes.len() > 30_000,
+        "{} is {} bytes",
+        png.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+/// The page as Chromium draws it over its 5m window: every graph drawn, the lag graph with a path
+/// of many points for analytics, and the band of analytics red somewhere.
+fn graphs_drawn(prom: &Prometheus) -> Result<()> {
+    // The shortest window: a point a second (the test's scrape interval).
+    let dom = dump_dom(&prom.url(&format!("{PAGE}?range=5m")))?;
+    ensure!(
+        dom.contains("data-window=\"5m\" class=\"on\"")
+            || dom.contains("class=\"on\" data-window=\"5m\""),
+        "the 5m window is not the one shown:\n{dom}"
+    );
+    for graph in [
+        "up",
+        "lag-messages",
+        "lag-seconds",
+        "throughput",
+        "latency",
+        "match-rate",
+        "surge",
+        "dead-letters",
+    ] {
+        ensure!(
+            !svg(&dom, graph).is_empty(),
+            "graph {graph} not drawn:\n{dom}"
+        );
+    }
+    // The script marks each chart drawn, or "error" with the failure as its text.
+    let charts = tags(&dom, "div");
+    let charts: Vec<_> = charts
+        .iter()
+        .filter(|d| d.contains_key("data-graph"))
+        .collect();
+    ensure!(
+        charts.len() == 8
+            && charts
+                .iter()
+                .all(|c| c.get("data-drawn").is_some_and(|d| d == "true")),
+        "not every graph drawn: {charts:?}"
+    );
+    let lag = svg(&dom, "lag-messages");
+    let paths = tags(lag, "path");
+    for s in SERVICES {
+        ensure!(
+            paths
+                .iter()
+                .any(|p| p.get("data-series").is_some_and(|n| n == s)),
+            "no lag path for {s}: {paths:?}"
+        );
+    }
+    let analytics = paths
+        .iter()
+        .find(|p| p.get("data-series").is_some_and(|n| n == "analytics"))
+        .expect("checked above");
+    let points: usize = analytics["data-points"].parse()?;
+    let segments = analytics["d"].matches('L').count();
+    ensure!(
+        points >= 30 && segments >= 20,
+        "analytics' lag path has {points} points, {segments} segments: {analytics:?}"
+    );
+    let bands = tags(svg(&dom, "up"), "rect");
+    ensure!(
+        bands
+            .iter()
+            .any(|r| r.get("class").is_some_and(|c| c == "band down")
+                && r.get("data-series").is_some_and(|n| n == "hail-analytics")),
+        "no down band for analytics: {bands:?}"
+    );
+    Ok(())
+}
+
+/// The `<svg>` element of graph `id` in `dom` (its chart's `<div>` carries the
+/// same `data-graph`), or "".
+fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
+    let attr = format!("data-graph=\"{id}\"");
+    for (open, _) in dom.match_indices("<svg ") {
+        let tag_end = dom[open..].find('>').map_or(dom.len(), |e| open + e);
+        if dom[open..tag_end].contains(&attr) {
+            let close = dom[open..].find("</svg>").map_or(dom.len(), |c| open + c);
+            return &dom[open..close];
+        }
+    }
+    ""
+}
+
+/// The attributes of every `<name ...>` tag in `html` (values as serialized,
+/// entities left as they are).
+fn tags(html: &str, name: &str) -> Vec<BTreeMap<String, String>> {
+    let open = format!("<{name} ");
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(&open) {
+        let tag = &rest[at + open.len()..];
+        let end = tag.find('>').unwrap_or(tag.len());
+        let mut attrs = BTreeMap::new();
+        let mut body = &tag[..end];
+        while let Some(eq) = body.find("=\"") {
+            let key = body[..eq].trim().to_string();
+            let value_end = body[eq + 2..].find('"').map_or(body.len(), |v| eq + 2 + v);
+            attrs.insert(key, body[eq + 2..value_end].to_string());
+            body = body.get(value_end + 1..).unwrap_or("");
+        }
+        out.push(attrs);
+        rest = &tag[end..];
+    }
+    out
 }
 
 /// The console page as Prometheus renders it: every widget has rows, every
@@ -323,14 +661,55 @@ fn grafana_dashboard_is_well_formed() -> Result<()> {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), panels.len(), "panel ids are not unique");
-    // One panel per item of the console page.
+    // One panel per item of the console page (a widget of now, a graph over
+    // time, or both under one title), by title.
     let page = std::fs::read_to_string(prometheus::deploy_dir().join("consoles/hail.html"))?;
-    let sections = page.matches("template \"hail.section\"").count();
+    let mut console = console_titles(&page);
+    console.sort();
+    console.dedup();
+    let mut grafana: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    grafana.sort();
     assert_eq!(
-        panels.len(),
-        sections,
-        "console has {sections} items, Grafana {}",
-        panels.len()
+        grafana, console,
+        "Grafana's panels and the console's items differ"
     );
     Ok(())
+}
+
+/// The titles of a console page's items: each "hail.section" (its first
+/// argument) and each "hail.graph" (its second, after the graph's id).
+fn console_titles(page: &str) -> Vec<&str> {
+    let strings = |rest: &'static str| {
+        page.match_indices(rest).filter_map(move |(at, _)| {
+            let mut quoted = page[at + rest.len()..].split('"');
+            Some((quoted.next()?, quoted.next(), quoted.next()))
+        })
+    };
+    let sections = strings("template \"hail.section\" (args \"").map(|(title, _, _)| title);
+    // "<id>" "<title>": after the id come its closing quote, a space, the title.
+    let graphs = strings("template \"hail.graph\" (args \"").filter_map(|(_, _, title)| title);
+    sections.chain(graphs).collect()
+}
+
+#[test]
+fn reads_the_titles_of_console_items() {
+    let page = r#"{{ template "hail.section" (args "Lag" "what") }}
+{{ template "hail.graph" (args "lag" "Lag over time" "what" `q`) }}"#;
+    assert_eq!(console_titles(page), ["Lag", "Lag over time"]);
+}
+
+#[test]
+fn finds_the_paths_of_a_drawn_graph() {
+    let dom = r#"<div class="chart" data-graph="a"><svg viewBox="0 0 9 9" class="graph" data-graph="a"><path d="M1 2L3 4" data-series="x y" data-points="2"></path></svg>
+<svg class="graph" data-graph="lag"><rect x="1" class="band down" data-series="hail-analytics"></rect><path d="M0 0" data-series="fraud"></path></svg></div>"#;
+    let lag = tags(svg(dom, "lag"), "path");
+    assert_eq!(lag.len(), 1);
+    assert_eq!(lag[0]["data-series"], "fraud");
+    let a = tags(svg(dom, "a"), "path");
+    assert_eq!(
+        (a[0]["d"].as_str(), a[0]["data-points"].as_str()),
+        ("M1 2L3 4", "2")
+    );
+    assert_eq!(tags(svg(dom, "lag"), "rect")[0]["class"], "band down");
+    assert!(svg(dom, "none").is_empty());
 }

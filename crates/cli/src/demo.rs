@@ -33,6 +33,10 @@ pub struct DemoArgs {
     /// Print the summary as JSON on stdout (the narration goes to stderr).
     #[arg(long)]
     json: bool,
+    /// After the audit, write a report of the run to FILE (HTML with inline
+    /// SVG) and a PNG beside it (FILE with the extension .png).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
 }
 
 /// One second of the run, as the demo saw it.
@@ -94,6 +98,7 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
         args.kill_at + args.down_for
     ));
     let start = Instant::now();
+    let started_unix = crate::report::unix_now();
     let mut ticks: Vec<Tick> = Vec::new();
     let mut killed = false;
     let mut restarted_at: Option<Instant> = None;
@@ -146,6 +151,10 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     let reports = audit::audit(js).await?;
     let audit_holds = reports.iter().all(|r| r.holds);
     audit::print_table_to_stderr(&reports, audit_holds);
+    if let Some(file) = &args.report {
+        let (kill, down) = (args.kill_at, args.down_for);
+        crate::report::for_demo(file, started_unix, kill, kill + down, &reports).await?;
+    }
     let summary = summarize(&args, ticks, caught_up, audit_holds);
     report(&summary, &args)?;
     Ok(audit_holds)

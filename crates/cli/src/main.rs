@@ -21,6 +21,7 @@ mod dlq;
 mod fraud_cmd;
 mod provision;
 mod read_all;
+mod report;
 mod request;
 mod stack;
 mod status;
@@ -80,6 +81,8 @@ enum Command {
     /// Run load, kill analytics, restart it, narrate, audit (exit 0 only if the audit holds).
     #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
+    /// Write a report of a run (HTML with inline SVG, and a PNG): lag, throughput, latency and match rate from Prometheus, and the audit.
+    Report(report::ReportArgs),
     /// Every service's consumer on RIDES: pending, unacknowledged, redelivered.
     Status(status::StatusArgs),
     /// Publish one RideRequested (or, with --cancel, one RideCancelled).
@@ -180,6 +183,7 @@ async fn run_on_nats(
         Command::Provision(args) => done(provision::run(&js, &args, &mut std::io::stdout()).await),
         Command::Audit(args) => Ok(audit::run(&js, args).await?.into()),
         Command::Status(args) => done(status::run(&js, args).await),
+        Command::Report(args) => done(report::run(&js, args).await),
         Command::Request(args) => done(request::run(&js, args).await),
         Command::Fraud(args) => done(fraud_cmd::run(&js, args).await),
         Command::Analytics(args) => done(analytics_cmd::run(&js, args).await),

@@ -37,6 +37,10 @@ impl PricingHandler {
             .with_label_values(&[city])
             .set(q.fare.surge);
         self.metrics
+            .surge_quoted
+            .with_label_values(&[city])
+            .observe(q.fare.surge);
+        self.metrics
             .fare
             .with_label_values(&[city])
             .observe(q.fare.amount_minor as f64);

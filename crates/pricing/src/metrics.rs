@@ -10,6 +10,9 @@ pub mod names {
     /// Surge multiplier of the last quote in a city (analytics' distribution of
     /// the same quantity is `hail_analytics_surge_multiplier`).
     pub const SURGE: &str = "hail_pricing_surge_multiplier";
+    /// Histogram by city: the surge of every quote, so dashboards show its
+    /// p50 and p95 over time (`hail:pricing_surge:p50`, `:p95`).
+    pub const SURGE_QUOTED: &str = "hail_pricing_surge";
     /// Quoted fares, in minor units of the city's currency.
     pub const FARE: &str = "hail_pricing_fare_minor_units";
     /// Quotes with a surge above 1.0.
@@ -34,6 +37,8 @@ pub mod names {
 pub struct PricingMetrics {
     /// Last quoted surge per city.
     pub surge: GaugeVec,
+    /// Surge of every quote per city.
+    pub surge_quoted: HistogramVec,
     /// Fares per city.
     pub fare: HistogramVec,
     /// Surged quotes per city.
@@ -62,6 +67,11 @@ impl PricingMetrics {
                     names::SURGE,
                     "surge multiplier of the last fare quoted in the city",
                 ),
+                &["city"],
+            )?,
+            surge_quoted: HistogramVec::new(
+                HistogramOpts::new(names::SURGE_QUOTED, "surge multiplier of every fare quoted")
+                    .buckets(surge_buckets()),
                 &["city"],
             )?,
             fare: HistogramVec::new(
@@ -99,6 +109,7 @@ impl PricingMetrics {
             )?,
         };
         registry.register(Box::new(m.surge.clone()))?;
+        registry.register(Box::new(m.surge_quoted.clone()))?;
         registry.register(Box::new(m.fare.clone()))?;
         registry.register(Box::new(m.surged.clone()))?;
         registry.register(Box::new(m.drivers_known.clone()))?;
@@ -108,5 +119,40 @@ impl PricingMetrics {
         registry.register(Box::new(m.demand_recorded.clone()))?;
         registry.register(Box::new(m.feed_waits_timed_out.clone()))?;
         Ok(m)
+    }
+}
+
+/// Buckets of [`names::SURGE_QUOTED`]. Surge comes in steps of 0.1, so each step
+/// from 1.0 to 3.0 (the default cap) gets a narrow bucket of its own,
+/// (s - 0.005, s + 0.005]: `histogram_quantile` interpolates inside a bucket, and
+/// only a narrow one puts a p50 of quotes all at 1.0 at 1.0 (not 0.5, as one
+/// bucket from 0 to 1.0 would). Above 3.0 (a cap raised by `--surge-cap`) the
+/// buckets are coarse, up to the highest cap accepted.
+pub fn surge_buckets() -> Vec<f64> {
+    let mut b = Vec::new();
+    for tenths in 10..=30 {
+        let s = f64::from(tenths) / 10.0;
+        b.push(s - 0.005);
+        b.push(s + 0.005);
+    }
+    b.extend([4.005, 5.005, 7.505, 10.005]);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_up_to_the_default_cap_has_a_narrow_bucket() {
+        let b = surge_buckets();
+        assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+        for tenths in 10..=30 {
+            let s = f64::from(tenths) / 10.0;
+            // The value as pricing computes it (tenths / 10) falls inside its bucket.
+            let i = b.partition_point(|&le| le < s);
+            assert!(i > 0 && b[i] - b[i - 1] < 0.011, "{s} in {b:?}");
+        }
+        assert_eq!(b.last(), Some(&10.005));
     }
 }

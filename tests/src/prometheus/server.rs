@@ -20,6 +20,15 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One series of a range query: its labels and its `(unix time, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its points in time order (`NaN` and infinities as Prometheus reports them).
+    pub points: Vec<(f64, f64)>,
+}
+
 /// A running Prometheus, killed on drop, its store removed with it.
 pub struct Prometheus {
     process: Process,
@@ -90,6 +99,58 @@ impl Prometheus {
         }
         parse_result(&json["data"]).with_context(|| format!("query {expr:?}: {body}"))
     }
+}
+
+impl Prometheus {
+    /// Evaluates `expr` from `start` to `end` (unix seconds) every `step` seconds
+    /// through `/api/v1/query_range`, as the console's graphs do.
+    pub async fn query_range(
+        &self,
+        expr: &str,
+        start: f64,
+        end: f64,
+        step: f64,
+    ) -> Result<Vec<RangeSeries>> {
+        let url = self.url(&format!(
+            "/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
+            percent_encode(expr)
+        ));
+        let (status, body) = http_get(&url).await?;
+        let json: Value = serde_json::from_str(&body)
+            .with_context(|| format!("query_range {expr:?}: answer is not JSON: {body}"))?;
+        if status != 200 || json["status"] != "success" {
+            bail!("query_range {expr:?} failed ({status}): {}", json["error"]);
+        }
+        parse_matrix(&json["data"]).with_context(|| format!("query_range {expr:?}: {body}"))
+    }
+}
+
+fn parse_matrix(data: &Value) -> Result<Vec<RangeSeries>> {
+    if data["resultType"] != "matrix" {
+        bail!("unexpected result type {}", data["resultType"]);
+    }
+    data["result"]
+        .as_array()
+        .ok_or_else(|| anyhow!("matrix result is not an array"))?
+        .iter()
+        .map(|s| {
+            let points = s["values"]
+                .as_array()
+                .ok_or_else(|| anyhow!("series without values"))?
+                .iter()
+                .map(|p| {
+                    let t = p[0]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("point {p} has no time"))?;
+                    Ok((t, sample_value(p)?))
+                })
+                .collect::<Result<_>>()?;
+            Ok(RangeSeries {
+                labels: serde_json::from_value(s["metric"].clone())?,
+                points,
+            })
+        })
+        .collect()
 }
 
 fn parse_result(data: &Value) -> Result<Vec<Sample>> {
@@ -167,5 +228,16 @@ mod tests {
         assert_eq!(parse_result(&s).unwrap()[0].value, f64::INFINITY);
         let m = json!({"resultType": "matrix", "result": []});
         assert!(parse_result(&m).is_err());
+    }
+
+    #[test]
+    fn parses_matrices() {
+        let m = json!({"resultType": "matrix", "result": [
+            {"metric": {"service": "analytics"}, "values": [[10, "1"], [11.5, "250"]]},
+        ]});
+        let series = parse_matrix(&m).unwrap();
+        assert_eq!(series[0].labels["service"], "analytics");
+        assert_eq!(series[0].points, [(10.0, 1.0), (11.5, 250.0)]);
+        assert!(parse_matrix(&json!({"resultType": "vector", "result": []})).is_err());
     }
 }
