@@ -106,3 +106,50 @@ async fn an_idempotency_key_survives_a_gateway_restart() {
     assert_eq!(loc1, loc2);
     assert_eq!(requests(&js).await, [b1["ride_id"].as_str().unwrap()]);
 }
+
+/// examples/python against the real stack: one client publishes through NATS
+/// and reads matching's answer, the other goes through the gateway.
+#[tokio::test]
+async fn the_python_examples_request_rides() {
+    let _serial = hail_e2e::serial().await;
+    let python = hail_e2e::gateway::python_bin().unwrap();
+    let (nats, js) = nats_with_streams().await;
+    let matching = hail_e2e::services::Service::spawn("matching", &nats.url()).unwrap();
+    matching.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let gw = Gateway::start(&nats.url(), &[]).await.unwrap();
+    let examples = hail_e2e::gateway::repo_root().join("examples/python");
+
+    let script = examples.join("request_via_nats.py").display().to_string();
+    let args = [script, "--city".into(), "paris".into(), "--wait".into(), "30".into()];
+    let (ok, out) = run_tool(
+        &python,
+        &args,
+        &[("NATS_URL", nats.url())],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(ok, "request_via_nats.py failed:\n{out}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let ride = line["ride_id"].as_str().unwrap().to_string();
+    assert_eq!(line["stream"], "RIDES", "{line}");
+    assert_eq!(line["duplicate"], false, "{line}");
+    // matching has no driver: its answer, decoded by the Python client.
+    assert_eq!(line["answer"]["event"], "RideUnmatched", "{line}");
+    assert_eq!(line["answer"]["reason"], "no_driver_in_radius", "{line}");
+    assert_eq!(line["answer"]["ride_id"], ride.as_str(), "{line}");
+
+    let script = examples.join("request_via_gateway.py").display().to_string();
+    let args = [script, "--gateway-url".into(), gw.url()];
+    let (ok, out) = run_tool(&python, &args, &[], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(ok, "request_via_gateway.py failed:\n{out}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let via_gateway = line["ride_id"].as_str().unwrap().to_string();
+    assert_eq!(line["status"]["state"], "requested", "{line}");
+    assert_eq!(line["location"], format!("/v1/rides/{via_gateway}").as_str());
+
+    let stored = requests(&js).await;
+    assert!(stored.contains(&ride) && stored.contains(&via_gateway), "{stored:?}");
+}
