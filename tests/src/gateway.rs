@@ -61,7 +61,10 @@ impl Gateway {
         self.process.terminate(Duration::from_secs(15))?;
         self.process = self
             .launch
-            .ready(&format!("http://{}/readyz", self.addr), Duration::from_secs(30))
+            .ready(
+                &format!("http://{}/readyz", self.addr),
+                Duration::from_secs(30),
+            )
             .await?;
         Ok(())
     }
@@ -94,7 +97,12 @@ pub fn python_bin() -> Result<PathBuf> {
 
 /// Runs `program args` to completion (at most `timeout`), returning its
 /// exit success and its output.
-pub async fn run_tool(program: &Path, args: &[String], envs: &[(&str, String)], timeout: Duration) -> Result<(bool, String)> {
+pub async fn run_tool(
+    program: &Path,
+    args: &[String],
+    envs: &[(&str, String)],
+    timeout: Duration,
+) -> Result<(bool, String)> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).kill_on_drop(true);
     for (k, v) in envs {

@@ -66,10 +66,20 @@ async fn schemathesis_passes_every_check() {
     let (ok, out) = run_tool(&st, &args, &[], Duration::from_secs(600))
         .await
         .unwrap();
-    assert!(ok, "schemathesis failed:\n{out}\ngateway log:\n{}", gw.process.log_tail());
+    assert!(
+        ok,
+        "schemathesis failed:\n{out}\ngateway log:\n{}",
+        gw.process.log_tail()
+    );
     // It did test: its summary names the three operations, and rides went in.
-    assert!(out.contains("3 selected") || out.contains("3 total"), "{out}");
-    assert!(!requests(&js).await.is_empty(), "no ride was accepted:\n{out}");
+    assert!(
+        out.contains("3 selected") || out.contains("3 total"),
+        "{out}"
+    );
+    assert!(
+        !requests(&js).await.is_empty(),
+        "no ride was accepted:\n{out}"
+    );
     eprintln!("{out}");
 }
 
@@ -120,7 +130,13 @@ async fn the_python_examples_request_rides() {
     let examples = hail_e2e::gateway::repo_root().join("examples/python");
 
     let script = examples.join("request_via_nats.py").display().to_string();
-    let args = [script, "--city".into(), "paris".into(), "--wait".into(), "30".into()];
+    let args = [
+        script,
+        "--city".into(),
+        "paris".into(),
+        "--wait".into(),
+        "30".into(),
+    ];
     let (ok, out) = run_tool(
         &python,
         &args,
@@ -130,7 +146,8 @@ async fn the_python_examples_request_rides() {
     .await
     .unwrap();
     assert!(ok, "request_via_nats.py failed:\n{out}");
-    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let line: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     let ride = line["ride_id"].as_str().unwrap().to_string();
     assert_eq!(line["stream"], "RIDES", "{line}");
     assert_eq!(line["duplicate"], false, "{line}");
@@ -139,17 +156,27 @@ async fn the_python_examples_request_rides() {
     assert_eq!(line["answer"]["reason"], "no_driver_in_radius", "{line}");
     assert_eq!(line["answer"]["ride_id"], ride.as_str(), "{line}");
 
-    let script = examples.join("request_via_gateway.py").display().to_string();
+    let script = examples
+        .join("request_via_gateway.py")
+        .display()
+        .to_string();
     let args = [script, "--gateway-url".into(), gw.url()];
     let (ok, out) = run_tool(&python, &args, &[], Duration::from_secs(60))
         .await
         .unwrap();
     assert!(ok, "request_via_gateway.py failed:\n{out}");
-    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let line: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     let via_gateway = line["ride_id"].as_str().unwrap().to_string();
     assert_eq!(line["status"]["state"], "requested", "{line}");
-    assert_eq!(line["location"], format!("/v1/rides/{via_gateway}").as_str());
+    assert_eq!(
+        line["location"],
+        format!("/v1/rides/{via_gateway}").as_str()
+    );
 
     let stored = requests(&js).await;
-    assert!(stored.contains(&ride) && stored.contains(&via_gateway), "{stored:?}");
+    assert!(
+        stored.contains(&ride) && stored.contains(&via_gateway),
+        "{stored:?}"
+    );
 }

@@ -217,7 +217,11 @@ pub fn down(layout: &Layout) -> Result<()> {
     let mut names: Vec<String> = vec![cluster::SINGLE.to_string()];
     names.extend((1..=MAX_NODES).map(|n| format!("nats-{n}")));
     names.extend(SERVICES.map(String::from));
-    names.extend(["monitor".to_string(), GATEWAY.to_string(), "prometheus".to_string()]);
+    names.extend([
+        "monitor".to_string(),
+        GATEWAY.to_string(),
+        "prometheus".to_string(),
+    ]);
     for name in names.into_iter().rev() {
         if process::stop(layout, &name, Signal::SIGTERM, Duration::from_secs(15))? {
             println!("  stopped {name}");

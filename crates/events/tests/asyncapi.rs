@@ -18,10 +18,10 @@ fn doc() -> Value {
 /// Follows `$ref`s within the document.
 fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
     while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let path = r.strip_prefix("#/").unwrap_or_else(|| panic!("external $ref {r}"));
-        schema = path
-            .split('/')
-            .fold(doc, |v, key| &v[key]);
+        let path = r
+            .strip_prefix("#/")
+            .unwrap_or_else(|| panic!("external $ref {r}"));
+        schema = path.split('/').fold(doc, |v, key| &v[key]);
         assert!(!schema.is_null(), "$ref {r} points nowhere");
     }
     schema
@@ -57,7 +57,10 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
         "{at}: the codec writes {found} ({value}), docs/asyncapi.yaml says {allowed:?}"
     );
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        assert!(values.contains(value), "{at}: {value} is not in the enum {values:?}");
+        assert!(
+            values.contains(value),
+            "{at}: {value} is not in the enum {values:?}"
+        );
     }
     match value {
         Value::Object(fields) => {
@@ -76,7 +79,10 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
                 .filter(|(_, s)| !types(resolve(doc, s)).iter().any(|t| t == "null"))
                 .map(|(k, _)| k.as_str())
                 .collect();
-            assert_eq!(required, not_nullable, "{at}: required must be the fields that cannot be null");
+            assert_eq!(
+                required, not_nullable,
+                "{at}: required must be the fields that cannot be null"
+            );
             for (k, v) in fields {
                 check(doc, &props[k], v, &format!("{at}.{k}"));
             }
@@ -98,7 +104,11 @@ fn address_of(doc: &Value, name: &str) -> String {
         .filter(|c| c["messages"].get(name).is_some())
         .map(|c| c["address"].as_str().unwrap())
         .collect();
-    assert_eq!(found.len(), 1, "{name} should be on one channel, is on {found:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "{name} should be on one channel, is on {found:?}"
+    );
     found[0].to_string()
 }
 
@@ -122,11 +132,17 @@ fn every_event_is_documented_as_the_codec_writes_it() {
         let bytes = event.encode().unwrap();
         let envelope: Value = rmp_serde::from_slice(&bytes).unwrap();
         let message = &doc["components"]["messages"][name];
-        assert!(message.is_object(), "docs/asyncapi.yaml has no message {name}");
+        assert!(
+            message.is_object(),
+            "docs/asyncapi.yaml has no message {name}"
+        );
         assert_eq!(message["contentType"], headers::MSGPACK);
         let payload = &message["payload"];
         assert_eq!(payload["properties"]["t"]["const"], name);
-        assert_eq!(payload["properties"]["v"]["const"], envelope["v"], "{name}: version");
+        assert_eq!(
+            payload["properties"]["v"]["const"], envelope["v"],
+            "{name}: version"
+        );
         check(&doc, payload, &envelope, name);
         assert_eq!(
             as_filter(&address_of(&doc, name)),
@@ -142,7 +158,10 @@ fn optional_fields_may_be_left_out_and_required_ones_may_not() {
     for event in sample::one_of_each("r-1", "berlin") {
         let name = event.name();
         let envelope: Value = rmp_serde::from_slice(&event.encode().unwrap()).unwrap();
-        let schema = resolve(&doc, &doc["components"]["messages"][name]["payload"]["properties"]["e"]);
+        let schema = resolve(
+            &doc,
+            &doc["components"]["messages"][name]["payload"]["properties"]["e"],
+        );
         let required: Vec<&str> = schema["required"]
             .as_array()
             .unwrap()
@@ -155,9 +174,15 @@ fn optional_fields_may_be_left_out_and_required_ones_may_not() {
             let bytes = rmp_serde::to_vec_named(&without).unwrap();
             let decoded = AnyEvent::decode(&event.subject(), &bytes);
             if required.contains(&field.as_str()) {
-                assert!(decoded.is_err(), "{name}.{field} is documented required but decodes without it");
+                assert!(
+                    decoded.is_err(),
+                    "{name}.{field} is documented required but decodes without it"
+                );
             } else {
-                assert!(decoded.is_ok(), "{name}.{field} is documented optional but: {decoded:?}");
+                assert!(
+                    decoded.is_ok(),
+                    "{name}.{field} is documented optional but: {decoded:?}"
+                );
             }
         }
     }
@@ -199,8 +224,16 @@ fn the_headers_are_the_codes_headers() {
         .map(String::as_str)
         .collect();
     use headers::dlq::*;
-    let code: BTreeSet<&str> =
-        [REASON, REASON_KIND, SERVICE, STREAM, STREAM_SEQ, SUBJECT, DELIVERIES].into();
+    let code: BTreeSet<&str> = [
+        REASON,
+        REASON_KIND,
+        SERVICE,
+        STREAM,
+        STREAM_SEQ,
+        SUBJECT,
+        DELIVERIES,
+    ]
+    .into();
     assert_eq!(dlq, code);
     // The headers of a real event are all documented.
     let e = sample::ride_requested("r-1", "berlin");

@@ -48,11 +48,8 @@ impl Broker {
         let js = jetstream::ContextBuilder::new()
             .timeout(timeout)
             .build(client.clone());
-        let idempotency = hail_runtime::provision::bind_bucket(
-            &js,
-            idempotency::bucket_config(replicas),
-        )
-        .await?;
+        let idempotency =
+            hail_runtime::provision::bind_bucket(&js, idempotency::bucket_config(replicas)).await?;
         Ok(Broker {
             client,
             js,

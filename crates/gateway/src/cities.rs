@@ -65,7 +65,10 @@ mod tests {
         let c = Cities::parse(FILE, "cities.toml").unwrap();
         assert!(c.check("berlin").is_ok());
         let err = c.check("tokyo").unwrap_err();
-        assert!(err.starts_with("unknown city \"tokyo\"; known: berlin"), "{err}");
+        assert!(
+            err.starts_with("unknown city \"tokyo\"; known: berlin"),
+            "{err}"
+        );
         let err = c.check("new.york").unwrap_err();
         assert!(err.contains("'.'"), "{err}");
     }

@@ -54,7 +54,10 @@ pub struct Record {
 /// to [`MAX_KEY_LEN`] bytes, hex-encoded (KV keys allow fewer characters).
 pub fn bucket_key(header: &[u8]) -> Result<String, String> {
     if header.is_empty() || header.len() > MAX_KEY_LEN {
-        return Err(format!("must be 1 to {MAX_KEY_LEN} bytes, got {}", header.len()));
+        return Err(format!(
+            "must be 1 to {MAX_KEY_LEN} bytes, got {}",
+            header.len()
+        ));
     }
     if let Some(b) = header.iter().find(|b| !(0x21..=0x7e).contains(*b)) {
         return Err(format!(

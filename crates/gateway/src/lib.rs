@@ -94,7 +94,11 @@ impl GatewayArgs {
             !self.publish_timeout.is_zero(),
             "--publish-timeout must be longer than 0s"
         );
-        anyhow::ensure!(self.max_body >= 256, "--max-body must be at least 256 bytes, got {}", self.max_body);
+        anyhow::ensure!(
+            self.max_body >= 256,
+            "--max-body must be at least 256 bytes, got {}",
+            self.max_body
+        );
         Ok(())
     }
 }
@@ -148,7 +152,9 @@ pub async fn connect(
     let broker = broker::Broker::bind(client.clone(), n, timeout).await?;
     let _ = parts.client.set(client);
     let _ = parts.app.broker.set(broker);
-    parts.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    parts
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -174,13 +180,9 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
     });
-    let client = hail_runtime::connect::connect_as(
-        &args.nats_url,
-        BINARY,
-        args.connect_timeout,
-        &args.auth,
-    )
-    .await?;
+    let client =
+        hail_runtime::connect::connect_as(&args.nats_url, BINARY, args.connect_timeout, &args.auth)
+            .await?;
     connect(&parts, client.clone(), args.replicas, args.publish_timeout).await?;
     tracing::info!(nats = args.nats_url, "connected; taking rides");
     shutdown.cancelled().await;

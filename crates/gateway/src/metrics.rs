@@ -36,14 +36,17 @@ impl GatewayMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = GatewayMetrics {
             requests: IntCounterVec::new(
-                Opts::new(names::REQUESTS, "HTTP requests answered, by route and status"),
+                Opts::new(
+                    names::REQUESTS,
+                    "HTTP requests answered, by route and status",
+                ),
                 &["route", "status"],
             )?,
             duration: HistogramVec::new(
                 HistogramOpts::new(names::DURATION, "HTTP request latency, by route").buckets(
                     vec![
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                        2.5, 5.0,
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
                     ],
                 ),
                 &["route"],

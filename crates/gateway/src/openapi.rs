@@ -74,7 +74,11 @@ mod tests {
     use super::*;
 
     fn local() -> Cities {
-        Cities::parse(include_str!("../../../deploy/local/cities.toml"), "cities.toml").unwrap()
+        Cities::parse(
+            include_str!("../../../deploy/local/cities.toml"),
+            "cities.toml",
+        )
+        .unwrap()
     }
 
     /// docs/openapi.json is what the code generates; `HAIL_WRITE_OPENAPI=1`

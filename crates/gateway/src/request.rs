@@ -16,7 +16,12 @@ use crate::{cities::Cities, problem::FieldProblem};
 #[serde(deny_unknown_fields)]
 pub struct RideRequest {
     /// The rider's id.
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "rider-42")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_-]{1,64}$",
+        example = "rider-42"
+    )]
     pub rider: String,
     /// The city, one of the cities this gateway serves.
     #[schema(example = "berlin")]
@@ -26,10 +31,20 @@ pub struct RideRequest {
     /// Where the rider goes.
     pub dropoff: Position,
     /// The rider's device fingerprint (fraud screening).
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "dev-7")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_-]{1,64}$",
+        example = "dev-7"
+    )]
     pub device: String,
     /// The payment card's fingerprint, never its number (fraud screening).
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "card-9")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_-]{1,64}$",
+        example = "card-9"
+    )]
     pub card: String,
 }
 
@@ -128,7 +143,11 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// A required string field.
-fn text<'a>(obj: &'a Map<String, Value>, field: &str, bad: &mut Vec<FieldProblem>) -> Option<&'a str> {
+fn text<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    bad: &mut Vec<FieldProblem>,
+) -> Option<&'a str> {
     match obj.get(field) {
         None => bad.push(FieldProblem::new(field, "missing")),
         Some(Value::String(s)) => return Some(s),
@@ -174,7 +193,10 @@ fn position(obj: &Map<String, Value>, field: &str, bad: &mut Vec<FieldProblem>) 
         Some(v) => {
             bad.push(FieldProblem::new(
                 field,
-                format!("must be an object {{\"lat\": …, \"lng\": …}}, got {}", kind(v)),
+                format!(
+                    "must be an object {{\"lat\": …, \"lng\": …}}, got {}",
+                    kind(v)
+                ),
             ));
             return None;
         }
@@ -217,7 +239,11 @@ mod tests {
     use super::*;
 
     fn berlin() -> Cities {
-        Cities::parse(include_str!("../../../deploy/local/cities.toml"), "cities.toml").unwrap()
+        Cities::parse(
+            include_str!("../../../deploy/local/cities.toml"),
+            "cities.toml",
+        )
+        .unwrap()
     }
 
     fn fields(body: &str) -> Vec<String> {
@@ -247,7 +273,16 @@ mod tests {
             "dropoff":[],"card":"c.1","extra":1}"#;
         assert_eq!(
             fields(body),
-            ["extra", "rider", "city", "pickup.lat", "pickup.lng", "dropoff", "device", "card"]
+            [
+                "extra",
+                "rider",
+                "city",
+                "pickup.lat",
+                "pickup.lng",
+                "dropoff",
+                "device",
+                "card"
+            ]
         );
     }
 

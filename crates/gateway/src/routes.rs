@@ -241,7 +241,11 @@ pub async fn request_ride(State(app): State<App>, headers: HeaderMap, body: Body
     }
 }
 
-async fn request_ride_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn request_ride_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     check_json(headers)?;
     let body = read_body(body, app.settings.max_body_bytes).await?;
     let key = headers
@@ -264,7 +268,10 @@ async fn request_ride_inner(app: &App, headers: &HeaderMap, body: Body) -> Resul
     let fresh = new_ride_id();
     let Some(key) = key else {
         let event = new.event(fresh.clone(), at_ms);
-        broker.publish(&event).await.map_err(|e| app.unavailable(e))?;
+        broker
+            .publish(&event)
+            .await
+            .map_err(|e| app.unavailable(e))?;
         app.metrics.accepted.inc();
         app.remember(fresh.as_str(), new.city.as_str(), at_ms);
         return Ok(accepted(fresh.as_str()));
@@ -283,7 +290,11 @@ async fn request_ride_inner(app: &App, headers: &HeaderMap, body: Body) -> Resul
             }
             if found.accepted {
                 app.metrics.replayed.inc();
-                app.remember(&found.ride_id, found.request.city.as_str(), found.requested_at_ms);
+                app.remember(
+                    &found.ride_id,
+                    found.request.city.as_str(),
+                    found.requested_at_ms,
+                );
                 return Ok(accepted(&found.ride_id));
             }
             (found, rev, false)
@@ -292,14 +303,21 @@ async fn request_ride_inner(app: &App, headers: &HeaderMap, body: Body) -> Resul
     };
     let ride = ride_id(&record.ride_id)?;
     let event = record.request.event(ride, record.requested_at_ms);
-    broker.publish(&event).await.map_err(|e| app.unavailable(e))?;
+    broker
+        .publish(&event)
+        .await
+        .map_err(|e| app.unavailable(e))?;
     broker.mark_accepted(&key, &record, revision).await;
     if first {
         app.metrics.accepted.inc();
     } else {
         app.metrics.replayed.inc();
     }
-    app.remember(&record.ride_id, record.request.city.as_str(), record.requested_at_ms);
+    app.remember(
+        &record.ride_id,
+        record.request.city.as_str(),
+        record.requested_at_ms,
+    );
     Ok(accepted(&record.ride_id))
 }
 
@@ -381,13 +399,23 @@ pub async fn cancel_ride(
     }
 }
 
-async fn cancel_inner(app: &App, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn cancel_inner(
+    app: &App,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = read_body(body, app.settings.max_body_bytes).await?;
     let cancel = parse_cancel(headers, &body)?;
     let ride = ride_id(id)?;
     let rider = match cancel.rider.as_deref().map(RiderId::new).transpose() {
         Ok(r) => r,
-        Err(e) => return Err(ApiError::invalid(vec![FieldProblem::new("rider", e.to_string())])),
+        Err(e) => {
+            return Err(ApiError::invalid(vec![FieldProblem::new(
+                "rider",
+                e.to_string(),
+            )]));
+        }
     };
     let broker = app.broker()?;
     let view = broker.view(&ride).await.map_err(|e| app.unavailable(e))?;
@@ -407,16 +435,17 @@ async fn cancel_inner(app: &App, id: &str, headers: &HeaderMap, body: Body) -> R
                     "ride {id} is {state}: there is nothing to cancel"
                 )));
             }
-            v.city.clone().or_else(|| app.remembered(id).map(|r| r.city))
+            v.city
+                .clone()
+                .or_else(|| app.remembered(id).map(|r| r.city))
         }
         None => app.remembered(id).map(|r| r.city),
     };
     let Some(city) = city else {
         return Err(ApiError::not_found(id));
     };
-    let city = hail_events::City::new(city).map_err(|e| {
-        ApiError::conflict(format!("ride {id} has an unusable city: {e}"))
-    })?;
+    let city = hail_events::City::new(city)
+        .map_err(|e| ApiError::conflict(format!("ride {id} has an unusable city: {e}")))?;
     let event = RideCancelled {
         ride_id: ride,
         city,
@@ -424,7 +453,10 @@ async fn cancel_inner(app: &App, id: &str, headers: &HeaderMap, body: Body) -> R
         at_ms: hail_runtime::now_ms(),
         reason: cancel.reason,
     };
-    broker.publish(&event).await.map_err(|e| app.unavailable(e))?;
+    broker
+        .publish(&event)
+        .await
+        .map_err(|e| app.unavailable(e))?;
     Ok(accepted(id))
 }
 
@@ -438,7 +470,10 @@ fn parse_cancel(headers: &HeaderMap, body: &[u8]) -> Result<CancelRequest, ApiEr
     }
     check_json(headers)?;
     let c: Option<CancelRequest> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(vec![FieldProblem::new("body", format!("not a cancel request: {e}"))])
+        ApiError::invalid(vec![FieldProblem::new(
+            "body",
+            format!("not a cancel request: {e}"),
+        )])
     })?;
     let c = c.unwrap_or(CancelRequest {
         reason: None,
@@ -449,7 +484,10 @@ fn parse_cancel(headers: &HeaderMap, body: &[u8]) -> Result<CancelRequest, ApiEr
     {
         return Err(ApiError::invalid(vec![FieldProblem::new(
             "reason",
-            format!("{} characters, more than {MAX_REASON_CHARS}", r.chars().count()),
+            format!(
+                "{} characters, more than {MAX_REASON_CHARS}",
+                r.chars().count()
+            ),
         )]));
     }
     Ok(c)
@@ -464,4 +502,3 @@ async fn openapi(State(app): State<App>) -> Response {
     );
     res
 }
-

@@ -41,7 +41,10 @@ async fn a_ride_is_accepted_once_rides_holds_it() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let location = res.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = common::json(res).await;
     let ride = body["ride_id"].as_str().unwrap().to_string();
     assert_eq!(location, format!("/v1/rides/{ride}"));
@@ -116,9 +119,8 @@ async fn the_status_comes_from_the_ride_view_and_a_cancel_is_published() {
     assert_eq!(body["fields"][0]["field"], "id");
 
     // ride-view's record, written as ride-view writes it.
-    let kv = h
-        .js
-        .create_key_value(async_nats::jetstream::kv::Config {
+    let kv =
+        h.js.create_key_value(async_nats::jetstream::kv::Config {
             bucket: ride_view::BUCKET.into(),
             ..Default::default()
         })
@@ -135,9 +137,12 @@ async fn the_status_comes_from_the_ride_view_and_a_cancel_is_published() {
         pickup_distance_m: 950.0,
         at_ms: 1_200,
     });
-    kv.put(ride_view::key(&ride), serde_json::to_vec(&view).unwrap().into())
-        .await
-        .unwrap();
+    kv.put(
+        ride_view::key(&ride),
+        serde_json::to_vec(&view).unwrap().into(),
+    )
+    .await
+    .unwrap();
     let (status, s) = get(&router, "/v1/rides/r-view").await;
     assert_eq!(status, StatusCode::OK, "{s}");
     assert_eq!(s["state"], "matched");
@@ -171,9 +176,12 @@ async fn the_status_comes_from_the_ride_view_and_a_cancel_is_published() {
     // A ride that is over cannot be cancelled; an unknown one is 404.
     view.state = RideState::Unmatched;
     view.unmatched_reason = Some(UnmatchedReason::NoDriverInRadius);
-    kv.put(ride_view::key(&ride), serde_json::to_vec(&view).unwrap().into())
-        .await
-        .unwrap();
+    kv.put(
+        ride_view::key(&ride),
+        serde_json::to_vec(&view).unwrap().into(),
+    )
+    .await
+    .unwrap();
     let (status, _) = post(&router, "/v1/rides/r-view/cancel", &[], String::new()).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = post(&router, "/v1/rides/unknown/cancel", &[], String::new()).await;
@@ -210,7 +218,10 @@ async fn a_broker_that_does_not_acknowledge_gets_503_never_202() {
     let (status, res) = post(
         &router,
         "/v1/rides",
-        &[("content-type", "application/json"), ("idempotency-key", "frozen-1")],
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", "frozen-1"),
+        ],
         common::body("rider-6"),
     )
     .await;
@@ -218,7 +229,10 @@ async fn a_broker_that_does_not_acknowledge_gets_503_never_202() {
     assert_eq!(res.headers()[header::RETRY_AFTER], "1");
     let problem = common::json(res).await;
     assert!(
-        problem["message"].as_str().unwrap().starts_with("nothing was stored"),
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing was stored"),
         "{problem}"
     );
     drop(paused);
@@ -237,14 +251,22 @@ async fn a_broker_that_does_not_acknowledge_gets_503_never_202() {
         .unwrap()
         .to_string();
     let stored = requested(&h.rides("rides.requested.>").await);
-    assert_eq!(stored.iter().filter(|r| **r == ride).count(), 1, "{stored:?}");
+    assert_eq!(
+        stored.iter().filter(|r| **r == ride).count(),
+        1,
+        "{stored:?}"
+    );
 
     // Gone: 503 at once, and 202 again once it is back.
     h.nats.kill();
-    wait_until(Duration::from_secs(10), "the gateway sees NATS gone", || async {
-        let (status, _) = request(&router, "rider-7", None).await;
-        status == StatusCode::SERVICE_UNAVAILABLE
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the gateway sees NATS gone",
+        || async {
+            let (status, _) = request(&router, "rider-7", None).await;
+            status == StatusCode::SERVICE_UNAVAILABLE
+        },
+    )
     .await
     .unwrap();
     let (status, res) = post(
@@ -265,8 +287,16 @@ async fn a_broker_that_does_not_acknowledge_gets_503_never_202() {
     // rider-5 and rider-8 were accepted; rider-6's retry replayed its key's ride.
     let (_, metrics) = get_text(&router, "/metrics").await;
     let sum = |name| hail_testkit::metric_sum(&metrics, name, &[]);
-    assert_eq!(sum("hail_gateway_rides_accepted_total"), Some(2.0), "{metrics}");
-    assert_eq!(sum("hail_gateway_idempotent_replays_total"), Some(1.0), "{metrics}");
+    assert_eq!(
+        sum("hail_gateway_rides_accepted_total"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sum("hail_gateway_idempotent_replays_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     let route = [("route", "/v1/rides"), ("status", "503")];
     let unavailable = hail_testkit::metric_sum(&metrics, "hail_http_requests_total", &route);
     assert!(unavailable >= Some(2.0), "{metrics}");
@@ -284,6 +314,8 @@ async fn get_text(router: &axum::Router, path: &str) -> (StatusCode, String) {
         .await
         .unwrap();
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -43,7 +43,14 @@ fn valid() -> Value {
 }
 
 const FIELDS: [&str; 8] = [
-    "rider", "city", "pickup", "dropoff", "device", "card", "pickup.lat", "dropoff.lng",
+    "rider",
+    "city",
+    "pickup",
+    "dropoff",
+    "device",
+    "card",
+    "pickup.lat",
+    "dropoff.lng",
 ];
 
 /// A valid body with one field replaced by anything, or removed.
@@ -70,7 +77,12 @@ fn valid_random() -> impl Strategy<Value = Value> {
     (
         (id, id, id),
         prop::sample::select(vec!["berlin", "paris", "london", "nyc", "lisbon"]),
-        (-90.0..=90.0f64, -180.0..=180.0f64, -90.0..=90.0f64, -180.0..=180.0f64),
+        (
+            -90.0..=90.0f64,
+            -180.0..=180.0f64,
+            -90.0..=90.0f64,
+            -180.0..=180.0f64,
+        ),
     )
         .prop_map(|((rider, device, card), city, (a, b, c, d))| {
             json!({"rider": rider, "city": city, "pickup": {"lat": a, "lng": b},
@@ -111,7 +123,10 @@ async fn one(h: &Harness, body: &[u8], accepted: &Mutex<Vec<String>>) -> Result<
         return Ok(());
     }
     prop_assert!(status.is_client_error(), "{status}: {answer}");
-    prop_assert!(!answer["message"].as_str().unwrap_or("").is_empty(), "{answer}");
+    prop_assert!(
+        !answer["message"].as_str().unwrap_or("").is_empty(),
+        "{answer}"
+    );
     if status == StatusCode::BAD_REQUEST {
         let fields = answer["fields"].as_array().unwrap();
         prop_assert!(!fields.is_empty(), "{answer}");
@@ -138,7 +153,10 @@ fn any_body_is_a_202_or_a_4xx_with_a_reason_and_only_202s_reach_rides() {
         .unwrap();
     // Some mutations leave the body valid: the run must have both kinds.
     let mut accepted = accepted.into_inner().unwrap();
-    assert!(!accepted.is_empty(), "no case was valid: the generator is broken");
+    assert!(
+        !accepted.is_empty(),
+        "no case was valid: the generator is broken"
+    );
     let stored = rt.block_on(h.rides("rides.>"));
     let mut ids: Vec<String> = stored
         .iter()

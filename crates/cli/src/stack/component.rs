@@ -124,7 +124,9 @@ impl Component {
             args,
             env,
             ready_url: format!("http://127.0.0.1:{port}/readyz"),
-            url: format!("http://127.0.0.1:{port} (API: /v1/rides, OpenAPI: /openapi.json, /metrics)"),
+            url: format!(
+                "http://127.0.0.1:{port} (API: /v1/rides, OpenAPI: /openapi.json, /metrics)"
+            ),
         })
     }
 

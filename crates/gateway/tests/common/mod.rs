@@ -90,8 +90,12 @@ pub async fn read(js: &jetstream::Context, filter: &str) -> Vec<AnyEvent> {
         if !subject_matches(&msg.subject, filter) {
             continue;
         }
-        let event = AnyEvent::decode(&msg.subject, &msg.payload)
-            .unwrap_or_else(|e| panic!("RIDES seq {seq} on {} is not a valid event: {e}", msg.subject));
+        let event = AnyEvent::decode(&msg.subject, &msg.payload).unwrap_or_else(|e| {
+            panic!(
+                "RIDES seq {seq} on {} is not a valid event: {e}",
+                msg.subject
+            )
+        });
         out.push(event);
     }
     out
@@ -105,7 +109,12 @@ fn subject_matches(subject: &str, filter: &str) -> bool {
 }
 
 /// POST `body` to `path` with `headers`.
-pub async fn post(router: &Router, path: &str, headers: &[(&str, &str)], body: String) -> (StatusCode, Response<Body>) {
+pub async fn post(
+    router: &Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (StatusCode, Response<Body>) {
     let mut req = Request::post(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -131,13 +140,19 @@ pub async fn get(router: &Router, path: &str) -> (StatusCode, serde_json::Value)
 
 /// A response's body as JSON.
 pub async fn json(res: Response<Body>) -> serde_json::Value {
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 /// POST a valid ride with an optional idempotency key; (status, body).
-pub async fn request(router: &Router, rider: &str, key: Option<&str>) -> (StatusCode, serde_json::Value) {
+pub async fn request(
+    router: &Router,
+    rider: &str,
+    key: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
     let mut headers = vec![("content-type", "application/json")];
     if let Some(k) = key {
         headers.push(("idempotency-key", k));
