@@ -51,7 +51,7 @@ async fn a_ride_is_accepted_once_rides_holds_it() {
     assert_eq!(body["status_url"], location.as_str());
     // The 202 came after the PubAck: RIDES holds it already, no waiting.
     let events = h.rides("rides.requested.>").await;
-    assert_eq!(requested(&events), [ride.clone()]);
+    assert_eq!(requested(&events), std::slice::from_ref(&ride));
     let AnyEvent::Requested(r) = &events[0] else {
         unreachable!()
     };
