@@ -15,6 +15,9 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 
+use hail_events::RideId;
+use sha2::{Digest, Sha256};
+
 use crate::request::NewRide;
 
 /// The KV bucket of idempotency keys.
@@ -48,6 +51,26 @@ pub struct Record {
     /// Set once the ride's PubAck came.
     #[serde(default)]
     pub accepted: bool,
+}
+
+/// The ride id of a request with this `Idempotency-Key`: `ride-` and the first
+/// 128 bits of SHA-256 of the key, in hex. Derived, not random, so a client
+/// knows its ride's id before the answer (the load generator matches the
+/// services' answers to its rides with it), and a retry after the key's record
+/// has expired still names the same ride.
+///
+/// ```
+/// let a = hail_gateway::idempotency::ride_id_for_key(b"order-1");
+/// assert_eq!(a, hail_gateway::idempotency::ride_id_for_key(b"order-1"));
+/// assert!(a.as_str().starts_with("ride-") && a.as_str().len() == 37);
+/// ```
+pub fn ride_id_for_key(key: &[u8]) -> RideId {
+    let digest = Sha256::new()
+        .chain_update(b"hail-gateway ride id\0")
+        .chain_update(key)
+        .finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    RideId::new(format!("ride-{hex}")).expect("a valid ride id")
 }
 
 /// Checks a header value and turns it into a bucket key: printable ASCII, 1

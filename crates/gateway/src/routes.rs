@@ -134,7 +134,9 @@ pub struct Accepted {
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyHeader {
     /// Any printable ASCII without spaces, 1 to 255 bytes: a retried request
-    /// with the same key and body gets the same ride (for a day).
+    /// with the same key and body gets the same ride (for a day). The ride's id
+    /// is derived from the key: `ride-` and the first 32 hex digits of
+    /// SHA-256("hail-gateway ride id\0" + key).
     #[serde(rename = "Idempotency-Key")]
     #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")]
     pub key: Option<String>,
@@ -265,8 +267,8 @@ async fn request_ride_inner(
     };
     let broker = app.broker()?;
     let at_ms = hail_runtime::now_ms();
-    let fresh = new_ride_id();
     let Some(key) = key else {
+        let fresh = new_ride_id();
         let event = new.event(fresh.clone(), at_ms);
         broker
             .publish(&event)
@@ -276,6 +278,12 @@ async fn request_ride_inner(
         app.remember(fresh.as_str(), new.city.as_str(), at_ms);
         return Ok(accepted(fresh.as_str()));
     };
+    // A key names its ride: see [`idempotency::ride_id_for_key`].
+    let header = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let fresh = idempotency::ride_id_for_key(header);
     let record = Record {
         ride_id: fresh.to_string(),
         requested_at_ms: at_ms,
@@ -321,7 +329,7 @@ async fn request_ride_inner(
     Ok(accepted(&record.ride_id))
 }
 
-/// A new ride id: `ride-` and 128 random bits in hex.
+/// A new ride id (a request without a key): `ride-` and 128 random bits in hex.
 fn new_ride_id() -> RideId {
     RideId::new(format!("ride-{:032x}", rand::random::<u128>())).expect("a valid ride id")
 }

@@ -193,9 +193,23 @@ async fn the_status_comes_from_the_ride_view_and_a_cancel_is_published() {
 struct Paused(u32);
 
 impl Paused {
-    fn pause(pid: u32) -> Paused {
+    /// SIGSTOPs `pid` and returns once every thread of it is stopped (a
+    /// thread running on another core stops only at its next kernel entry).
+    async fn pause(pid: u32) -> Paused {
         signal::kill(Pid::from_raw(pid as i32), signal::Signal::SIGSTOP).unwrap();
-        Paused(pid)
+        let paused = Paused(pid);
+        wait_until(Duration::from_secs(10), "every thread stopped", || async {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            tasks.flatten().all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // pid (comm) STATE …: the state follows the last ')'.
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+        })
+        .await
+        .unwrap();
+        paused
     }
 }
 
@@ -214,7 +228,7 @@ async fn a_broker_that_does_not_acknowledge_gets_503_never_202() {
     assert_eq!(status, StatusCode::ACCEPTED);
 
     // Frozen: the connection stays up, no PubAck comes.
-    let paused = Paused::pause(h.nats.pid());
+    let paused = Paused::pause(h.nats.pid()).await;
     let (status, res) = post(
         &router,
         "/v1/rides",
@@ -318,4 +332,13 @@ async fn get_text(router: &axum::Router, path: &str) -> (StatusCode, String) {
         .await
         .unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_keyed_ride_is_named_by_its_key() {
+    let h = Harness::start(TIMEOUT).await;
+    let (status, body) = request(&h.router(), "rider-k", Some("order-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let want = hail_gateway::idempotency::ride_id_for_key(b"order-1");
+    assert_eq!(body["ride_id"], want.as_str());
 }
