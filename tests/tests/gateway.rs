@@ -180,3 +180,105 @@ async fn the_python_examples_request_rides() {
         "{stored:?}"
     );
 }
+
+/// With deploy/local/auth.conf, the gateway as its own identity (after `hail
+/// provision` as the admin) takes, reads and cancels rides with no
+/// permission violation, and may not publish what it does not own.
+#[tokio::test]
+async fn the_gateway_identity_may_do_its_work_and_no_more() {
+    let _serial = hail_e2e::serial().await;
+    let conf =
+        std::fs::read_to_string(hail_e2e::gateway::repo_root().join("deploy/local/auth.conf"))
+            .unwrap();
+    let nats = NatsServer::start_with_config(&conf, &[]).unwrap();
+    let admin = ["--user", "admin", "--password", "hail-local-admin"];
+    let mut args = admin.to_vec();
+    args.extend(["provision", "--rides-max-bytes", "1073741824"]);
+    hail_e2e::cli::hail(&nats.url(), &args).await.unwrap();
+    // The ride view bucket, as ride-view would create it, with one record.
+    let admin_client = async_nats::ConnectOptions::new()
+        .user_and_password("admin".into(), "hail-local-admin".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(admin_client);
+    let kv = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: hail_events::ride_view::BUCKET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ride = hail_events::RideId::new("r-auth").unwrap();
+    let mut view = hail_events::ride_view::RideView::new(ride.clone());
+    view.city = Some("berlin".into());
+    kv.put(ride.as_str(), serde_json::to_vec(&view).unwrap().into())
+        .await
+        .unwrap();
+
+    let gw = Gateway::start(
+        &nats.url(),
+        &["--user", "gateway", "--password", "hail-local-gateway"],
+    )
+    .await
+    .unwrap();
+
+    let http = reqwest::Client::new();
+    let body = r#"{"rider":"r-1","city":"berlin","pickup":{"lat":52.52,"lng":13.4},"dropoff":{"lat":52.5,"lng":13.45},"device":"d-1","card":"c-1"}"#;
+    for key in ["a-1", "a-1"] {
+        let res = http
+            .post(format!("{}/v1/rides", gw.url()))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 202, "{}", res.text().await.unwrap());
+    }
+    let res = http
+        .get(format!("{}/v1/rides/r-auth", gw.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    let res = http
+        .post(format!("{}/v1/rides/r-auth/cancel", gw.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202, "{}", res.text().await.unwrap());
+    let metrics = hail_testkit::http_get(&format!("{}/metrics", gw.url()))
+        .await
+        .unwrap()
+        .1;
+    let violations =
+        hail_testkit::metric_sum(&metrics, "hail_nats_permission_violations_total", &[]);
+    assert!(violations.unwrap_or(0.0) == 0.0, "{metrics}");
+    assert!(
+        !gw.process.log().contains("Permissions Violation"),
+        "{}",
+        gw.process.log()
+    );
+    assert_eq!(requests(&js).await.len(), 1);
+
+    // Not its own: an answer.
+    let gateway_client = async_nats::ConnectOptions::new()
+        .user_and_password("gateway".into(), "hail-local-gateway".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let gjs = async_nats::jetstream::new(gateway_client);
+    let answer = hail_events::sample::fare_quoted("r-x", "berlin");
+    let refused = gjs
+        .publish(
+            hail_events::Event::subject(&answer),
+            hail_events::codec::encode(&answer).unwrap(),
+        )
+        .await;
+    let refused = match refused {
+        Ok(ack) => ack.await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "the gateway published a fare");
+}

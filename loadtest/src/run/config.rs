@@ -86,7 +86,11 @@ pub struct RunArgs {
     #[arg(long, env = "HAIL_LOADGEN_VIA", value_enum, default_value = "nats")]
     pub via: super::http::Via,
     /// The gateway's URL, with `--via http`.
-    #[arg(long, env = "HAIL_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "HAIL_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub gateway_url: String,
 }
 

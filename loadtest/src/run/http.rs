@@ -126,7 +126,11 @@ fn post(
                 Ok(res) => {
                     let status = res.status().as_u16();
                     let text = res.text().await.unwrap_or_default();
-                    let kind = if status == 503 { "unavailable" } else { http_kind(status) };
+                    let kind = if status == 503 {
+                        "unavailable"
+                    } else {
+                        http_kind(status)
+                    };
                     Err((kind, format!("{status}: {text}")))
                 }
                 Err(e) => Err(("http_error", e.to_string())),
@@ -172,6 +176,9 @@ mod tests {
         let ride = hail_events::sample::ride_requested("r-1", "berlin");
         let cities = hail_gateway::cities::Cities::any();
         let parsed = hail_gateway::request::validate(body(&ride).as_bytes(), &cities).unwrap();
-        assert_eq!(parsed.event(ride.ride_id.clone(), ride.requested_at_ms), ride);
+        assert_eq!(
+            parsed.event(ride.ride_id.clone(), ride.requested_at_ms),
+            ride
+        );
     }
 }
