@@ -95,8 +95,9 @@ pub fn python_bin() -> Result<PathBuf> {
     python_tool("HAIL_PYTHON", "python3")
 }
 
-/// Runs `program args` to completion (at most `timeout`), returning its
-/// exit success and its output.
+/// Runs `program args` to completion (at most `timeout`) in the temporary
+/// directory (schemathesis leaves a cache where it runs), returning its exit
+/// success and its output.
 pub async fn run_tool(
     program: &Path,
     args: &[String],
@@ -104,7 +105,9 @@ pub async fn run_tool(
     timeout: Duration,
 ) -> Result<(bool, String)> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).kill_on_drop(true);
+    cmd.args(args)
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true);
     for (k, v) in envs {
         cmd.env(k, v);
     }
