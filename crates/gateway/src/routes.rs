@@ -315,7 +315,9 @@ async fn request_ride_inner(
         .publish(&event)
         .await
         .map_err(|e| app.unavailable(e))?;
-    broker.mark_accepted(&key, &record, revision).await;
+    // Off the answer's path: the mark only spares a retry its republish.
+    let (b, k, r) = (broker.clone(), key.clone(), record.clone());
+    tokio::spawn(async move { b.mark_accepted(&k, &r, revision).await });
     if first {
         app.metrics.accepted.inc();
     } else {
