@@ -34,7 +34,7 @@ struct Cli {
 enum Command {
     /// Run the city model: riders at an open-loop Poisson rate, drivers that move
     /// and take trips; progress every second, then a latency and loss report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Publish N valid RideRequested events as fast as the broker stores them.
     Publish(PublishArgs),
     /// Pipeline rides/s with the four services beside the null pipeline (the broker's ceiling).
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
     init_logs();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => run_model(a, cli.auth).await,
+        Command::Run(a) => run_model(*a, cli.auth).await,
         Command::Publish(a) => publish(a, cli.auth).await,
         Command::Bench(a) => bench(a).await,
     };

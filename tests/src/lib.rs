@@ -4,6 +4,7 @@
 //! - [`services`]: spawning and reading a service process.
 //! - [`monitor`]: hail-monitor on a free port, and its figures.
 //! - [`cli`]: running the real `hail` CLI.
+//! - [`gateway`]: hail-gateway as a process, and the Python tools run against it.
 //! - [`rides`]: publishing requests and reading what the stream holds.
 //! - [`ride_view`]: ride-view's records checked against what RIDES holds.
 //! - [`chaos`]: the fault suite's seeded randomness, background load, and the
@@ -17,6 +18,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod gateway;
 pub mod monitor;
 pub mod prometheus;
 pub mod ride_view;

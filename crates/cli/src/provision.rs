@@ -99,6 +99,7 @@ pub async fn run(js: &jetstream::Context, args: &ProvisionArgs, out: &mut dyn Wr
         hail_analytics::store::bucket_config(replicas),
         hail_fraud::blocklist::bucket_config(replicas),
         hail_ride_view::store::bucket_config(replicas),
+        hail_gateway::idempotency::bucket_config(replicas),
     ];
     for bucket in buckets {
         let name = bucket.bucket.clone();

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use crate::stack::{
     Component, Layout, SERVICES, Topology,
     cluster::{self, MAX_NODES},
+    component::GATEWAY,
     local_identity, process,
 };
 
@@ -73,6 +74,7 @@ fn components(layout: &Layout, topology: Topology) -> Result<Vec<Component>> {
         all.push(Component::hail(layout, s, topology)?);
     }
     all.push(Component::hail(layout, "monitor", topology)?);
+    all.push(Component::gateway(layout, topology)?);
     match Component::prometheus(layout) {
         Ok(p) => all.push(p),
         Err(e) => eprintln!("warning: {e:#}; starting without Prometheus"),
@@ -215,7 +217,11 @@ pub fn down(layout: &Layout) -> Result<()> {
     let mut names: Vec<String> = vec![cluster::SINGLE.to_string()];
     names.extend((1..=MAX_NODES).map(|n| format!("nats-{n}")));
     names.extend(SERVICES.map(String::from));
-    names.extend(["monitor".to_string(), "prometheus".to_string()]);
+    names.extend([
+        "monitor".to_string(),
+        GATEWAY.to_string(),
+        "prometheus".to_string(),
+    ]);
     for name in names.into_iter().rev() {
         if process::stop(layout, &name, Signal::SIGTERM, Duration::from_secs(15))? {
             println!("  stopped {name}");
@@ -230,6 +236,7 @@ fn named(layout: &Layout, name: &str) -> Result<Component> {
     // The sync policy of a node started alone is the one of its config.
     match topology.component(layout, name, &recorded_sync(layout, name))? {
         Some(node) => Ok(node),
+        None if name == GATEWAY => Component::gateway(layout, topology),
         None => Component::hail(layout, name, topology)
             .with_context(|| format!("or a node: {}", topology.names().join(", "))),
     }

@@ -33,11 +33,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for /metrics on {addr}: {e}"))?;
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(state);
+    let app = router(state);
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -46,6 +42,15 @@ pub async fn serve(
             tracing::error!(error = %e, "http server failed");
         }
     }))
+}
+
+/// The three routes, for a process that serves them beside its own (the gateway).
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
 }
 
 async fn metrics(State(s): State<HttpState>) -> (StatusCode, String) {

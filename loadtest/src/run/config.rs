@@ -109,6 +109,17 @@ pub struct RunArgs {
     /// Give up reaching NATS after this long.
     #[arg(long, env = "HAIL_LOADGEN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// How rides are requested: `nats` (published to RIDES) or `http`
+    /// (POSTed to hail-gateway, each with an Idempotency-Key).
+    #[arg(long, env = "HAIL_LOADGEN_VIA", value_enum, default_value = "nats")]
+    pub via: super::http::Via,
+    /// The gateway's URL, with `--via http`.
+    #[arg(
+        long,
+        env = "HAIL_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub gateway_url: String,
 }
 
 /// The fleet's default size aims at this share of drivers busy at the wave's peak.
@@ -173,6 +184,9 @@ pub struct RunConfig {
     pub connect_timeout: Duration,
     /// Credentials and TLS (the global `--creds`, `--user`… flags).
     pub auth: hail_runtime::auth::AuthArgs,
+    /// NATS or the gateway, and the gateway's URL.
+    pub via: super::http::Via,
+    pub gateway_url: String,
 }
 
 impl RunArgs {
@@ -245,6 +259,8 @@ impl RunArgs {
             settle: self.settle,
             connect_timeout: self.connect_timeout,
             auth: hail_runtime::auth::AuthArgs::default(),
+            via: self.via,
+            gateway_url: self.gateway_url.trim_end_matches('/').to_string(),
         })
     }
 }

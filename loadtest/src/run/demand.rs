@@ -71,6 +71,8 @@ pub struct Demand {
     cities: Vec<CityDemand>,
     riders: Riders,
     day: Option<Day>,
+    /// Other ids of this run's rides (the gateway's, `--via http`): see [`Demand::alias`].
+    aliases: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, u64>>>,
 }
 
 impl Demand {
@@ -90,6 +92,7 @@ impl Demand {
             cities,
             riders: Riders::new(run_id, seed, RiderMix::default())?,
             day: None,
+            aliases: Default::default(),
         })
     }
 
@@ -192,6 +195,19 @@ impl Demand {
 
     /// The index of a ride of this run, from its id; `None` for anyone else's ride.
     pub fn index_of(&self, ride_id: &str) -> Option<u64> {
+        self.own_index(ride_id).or_else(|| {
+            let aliases = self.aliases.read().unwrap_or_else(|p| p.into_inner());
+            aliases.get(ride_id).copied()
+        })
+    }
+
+    /// Makes `ride_id` another id of ride `i` (the id the gateway gives it).
+    pub fn alias(&self, ride_id: &str, i: u64) {
+        let mut aliases = self.aliases.write().unwrap_or_else(|p| p.into_inner());
+        aliases.insert(ride_id.to_string(), i);
+    }
+
+    fn own_index(&self, ride_id: &str) -> Option<u64> {
         let digits = ride_id
             .strip_prefix(self.run_id.as_str())?
             .strip_prefix('-')?;

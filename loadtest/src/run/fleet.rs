@@ -283,7 +283,7 @@ impl Fleet {
     fn round(&mut self, n: usize, round: u64, at_us: u64) -> bool {
         let repositioning = self.drivers[n].target.is_some();
         self.move_to(n, at_us);
-        let idle_turn = round % self.settings.idle_every.max(1) == 0;
+        let idle_turn = round.is_multiple_of(self.settings.idle_every.max(1));
         if self.drivers[n].trip.is_some() {
             // Its status is known from the match; where it is on the trip matters
             // to no service, so it reports as rarely as a waiting driver.

@@ -54,8 +54,8 @@ impl StoppedBy {
 
 /// A ride handed to the publisher, holding its place in the window.
 pub struct Job {
-    arrival: Arrival,
-    permit: OwnedSemaphorePermit,
+    pub(super) arrival: Arrival,
+    pub(super) permit: OwnedSemaphorePermit,
 }
 
 /// At most `size` rides between release and PubAck.

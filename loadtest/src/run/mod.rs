@@ -7,6 +7,7 @@
 //! - [`schedule`]: Poisson arrival times from the start, and the run's [`schedule::Clock`].
 //! - [`load`]: releasing due rides into a bounded window ([`load::drive`]) and the
 //!   publisher task; a full window refuses a ride, it never delays the schedule.
+//! - [`http`]: `--via http`, the publisher that POSTs the rides to hail-gateway.
 //! - [`answers`]: core subscriptions to the services' answers.
 //! - [`ledger`]: every ride's intended time and answers; latency histograms and
 //!   the per-second series.
@@ -28,6 +29,7 @@ pub mod day;
 pub mod demand;
 pub mod fleet;
 pub mod fleet_task;
+pub mod http;
 pub mod ledger;
 pub mod load;
 pub mod progress;
@@ -190,13 +192,23 @@ impl Tasks {
         let (load_end, load_end_rx) = watch::channel(None);
         let (window, jobs) = Window::new(cfg.window);
         let (js, ledger) = (js.clone(), ledger.clone());
-        let publisher = tracker.spawn(load::publish_rides(
-            js.clone(),
-            demand.clone(),
-            ledger.clone(),
-            clock,
-            jobs,
-        ));
+        let publisher = match cfg.via {
+            http::Via::Nats => tracker.spawn(load::publish_rides(
+                js.clone(),
+                demand.clone(),
+                ledger.clone(),
+                clock,
+                jobs,
+            )),
+            http::Via::Http => tracker.spawn(http::post_rides(
+                http::client(cfg.window),
+                cfg.gateway_url.clone(),
+                demand.clone(),
+                ledger.clone(),
+                clock,
+                jobs,
+            )),
+        };
         let listen = answers::listen(
             subs,
             demand,

@@ -40,12 +40,13 @@ pub fn job(service: &str) -> String {
 }
 
 /// The local stack's processes at their default ports: every service
-/// ([`Service::EVERY`]), then the monitor.
+/// ([`Service::EVERY`]), then the monitor, then the gateway.
 pub fn local_targets() -> Vec<Target> {
     Service::EVERY
         .into_iter()
         .map(|s| Target::local(&job(s.name()), s.metrics_port()))
         .chain([Target::local(&job("monitor"), MONITOR_METRICS_PORT)])
+        .chain([Target::local(&job("gateway"), hail_gateway::DEFAULT_PORT)])
         .collect()
 }
 
@@ -76,7 +77,7 @@ pub fn render(targets: &[Target], interval_seconds: u32, rules: &str) -> String 
 }
 
 const HEADER: &str = "\
-# Prometheus for hail's local stack: every service and hail-monitor.
+# Prometheus for hail's local stack: every service, hail-monitor and hail-gateway.
 # nats-server's monitor port (8222) is JSON, not Prometheus format: not scraped;
 # hail-monitor exports the JetStream figures (prometheus-nats-exporter names).
 #
@@ -135,7 +136,7 @@ mod tests {
     #[test]
     fn local_scrapes_the_default_ports() {
         let yml = local();
-        for port in 9101..=9105 {
+        for port in (9101..=9105).chain([8080]) {
             assert!(
                 yml.contains(&format!("'127.0.0.1:{port}'")),
                 "{port}: {yml}"

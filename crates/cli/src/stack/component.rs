@@ -18,6 +18,9 @@ pub const PRICING_DEMAND_WINDOW: &str = "1s";
 /// The monitor's name in the stack (pid file, log file, `hail kill monitor`).
 pub const MONITOR: &str = "monitor";
 
+/// The gateway's name in the stack (pid file, log file, `hail kill gateway`).
+pub const GATEWAY: &str = "gateway";
+
 /// One process of the stack.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -102,6 +105,39 @@ impl Component {
             env,
             ready_url: format!("http://127.0.0.1:{port}/{ready}"),
             url: format!("http://127.0.0.1:{port}/metrics"),
+        })
+    }
+
+    /// hail-gateway on its default port, taking rides in the cities of
+    /// deploy/local/cities.toml, connecting to `topology`'s seeds.
+    pub fn gateway(layout: &Layout, topology: Topology) -> Result<Component> {
+        let program = layout.hail_bin(hail_gateway::BINARY)?;
+        let port = hail_gateway::DEFAULT_PORT;
+        let cities = layout.deploy("cities.toml").display().to_string();
+        let args = vec![
+            "--nats-url".into(),
+            topology.seeds(),
+            "--cities".into(),
+            cities,
+        ];
+        let env = if layout.auth_on() {
+            let (user, password) = local_identity(GATEWAY);
+            vec![
+                ("NATS_USER".to_string(), user),
+                ("NATS_PASSWORD".to_string(), password),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(Component {
+            name: GATEWAY.into(),
+            program,
+            args,
+            env,
+            ready_url: format!("http://127.0.0.1:{port}/readyz"),
+            url: format!(
+                "http://127.0.0.1:{port} (API: /v1/rides, OpenAPI: /openapi.json, /metrics)"
+            ),
         })
     }
 
@@ -197,7 +233,10 @@ mod tests {
     #[test]
     fn every_local_identity_is_in_auth_conf() {
         let conf = include_str!("../../../../deploy/local/auth.conf");
-        let names = SERVICES.iter().copied().chain([MONITOR, "intake", "admin"]);
+        let names = SERVICES
+            .iter()
+            .copied()
+            .chain([MONITOR, GATEWAY, "intake", "admin"]);
         for name in names {
             let (user, password) = local_identity(name);
             let entry = format!("user: \"{user}\", password: \"{password}\"");
