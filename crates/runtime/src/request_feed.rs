@@ -25,7 +25,7 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{
     self,
     consumer::{DeliverPolicy, pull::OrderedConfig},
-    context::ConsumerInfoErrorKind,
+    context::{ConsumerInfoError, ConsumerInfoErrorKind},
     stream::Stream,
 };
 use hail_events::{RideRequested, codec, subjects};
@@ -168,7 +168,11 @@ impl<F: FnMut(&RideRequested, OffsetDateTime)> Feed<F> {
 /// never run.
 async fn start_time(stream: &Stream, durable: &str, first_seq: u64) -> Result<OffsetDateTime> {
     let now = OffsetDateTime::now_utc();
-    let info = match stream.consumer_info(durable).await {
+    // Retried while JetStream does not answer in time: on a cluster whose
+    // seed or leader is down, the first reads can time out.
+    let timed_out = |e: &ConsumerInfoError| e.kind() == ConsumerInfoErrorKind::TimedOut;
+    let read = || stream.consumer_info(durable);
+    let info = match crate::provision::retry_timeouts("a consumer's info", read, timed_out).await {
         Ok(info) => info,
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Ok(now),
         Err(e) => return Err(e).with_context(|| format!("cannot read consumer {durable}")),
