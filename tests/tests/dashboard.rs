@@ -200,6 +200,7 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
         wait_for_data(&prom, &all).await?;
         check_page(&prom).await?;
         checked_screenshot(&prom, "dashboard.png")?;
+        lag_history(&prom).await?;
         let killed_at = unix_now();
         analytics_down_shows(&prom, &mut svcs).await?;
         checked_screenshot(&prom, "dashboard-analytics-down.png")?;
@@ -212,6 +213,23 @@ async fn dashboards_show_live_data_and_the_console_renders() -> Result<()> {
     .await;
     load.abort();
     result.map_err(|e| anyhow!("{e:#}\n--- prometheus log ---\n{}", prom.log()))
+}
+
+/// Waits until analytics' lag has a history before the kill: the lag graph's
+/// query has points for at least 8 of the last 20 s (a loaded machine may
+/// reach this later than the first scrape of every query).
+async fn lag_history(prom: &Prometheus) -> Result<()> {
+    wait_until(WAIT, "8 s of analytics' lag in Prometheus", || async {
+        let now = unix_now();
+        let Ok(series) = prom.query_range(LAG_QUERY, now - 20.0, now, 1.0).await else {
+            return false;
+        };
+        series.iter().any(|s| {
+            s.labels.get("service").is_some_and(|s| s == "analytics")
+                && s.points.iter().filter(|(_, v)| v.is_finite()).count() >= 8
+        })
+    })
+    .await
 }
 
 /// Waits until every query of both dashboards returns data; the error lists the empty ones.

@@ -210,10 +210,7 @@ async fn the_gateway_identity_may_do_its_work_and_no_more() {
         .unwrap();
     let js = async_nats::jetstream::new(admin_client);
     let kv = js
-        .create_key_value(async_nats::jetstream::kv::Config {
-            bucket: hail_events::ride_view::BUCKET.into(),
-            ..Default::default()
-        })
+        .create_key_value(hail_ride_view::store::bucket_config(1))
         .await
         .unwrap();
     let ride = hail_events::RideId::new("r-auth").unwrap();
