@@ -122,7 +122,7 @@ mod tests {
             (&["--surge-cap", "0.5"][..], "--surge-cap 0.5"),
             (&["--surge-slope=-1"][..], "--surge-slope -1"),
             (&["--surge-threshold=-1"][..], "--surge-threshold -1"),
-            (&["--demand-window", "1s"][..], "--demand-window 1s"),
+            (&["--demand-window", "500ms"][..], "--demand-window 500ms"),
             (
                 &["--tariffs", "/nonexistent.toml"][..],
                 "--tariffs: cannot read",
