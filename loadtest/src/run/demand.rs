@@ -141,6 +141,11 @@ impl Demand {
         })
     }
 
+    /// Who asks for ride `i` (see [`Riders`]).
+    pub fn rider_of(&self, i: u64) -> Result<hail_events::RiderId, EventError> {
+        Ok(self.riders.of(i)?.rider)
+    }
+
     /// The id of ride `i`.
     pub fn ride_id(&self, i: u64) -> Result<RideId, EventError> {
         RideId::new(format!("{}-{i}", self.run_id))

@@ -155,29 +155,20 @@ impl FleetTask {
     }
 
     async fn matched(&mut self, m: MatchedRide, clock: &Clock) {
-        let ride = match self.demand.ride(m.index, m.intended_us, 0) {
+        let rebuilt = self
+            .demand
+            .trip(m.index, m.intended_us)
+            .and_then(|t| Ok((t, self.demand.rider_of(m.index)?)));
+        let (trip, rider) = match rebuilt {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(ride = %m.ride, error = %e, "cannot rebuild the trip of a matched ride");
                 return;
             }
         };
-        let trip = match self.demand.trip(m.index, m.intended_us) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(ride = %m.ride, error = %e, "cannot rebuild the trip of a matched ride");
-                return;
-            }
-        };
-        let on = self.fleet.matched(
-            m.index,
-            m.ride,
-            ride.rider_id,
-            &trip,
-            m.driver,
-            m.at_us,
-            clock,
-        );
+        let on = self
+            .fleet
+            .matched(m.index, m.ride, rider, &trip, m.driver, m.at_us, clock);
         if let Some(report) = on {
             self.publish(&report, Kind::Update).await;
         }

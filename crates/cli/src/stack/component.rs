@@ -89,15 +89,7 @@ impl Component {
             // minutes of that city.
             args.extend(["--demand-window".into(), PRICING_DEMAND_WINDOW.into()]);
         }
-        let env = if layout.auth_on() {
-            let (user, password) = local_identity(name);
-            vec![
-                ("NATS_USER".to_string(), user),
-                ("NATS_PASSWORD".to_string(), password),
-            ]
-        } else {
-            Vec::new()
-        };
+        let env = identity_env(layout, name);
         Ok(Component {
             name: name.into(),
             program,
@@ -120,15 +112,7 @@ impl Component {
             "--cities".into(),
             cities,
         ];
-        let env = if layout.auth_on() {
-            let (user, password) = local_identity(GATEWAY);
-            vec![
-                ("NATS_USER".to_string(), user),
-                ("NATS_PASSWORD".to_string(), password),
-            ]
-        } else {
-            Vec::new()
-        };
+        let env = identity_env(layout, GATEWAY);
         Ok(Component {
             name: GATEWAY.into(),
             program,
@@ -168,6 +152,19 @@ impl Component {
                 .into(),
         })
     }
+}
+
+/// The environment that gives `name` its NATS identity with `hail up --auth`;
+/// none without it.
+fn identity_env(layout: &Layout, name: &str) -> Vec<(String, String)> {
+    if !layout.auth_on() {
+        return Vec::new();
+    }
+    let (user, password) = local_identity(name);
+    vec![
+        ("NATS_USER".to_string(), user),
+        ("NATS_PASSWORD".to_string(), password),
+    ]
 }
 
 /// The user and password of `name` (a service, `monitor`, `intake` or
