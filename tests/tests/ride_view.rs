@@ -162,10 +162,14 @@ async fn ride_view_added_later_replays_rides_then_follows_live() -> Result<()> {
     let read = rv
         .metric(hail_runtime::metrics::names::PROCESSED, &[])
         .await?;
+    let changed = rv.metric(names::UPDATES, &[("result", "changed")]).await?;
+    let writes = rv.metric(names::WRITES, &[]).await?;
     eprintln!(
-        "ride-view caught up on {read} ride events in {took:?} ({:.0} events/s)",
+        "ride-view caught up on {read} ride events in {took:?} ({:.0} events/s), \
+         {changed} record changes in {writes} writes",
         read / took.as_secs_f64()
     );
+
     wait_until(
         Duration::from_secs(10),
         "ride-view says it is caught up",

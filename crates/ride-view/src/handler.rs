@@ -1,24 +1,23 @@
 //! One message of RIDES → its ride's record: decode, note where it is stored
-//! (the step), apply with compare-and-set ([`store::update`]).
+//! (the step), apply with compare-and-set, carried by one write with the
+//! ride's other events in flight ([`crate::group_commit`]).
 
 use hail_events::{AnyEvent, ride_view::Step};
 use hail_runtime::{Delivery, Handler, Outcome};
 
 use crate::{
-    metrics::RideViewMetrics,
-    store::{Records, StoreError},
-    transition::Applied,
+    group_commit::GroupCommit, metrics::RideViewMetrics, store::StoreError, transition::Applied,
 };
 
 /// ride-view's handler.
 pub struct RideViewHandler {
-    records: Records,
+    records: GroupCommit,
     metrics: RideViewMetrics,
 }
 
 impl RideViewHandler {
     /// A handler writing into `records` (the bound ride-view bucket).
-    pub fn new(records: Records, metrics: RideViewMetrics) -> Self {
+    pub fn new(records: GroupCommit, metrics: RideViewMetrics) -> Self {
         RideViewHandler { records, metrics }
     }
 }
@@ -53,6 +52,7 @@ impl Handler for RideViewHandler {
                 };
                 self.metrics.updates.with_label_values(&[result]).inc();
                 self.metrics.conflicts.inc_by(u.conflicts as u64);
+                self.metrics.writes.inc_by(u.writes as u64);
                 Outcome::done()
             }
             Err(e @ StoreError::Corrupt { .. }) => {

@@ -12,12 +12,14 @@
 //!   independent of arrival order;
 //! - [`store`]: the bucket, and read → apply → compare-and-set, retried on
 //!   conflict, so instances sharing the durable never lose each other's steps;
+//! - [`group_commit`]: a ride's events in flight together stored by one write;
 //! - [`handler`]: a message of RIDES → its ride's record, on the runtime;
 //! - [`catchup`]: the backlog, drain rate and ETA while it replays;
 //! - [`metrics`]: its own series beside the runtime's.
 #![forbid(unsafe_code)]
 
 pub mod catchup;
+pub mod group_commit;
 pub mod handler;
 pub mod metrics;
 pub mod store;
@@ -37,7 +39,7 @@ pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
         rt.tracker(),
         rt.shutdown_token(),
     );
-    let records = store::Records::new(kv);
+    let records = group_commit::GroupCommit::new(store::Records::new(kv));
     rt.serve(handler::RideViewHandler::new(records, metrics))
         .await
 }

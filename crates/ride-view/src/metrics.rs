@@ -8,6 +8,10 @@ pub mod names {
     /// Record updates, by `result`: `changed`, or `already_seen` (a step the
     /// record held: a redelivery, or another instance's work).
     pub const UPDATES: &str = "hail_ride_view_updates_total";
+    /// Records stored in the bucket: a write may carry several events of a
+    /// ride ([`crate::group_commit`]), so events over writes is how much was
+    /// saved.
+    pub const WRITES: &str = "hail_ride_view_writes_total";
     /// Compare-and-set conflicts met (another writer stored the record first).
     pub const CONFLICTS: &str = "hail_ride_view_conflicts_total";
     /// Messages the durable still owes (pending plus unacknowledged), read
@@ -27,6 +31,7 @@ pub mod names {
 pub struct RideViewMetrics {
     pub updates: IntCounterVec,
     pub conflicts: IntCounter,
+    pub writes: IntCounter,
     pub remaining: IntGauge,
     pub drain_rate: Gauge,
     pub eta: Gauge,
@@ -48,6 +53,10 @@ impl RideViewMetrics {
                 names::CONFLICTS,
                 "compare-and-set conflicts on ride records",
             ))?,
+            writes: IntCounter::with_opts(opts(
+                names::WRITES,
+                "ride records stored (one write may carry several events)",
+            ))?,
             remaining: IntGauge::with_opts(opts(
                 names::REMAINING,
                 "messages the ride-view durable still owes",
@@ -67,6 +76,7 @@ impl RideViewMetrics {
         };
         registry.register(Box::new(m.updates.clone()))?;
         registry.register(Box::new(m.conflicts.clone()))?;
+        registry.register(Box::new(m.writes.clone()))?;
         registry.register(Box::new(m.remaining.clone()))?;
         registry.register(Box::new(m.drain_rate.clone()))?;
         registry.register(Box::new(m.eta.clone()))?;

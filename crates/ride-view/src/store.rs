@@ -3,7 +3,8 @@
 //! revision read: several instances (and several deliveries of one ride's
 //! events at once) never overwrite each other's steps; a conflict reads the
 //! record again and re-applies. [`Records`] keeps the last record it wrote per
-//! ride, so a ride's next event usually skips the read.
+//! ride, so a ride's next event usually skips the read. One write may carry
+//! several events of a ride ([`crate::group_commit`]).
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -40,7 +41,7 @@ pub async fn bind(js: &jetstream::Context, replicas: usize) -> anyhow::Result<kv
 }
 
 /// Why an update did not happen.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Reading or writing KV failed (unreachable, timed out…).
     #[error("ride-view bucket {op} of {ride}: {reason}")]
@@ -57,15 +58,19 @@ pub enum StoreError {
     Contended { ride: String },
 }
 
-/// What one update did, and how many compare-and-set conflicts it met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Updated {
-    pub applied: Applied,
+/// What one write did: for each event given, whether it changed the record,
+/// and how many compare-and-set conflicts the write met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub applied: Vec<Applied>,
     pub conflicts: usize,
+    /// Whether the record was stored (false when every event was already in it).
+    pub stored: bool,
 }
 
-/// Records this instance wrote last, at most this many: a ride's next event
-/// is then written without reading the record first.
+/// Records this instance wrote last, about this many (two generations of
+/// half each): a ride's next event is then written without reading the
+/// record first.
 pub const CACHE_RIDES: usize = 65_536;
 
 /// The bucket, with the last record this instance wrote per ride.
@@ -76,7 +81,15 @@ pub const CACHE_RIDES: usize = 65_536;
 /// got there first, which reads the record again.
 pub struct Records {
     kv: kv::Store,
-    cache: Mutex<HashMap<String, (u64, RideView)>>,
+    cache: Mutex<Cache>,
+}
+
+/// The last records written, in two generations: when the young one is full
+/// it becomes the old one, so a ride written recently is always found.
+#[derive(Default)]
+struct Cache {
+    young: HashMap<String, (u64, RideView)>,
+    old: HashMap<String, (u64, RideView)>,
 }
 
 impl Records {
@@ -84,17 +97,18 @@ impl Records {
     pub fn new(kv: kv::Store) -> Self {
         Records {
             kv,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
-    /// Applies `event` (stored as `step`) to its ride's record.
-    pub async fn update(
+    /// Applies `events` (each with where RIDES stored it) to their ride's
+    /// record and stores it once: a read (unless cached), then a
+    /// compare-and-set, both again on conflict.
+    pub async fn write(
         &self,
         ride: &RideId,
-        event: &AnyEvent,
-        step: Step,
-    ) -> Result<Updated, StoreError> {
+        events: &[(AnyEvent, Step)],
+    ) -> Result<Written, StoreError> {
         let key = ride_view::key(ride);
         let mut known = self.cached(key);
         for conflicts in 0..MAX_ATTEMPTS {
@@ -102,10 +116,15 @@ impl Records {
                 Some(k) => k,
                 None => self.read(ride).await?,
             };
-            if transition::apply(&mut view, event, step.clone()) == Applied::AlreadySeen {
-                return Ok(Updated {
-                    applied: Applied::AlreadySeen,
+            let applied: Vec<Applied> = events
+                .iter()
+                .map(|(event, step)| transition::apply(&mut view, event, step.clone()))
+                .collect();
+            if applied.iter().all(|a| *a == Applied::AlreadySeen) {
+                return Ok(Written {
+                    applied,
                     conflicts,
+                    stored: false,
                 });
             }
             let bytes = serde_json::to_vec(&view)
@@ -114,9 +133,10 @@ impl Records {
             match self.kv.update(key, bytes, revision).await {
                 Ok(written) => {
                     self.remember(key, written, view);
-                    return Ok(Updated {
-                        applied: Applied::Changed,
+                    return Ok(Written {
+                        applied,
                         conflicts,
+                        stored: true,
                     });
                 }
                 // Another writer stored a revision since: read it, apply again.
@@ -146,18 +166,20 @@ impl Records {
     }
 
     fn cached(&self, key: &str) -> Option<(u64, RideView)> {
-        self.lock().get(key).cloned()
+        let cache = self.lock();
+        cache.young.get(key).or_else(|| cache.old.get(key)).cloned()
     }
 
     fn remember(&self, key: &str, revision: u64, view: RideView) {
         let mut cache = self.lock();
-        if cache.len() >= CACHE_RIDES && !cache.contains_key(key) {
-            cache.clear();
+        if cache.young.len() >= CACHE_RIDES / 2 && !cache.young.contains_key(key) {
+            cache.old = std::mem::take(&mut cache.young);
         }
-        cache.insert(key.to_string(), (revision, view));
+        cache.old.remove(key);
+        cache.young.insert(key.to_string(), (revision, view));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, RideView)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
