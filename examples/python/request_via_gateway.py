@@ -4,9 +4,14 @@ only): POST /v1/rides with an Idempotency-Key, retried on 503 after its
 Retry-After, then GET the ride's status from the Location it answered.
 
     python3 request_via_gateway.py --gateway-url http://127.0.0.1:8080
+    python3 request_via_gateway.py --follow 5 --repeat 20 --every 3
 
-Prints one JSON line: the ride id, the Location, and its status. The API is
-described at /openapi.json (docs/openapi.json in the repository).
+Prints one JSON line per ride: the ride id, the Location, its status, and how
+long the POST took. With --follow S it polls the status (every 20 ms, up to S
+seconds) until matching has answered (matched or unmatched, or later states)
+and adds `decided_after_s`, seconds from sending the POST to reading that
+answer; exit 1 if a ride was not answered in time. The API is described at
+/openapi.json (docs/openapi.json in the repository).
 """
 
 import argparse
@@ -37,8 +42,30 @@ def main():
     p.add_argument("--city", default="berlin")
     p.add_argument("--rider", default="rider-py")
     p.add_argument("--attempts", type=int, default=5, help="tries while the gateway answers 503")
+    p.add_argument("--follow", type=float, metavar="S",
+                   help="poll the status until matching answered, up to S seconds")
+    p.add_argument("--repeat", type=int, default=1, help="rides to request, one after another")
+    p.add_argument("--every", type=float, default=0.0, metavar="S",
+                   help="seconds between the starts of two rides (with --repeat)")
     args = p.parse_args()
+    if args.follow is not None and args.follow <= 0:
+        raise SystemExit(f"request_via_gateway: error: --follow {args.follow}: must be > 0 seconds")
+    if args.repeat < 1:
+        raise SystemExit(f"request_via_gateway: error: --repeat {args.repeat}: must be at least 1")
+    late = 0
+    for i in range(args.repeat):
+        started = time.monotonic()
+        if not request_one(args):
+            late += 1
+        if i + 1 < args.repeat:
+            time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+    if late:
+        raise SystemExit(f"request_via_gateway: error: {late} of {args.repeat} rides "
+                         f"not answered within {args.follow} s")
 
+
+def request_one(args):
+    """Requests one ride and prints its line; False if --follow ran out."""
     ride = {
         "rider": args.rider,
         "city": args.city,
@@ -49,6 +76,7 @@ def main():
     }
     # One key for every retry of this request: the gateway gives them one ride.
     key = str(uuid.uuid4())
+    sent = time.monotonic()
     for attempt in range(1, args.attempts + 1):
         status, headers, body = call("POST", f"{args.gateway_url}/v1/rides", ride,
                                      {"Idempotency-Key": key})
@@ -59,11 +87,27 @@ def main():
             continue
         # 4xx: the body names every bad field.
         raise SystemExit(f"request_via_gateway: error: {status}: {json.dumps(body)}")
+    accepted = time.monotonic()
     location = headers["Location"]
-    status, _, view = call("GET", f"{args.gateway_url}{location}")
-    if status != 200:
-        raise SystemExit(f"request_via_gateway: error: GET {location}: {status}: {json.dumps(view)}")
-    print(json.dumps({"ride_id": body["ride_id"], "location": location, "status": view}))
+    line = {"ride_id": body["ride_id"], "location": location,
+            "post_s": round(accepted - sent, 4)}
+    while True:
+        status, _, view = call("GET", f"{args.gateway_url}{location}")
+        if status != 200:
+            raise SystemExit(f"request_via_gateway: error: GET {location}: {status}: "
+                             f"{json.dumps(view)}")
+        waited = time.monotonic() - sent
+        if args.follow is None or view.get("state") != "requested":
+            break
+        if waited >= args.follow:
+            print(json.dumps({**line, "status": view, "decided_after_s": None}), flush=True)
+            return False
+        time.sleep(0.02)
+    line["status"] = view
+    if args.follow is not None:
+        line["decided_after_s"] = round(waited, 4)
+    print(json.dumps(line), flush=True)
+    return True
 
 
 if __name__ == "__main__":

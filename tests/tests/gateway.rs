@@ -133,6 +133,8 @@ async fn the_python_examples_request_rides() {
     let (nats, js) = nats_with_streams().await;
     let matching = hail_e2e::services::Service::spawn("matching", &nats.url()).unwrap();
     matching.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let ride_view = hail_e2e::services::Service::spawn("ride-view", &nats.url()).unwrap();
+    ride_view.wait_ready(Duration::from_secs(30)).await.unwrap();
     let gw = Gateway::start(&nats.url(), &[]).await.unwrap();
     let examples = hail_e2e::gateway::repo_root().join("examples/python");
 
@@ -167,7 +169,14 @@ async fn the_python_examples_request_rides() {
         .join("request_via_gateway.py")
         .display()
         .to_string();
-    let args = [script, "--gateway-url".into(), gw.url()];
+    // Followed until matching's answer is in the ride view (it has no driver).
+    let args = [
+        script,
+        "--gateway-url".into(),
+        gw.url(),
+        "--follow".into(),
+        "30".into(),
+    ];
     let (ok, out) = run_tool(&python, &args, &[], Duration::from_secs(60))
         .await
         .unwrap();
@@ -175,7 +184,12 @@ async fn the_python_examples_request_rides() {
     let line: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     let via_gateway = line["ride_id"].as_str().unwrap().to_string();
-    assert_eq!(line["status"]["state"], "requested", "{line}");
+    assert_eq!(line["status"]["state"], "unmatched", "{line}");
+    assert_eq!(
+        line["status"]["unmatched"]["reason"], "no_driver_in_radius",
+        "{line}"
+    );
+    assert!(line["decided_after_s"].as_f64().is_some(), "{line}");
     assert_eq!(
         line["location"],
         format!("/v1/rides/{via_gateway}").as_str()

@@ -5,7 +5,9 @@
 //! are in flight at the same time, and each would otherwise cost its own
 //! read-modify-write of the same record. So the more it lags, the fewer
 //! writes per event it needs, and it catches up instead of falling further
-//! behind.
+//! behind. With a linger ([`GroupCommit::with_linger`]) a writer also waits
+//! a few milliseconds before its first write, so that the answers the other
+//! services store right after a request share it even when nothing lags.
 //!
 //! Every event's handler still returns only once its event is stored (or the
 //! write failed, and then each waiting event is retried by the runtime like
@@ -15,6 +17,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
 };
 
 use hail_events::{
@@ -77,15 +80,26 @@ impl Store for Records {
 pub struct GroupCommit<S = Records> {
     records: S,
     queues: Queues,
+    linger: Duration,
 }
 
 impl<S: Store> GroupCommit<S> {
-    /// Writes into `records`.
+    /// Writes into `records`, each writer at once.
     pub fn new(records: S) -> Self {
         GroupCommit {
             records,
             queues: Arc::default(),
+            linger: Duration::ZERO,
         }
+    }
+
+    /// A writer of a live event ([`LIVE`]) waits `linger` before its first
+    /// write, so that the ride's events stored right after its own (the
+    /// services' answers, a few ms later) share that write. An older event is
+    /// written at once: replaying a backlog, a ride's other events are
+    /// usually far away in the stream, and waiting would only slow the replay.
+    pub fn with_linger(self, linger: Duration) -> Self {
+        GroupCommit { linger, ..self }
     }
 
     /// Stores `event` (stored in RIDES as `step`) in its ride's record:
@@ -148,6 +162,14 @@ impl<S: Store> GroupCommit<S> {
         };
         let mut batch = vec![(event.clone(), step)];
         let mut waiters: Vec<Waiter> = Vec::new();
+        if !self.linger.is_zero() && is_live(&batch[0].1) {
+            tokio::time::sleep(self.linger).await;
+            waiters = lock(&self.queues)
+                .get_mut(&key)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            batch.extend(waiters.iter().map(|w| (w.event.clone(), w.step.clone())));
+        }
         let mut own = None;
         let mut writes = 0;
         loop {
@@ -181,6 +203,18 @@ impl<S: Store> GroupCommit<S> {
         own.expect("the writer's own event was written first")
             .map(|u| Updated { writes, ..u })
     }
+}
+
+/// An event stored in RIDES less than this long ago is live: the writer of
+/// its ride lingers ([`GroupCommit::with_linger`]).
+pub const LIVE: Duration = Duration::from_secs(1);
+
+/// Whether RIDES stored `step` less than [`LIVE`] ago (by this host's clock).
+fn is_live(step: &Step) -> bool {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    now_ms.saturating_sub(u128::from(step.stored_at_ms)) < LIVE.as_millis()
 }
 
 /// Each event's result from one write of `n` events.
@@ -293,8 +327,21 @@ mod tests {
         }
     }
 
-    /// Ride `id`'s events, each with its own stream sequence from `first`.
+    /// Ride `id`'s events, each with its own stream sequence from `first`,
+    /// stored long ago.
     fn events(id: &str, first: u64) -> Vec<(AnyEvent, Step)> {
+        events_at(id, first, 1_000)
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    /// Ride `id`'s events, stored at `stored_at_ms`.
+    fn events_at(id: &str, first: u64, stored_at_ms: u64) -> Vec<(AnyEvent, Step)> {
         sample::one_of_each(id, "berlin")
             .into_iter()
             .enumerate()
@@ -303,7 +350,7 @@ mod tests {
                     seq: first + i as u64,
                     subject: e.subject(),
                     event: e.name().to_string(),
-                    stored_at_ms: 1_000,
+                    stored_at_ms,
                 };
                 (e, step)
             })
@@ -379,6 +426,52 @@ mod tests {
         let u = commit.update(&ride("r1"), &e, s).await.unwrap();
         assert_eq!((u.writes, u.carried), (1, 1));
         assert!(commit.queues.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_linger_the_answers_right_after_a_request_share_its_write() {
+        let held = Arc::new(Held::default());
+        held.permits.add_permits(1_000);
+        let commit =
+            Arc::new(GroupCommit::new(held.clone()).with_linger(Duration::from_millis(20)));
+        let all = events_at("r1", 10, now_ms());
+        let n = all.len();
+        let mut tasks = Vec::new();
+        for (i, (e, s)) in all.into_iter().enumerate() {
+            let commit = commit.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every 3 ms, as the services' answers follow a request.
+                tokio::time::sleep(Duration::from_millis(3 * i as u64)).await;
+                commit.update(&ride("r1"), &e, s).await
+            }));
+        }
+        let mut writes = 0;
+        for t in tasks {
+            let u = t.await.unwrap().unwrap();
+            assert_eq!(u.applied, Applied::Changed);
+            writes += u.writes;
+        }
+        // Those within the linger went with the first write, the rest with one more.
+        let stored = held.writes.lock().unwrap().clone();
+        let within = (0..n).filter(|i| 3 * i <= 20).count();
+        assert_eq!(stored.len(), 1 + usize::from(n > within), "{stored:?}");
+        assert_eq!(stored[0].len(), within, "{stored:?}");
+        assert_eq!(writes, stored.len());
+        assert_eq!(held.views.lock().unwrap()["r1"].steps.len(), n);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_event_is_written_at_once_despite_a_linger() {
+        let held = Arc::new(Held::default());
+        held.permits.add_permits(1_000);
+        let commit = GroupCommit::new(held.clone()).with_linger(Duration::from_secs(3600));
+        let (e, s) = events("r1", 10).remove(0);
+        let started = tokio::time::Instant::now();
+        commit.update(&ride("r1"), &e, s).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let (e, s) = events_at("r2", 10, now_ms()).remove(0);
+        commit.update(&ride("r2"), &e, s).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(3600));
     }
 
     #[tokio::test]

@@ -15,10 +15,12 @@
 //! - [`group_commit`]: a ride's events in flight together stored by one write;
 //! - [`handler`]: a message of RIDES → its ride's record, on the runtime;
 //! - [`catchup`]: the backlog, drain rate and ETA while it replays;
-//! - [`metrics`]: its own series beside the runtime's.
+//! - [`metrics`]: its own series beside the runtime's;
+//! - [`config`]: its own flags (`--linger`).
 #![forbid(unsafe_code)]
 
 pub mod catchup;
+pub mod config;
 pub mod group_commit;
 pub mod handler;
 pub mod metrics;
@@ -28,7 +30,8 @@ pub mod transition;
 use hail_runtime::{Runtime, RuntimeArgs, service::Service};
 
 /// Runs ride-view until SIGTERM/SIGINT.
-pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
+pub async fn run(args: config::RideViewArgs, runtime: RuntimeArgs) -> anyhow::Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
     let rt = Runtime::start(Service::RideView, runtime).await?;
     let metrics = metrics::RideViewMetrics::register(rt.registry())?;
     let kv = store::bind(rt.js(), rt.replicas()).await?;
@@ -39,7 +42,7 @@ pub async fn run(runtime: RuntimeArgs) -> anyhow::Result<()> {
         rt.tracker(),
         rt.shutdown_token(),
     );
-    let records = group_commit::GroupCommit::new(store::Records::new(kv));
+    let records = group_commit::GroupCommit::new(store::Records::new(kv)).with_linger(args.linger);
     rt.serve(handler::RideViewHandler::new(records, metrics))
         .await
 }

@@ -10,6 +10,8 @@ use hail_runtime::service::Service;
 #[command(name = Service::RideView.binary(), version)]
 struct Cli {
     #[command(flatten)]
+    ride_view: hail_ride_view::config::RideViewArgs,
+    #[command(flatten)]
     runtime: hail_runtime::RuntimeArgs,
 }
 
@@ -19,6 +21,6 @@ async fn main() -> std::process::ExitCode {
     hail_runtime::telemetry::init(cli.runtime.log_format);
     hail_runtime::exit_code(
         Service::RideView.binary(),
-        hail_ride_view::run(cli.runtime).await,
+        hail_ride_view::run(cli.ride_view, cli.runtime).await,
     )
 }
