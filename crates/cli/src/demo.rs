@@ -89,7 +89,8 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
         hail_runtime::connect::connect_as(nats_url, "hail-demo", Duration::from_secs(10), &auth)
             .await?;
     let js = &jetstream::new(client);
-    let mut loadgen = start_loadgen(layout, &args, nats_url)?;
+    // Killed when the demo ends, an early error included.
+    let mut loadgen = LoadGen(start_loadgen(layout, &args, nats_url)?);
     say(&format!(
         "load: {} rides/s for {} s; analytics will be killed at {} s and restarted at {} s",
         args.rate,
@@ -135,7 +136,7 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
             ));
         }
         ticks.push(tick);
-        let load_done = loadgen.try_wait()?.is_some();
+        let load_done = loadgen.0.try_wait()?.is_some();
         if (load_done && caught_up.is_some() && drained(js).await) || start.elapsed() > end {
             break;
         }
@@ -144,8 +145,7 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
         )
         .await;
     }
-    let _ = loadgen.kill();
-    let _ = loadgen.wait();
+    drop(loadgen);
     tell_the_city(layout);
     say("auditing: every request accounted for once per service");
     let reports = audit::audit(js).await?;
@@ -162,6 +162,17 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
 
 /// The load generator on every seed, as the intake identity when the stack
 /// runs with identities.
+/// The load generator's process: killed (and reaped) when dropped, so a demo
+/// that fails half-way leaves no load running against the stack.
+struct LoadGen(std::process::Child);
+
+impl Drop for LoadGen {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn start_loadgen(layout: &Layout, args: &DemoArgs, nats_url: &str) -> Result<std::process::Child> {
     let bin = layout.hail_bin("hail-loadgen")?;
     let log = std::fs::File::create(layout.state.join("logs/loadgen.log"))?;
