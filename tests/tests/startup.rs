@@ -125,3 +125,52 @@ async fn sigterm_finishes_in_flight_and_exits_zero() -> Result<()> {
     assert_eq!(rides::consumer_backlog(&js, "fraud").await?, (0, 0));
     Ok(())
 }
+
+/// With its nats-server gone for good, every service still stops on SIGTERM:
+/// each step of its shutdown that talks to NATS is time-boxed by
+/// `--shutdown-timeout` instead of waiting for a reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_every_service_while_nats_is_gone() -> Result<()> {
+    const SHUTDOWN: &str = "2s";
+    let _serial = serial().await;
+    let server = NatsServer::start()?;
+    let mut svcs = Vec::new();
+    for name in hail_e2e::SERVICES.into_iter().chain(["ride-view"]) {
+        svcs.push(Service::spawn_with(
+            name,
+            &server.url(),
+            &["--shutdown-timeout", SHUTDOWN],
+        )?);
+    }
+    for s in &svcs {
+        s.wait_ready(Duration::from_secs(60)).await?;
+    }
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    rides::publish(&js, "gone", 0, 200).await?;
+    drop(js);
+    drop(server);
+    for s in &svcs {
+        // Not ready once its connection is gone: it has noticed.
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{} to notice NATS is gone", s.name),
+            || async {
+                hail_testkit::http_get(&s.url("/readyz"))
+                    .await
+                    .is_ok_and(|(status, body)| status == 503 && body.contains("not connected"))
+            },
+        )
+        .await?;
+    }
+    for s in &mut svcs {
+        // Four time-boxed steps of 2 s at most, and room for a loaded machine.
+        let started = Instant::now();
+        let status = s.process.terminate(Duration::from_secs(40))?;
+        eprintln!(
+            "{} stopped {:?} after SIGTERM: {status}",
+            s.name,
+            started.elapsed()
+        );
+    }
+    Ok(())
+}

@@ -284,8 +284,13 @@ impl Runtime {
         )
         .await;
         self.set_ready(false);
-        if let Err(e) = svc.stop().await {
-            tracing::debug!(error = %e, "services API stop");
+        // Each step that talks to NATS is time-boxed: with the server gone
+        // it would otherwise wait for a reconnect that may never come.
+        let timeout = self.args.shutdown_timeout;
+        match tokio::time::timeout(timeout, svc.stop()).await {
+            Ok(Err(e)) => tracing::debug!(error = %e, "services API stop"),
+            Err(_) => tracing::warn!(?timeout, "services API stop timed out"),
+            Ok(Ok(())) => {}
         }
         self.stop().await;
         result
@@ -306,11 +311,21 @@ impl Runtime {
         {
             tracing::warn!("background tasks did not stop in time");
         }
-        if let Err(e) = self.client.flush().await {
-            tracing::warn!(error = %e, "flushing acks failed; they will be redelivered");
+        let timeout = self.args.shutdown_timeout;
+        match tokio::time::timeout(timeout, self.client.flush()).await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "flushing acks failed; they will be redelivered")
+            }
+            Err(_) => tracing::warn!(
+                ?timeout,
+                "flushing acks timed out (NATS unreachable?); they will be redelivered"
+            ),
+            Ok(Ok(())) => {}
         }
-        if let Err(e) = self.client.drain().await {
-            tracing::warn!(error = %e, "draining the nats connection failed");
+        match tokio::time::timeout(timeout, self.client.drain()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "draining the nats connection failed"),
+            Err(_) => tracing::warn!(?timeout, "draining the nats connection timed out"),
+            Ok(Ok(())) => {}
         }
         self.http_stop.cancel();
         let _ = self.http.await;
