@@ -353,14 +353,14 @@ async fn claims_a_failed_commit_or_release_left_are_freed_within_the_claim_ttl()
         matched_at_ms: 1_800_000_000_000,
     });
     claims.write_ride(&r1, &pending, 0).await?;
-    let claimed = claims.claim_driver(&DriverId::new("d-0")?, &r1).await?;
+    let claimed = claims.claim_driver(&DriverId::new("d-0")?, &r1, 0).await?;
     ensure!(matches!(claimed, DriverClaim::Won { .. }), "{claimed:?}");
     let unmatched = RideRecord::Unmatched {
         reason: UnmatchedReason::AllNearbyClaimed,
         at_ms: 1_800_000_000_000,
     };
     claims.write_ride(&x, &unmatched, 0).await?;
-    let claimed = claims.claim_driver(&DriverId::new("d-1")?, &x).await?;
+    let claimed = claims.claim_driver(&DriverId::new("d-1")?, &x, 0).await?;
     ensure!(matches!(claimed, DriverClaim::Won { .. }), "{claimed:?}");
     wait_all_free(&js, &both, 2.0).await?;
 

@@ -193,19 +193,30 @@ impl Claims {
 
     /// Claims `driver` for `ride` if no ride holds it, for `claim_ttl` at most.
     ///
+    /// `released_at` is the revision of the driver's last release as this
+    /// process applied it from the claims feed — a deletion or an expiry
+    /// marker, never a claim — or 0 when it knows none. The claim is first
+    /// written expecting it, so claiming a driver released before (nearly every
+    /// claim after the first minutes) is one write. When the key moved on since,
+    /// it is read: a newer tombstone is written over at its revision, an empty
+    /// key expecting nothing, a claim is taken. (Expecting a *claim's*
+    /// revision would write over that claim: never pass one.)
+    ///
     /// Not the client's `create_with_ttl`: over a released or expired claim it
     /// writes without the TTL, and such a claim would never expire.
     pub async fn claim_driver(
         &self,
         driver: &DriverId,
         ride: &RideId,
+        released_at: u64,
     ) -> Result<DriverClaim, ClaimsError> {
         let key = driver_key(driver);
         let value = Bytes::copy_from_slice(ride.as_str().as_bytes());
-        let mut expected = 0;
-        // Absent, then over the tombstone found: a third round would mean another
-        // ride claimed and released it meanwhile, which is as good as taken.
-        for _ in 0..2 {
+        let mut expected = released_at;
+        // The known release, then what the read found: a further round would
+        // mean another ride claimed and released it meanwhile, which is as
+        // good as taken.
+        for _ in 0..3 {
             let mut headers = expect(expected);
             headers.insert(NATS_MESSAGE_TTL, ttl(self.lifetimes.claim_ttl));
             match self
@@ -218,7 +229,12 @@ impl Claims {
             }
             let entry = self.store.entry(key.as_str()).await;
             match entry.map_err(|e| nats_error("read", &key, e))? {
-                Some(e) if e.operation != Operation::Put => expected = e.revision,
+                Some(e) if e.operation != Operation::Put && e.revision != expected => {
+                    expected = e.revision
+                }
+                // Nothing stored under the key (never claimed, or its claim
+                // expired and was removed), while a revision was expected.
+                None if expected != 0 => expected = 0,
                 // Held; or gone between the two reads, so someone is at it.
                 _ => return Ok(DriverClaim::Taken),
             }

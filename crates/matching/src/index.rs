@@ -78,6 +78,10 @@ pub struct Candidate {
     pub driver: DriverId,
     /// Haversine distance to the pickup, in metres.
     pub distance_m: f64,
+    /// The revision of the driver's last release as applied here (a free
+    /// driver's last applied change is always a release), or 0: a claim
+    /// expecting it is one write ([`crate::claims::Claims::claim_driver`]).
+    pub released_at: u64,
 }
 
 /// How a reservation ended.
@@ -133,11 +137,20 @@ impl DriverIndex {
                 None => UnmatchedReason::NoDriverInRadius,
             });
         };
-        self.update(nearest.slot, |d| d.reserved = true);
+        let mut released_at = 0;
+        self.update(nearest.slot, |d| {
+            d.reserved = true;
+            // Free, so not held: its last applied change was a release (a
+            // claim of its own or the feed's would have made it held).
+            if !d.held {
+                released_at = d.claim_revision;
+            }
+        });
         Ok(Candidate {
             slot: nearest.slot,
             driver: self.driver_id(nearest.slot).clone(),
             distance_m: nearest.distance_m,
+            released_at,
         })
     }
 

@@ -189,6 +189,7 @@ impl Matcher {
                 }
             };
             let reservation = Reservation::new(&self.index, candidate.slot);
+            let released_at = candidate.released_at;
             let pickup = Pickup {
                 eta_s: self.policy.speed.eta_s(candidate.distance_m),
                 driver_id: candidate.driver,
@@ -200,7 +201,7 @@ impl Matcher {
                 .claims
                 .write_ride(&req.ride_id, &pending, expected)
                 .await?;
-            match self.claim(&pickup.driver_id, req).await? {
+            match self.claim(&pickup.driver_id, req, released_at).await? {
                 Some(revision) => {
                     reservation.settle(Settlement::Claimed { revision });
                     return self.commit(req, pickup, expected, revision).await;
@@ -217,13 +218,19 @@ impl Matcher {
 
     /// Claims `driver` for the request's ride: the revision of its claim, or `None`
     /// when another ride holds it. A claim this ride already holds (made by an
-    /// earlier delivery) counts as won.
+    /// earlier delivery) counts as won. `known`: the key's revision as the index
+    /// has it ([`Claims::claim_driver`]).
     async fn claim(
         &self,
         driver: &DriverId,
         req: &RideRequested,
+        known: u64,
     ) -> Result<Option<u64>, ClaimsError> {
-        match self.claims.claim_driver(driver, &req.ride_id).await? {
+        match self
+            .claims
+            .claim_driver(driver, &req.ride_id, known)
+            .await?
+        {
             DriverClaim::Won { revision } => Ok(Some(revision)),
             DriverClaim::Taken => Ok(self
                 .claims
@@ -321,7 +328,7 @@ impl Matcher {
         let held = match self.claims.holder(&pickup.driver_id).await? {
             Some((ride, held_at)) if ride == req.ride_id.as_str() => Some(held_at),
             Some(_) => None,
-            None => self.claim(&pickup.driver_id, req).await?,
+            None => self.claim(&pickup.driver_id, req, 0).await?,
         };
         if let Some(held_at) = held {
             lock(&self.index).apply_claim(&pickup.driver_id, true, held_at);
