@@ -160,8 +160,6 @@ pub async fn run(nats_url: &str, layout: &Layout, args: DemoArgs) -> Result<bool
     Ok(audit_holds)
 }
 
-/// The load generator on every seed, as the intake identity when the stack
-/// runs with identities.
 /// The load generator's process: killed (and reaped) when dropped, so a demo
 /// that fails half-way leaves no load running against the stack.
 struct LoadGen(std::process::Child);
@@ -173,6 +171,8 @@ impl Drop for LoadGen {
     }
 }
 
+/// The load generator on every seed, as the intake identity when the stack
+/// runs with identities.
 fn start_loadgen(layout: &Layout, args: &DemoArgs, nats_url: &str) -> Result<std::process::Child> {
     let bin = layout.hail_bin("hail-loadgen")?;
     let log = std::fs::File::create(layout.state.join("logs/loadgen.log"))?;

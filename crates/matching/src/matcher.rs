@@ -218,17 +218,17 @@ impl Matcher {
 
     /// Claims `driver` for the request's ride: the revision of its claim, or `None`
     /// when another ride holds it. A claim this ride already holds (made by an
-    /// earlier delivery) counts as won. `known`: the key's revision as the index
-    /// has it ([`Claims::claim_driver`]).
+    /// earlier delivery) counts as won. `released_at`: the driver's last release
+    /// as the index has it, or 0 ([`Claims::claim_driver`]).
     async fn claim(
         &self,
         driver: &DriverId,
         req: &RideRequested,
-        known: u64,
+        released_at: u64,
     ) -> Result<Option<u64>, ClaimsError> {
         match self
             .claims
-            .claim_driver(driver, &req.ride_id, known)
+            .claim_driver(driver, &req.ride_id, released_at)
             .await?
         {
             DriverClaim::Won { revision } => Ok(Some(revision)),
