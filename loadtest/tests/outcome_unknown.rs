@@ -13,15 +13,6 @@ use serde_json::Value;
 /// Longer than async-nats' PubAck timeout (5 s).
 const FROZEN_FOR: Duration = Duration::from_secs(8);
 
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
@@ -72,9 +63,9 @@ async fn rides_whose_pub_ack_timed_out_are_reconciled_against_rides() {
     .await
     .unwrap();
     // The fault itself: the broker frozen for longer than the PubAck timeout.
-    signal(nats.pid(), "-STOP");
+    nats.pause().unwrap();
     tokio::time::sleep(FROZEN_FOR).await;
-    signal(nats.pid(), "-CONT");
+    nats.resume().unwrap();
     let out = run.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let r: Value = serde_json::from_slice(&out.stdout)

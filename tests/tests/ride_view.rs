@@ -106,13 +106,7 @@ async fn ride_view_added_later_replays_rides_then_follows_live() -> Result<()> {
     for d in SERVICES {
         wait_drained(&js, d).await?;
     }
-    let stored = js
-        .get_stream(subjects::RIDES_STREAM)
-        .await?
-        .info()
-        .await?
-        .state
-        .messages;
+    let stored = rides_held(&js).await?;
     eprintln!(
         "{RIDES} rides ({completed} completed, {cancelled} cancelled) through the four services \
          in {:?}; RIDES holds {stored} messages",
@@ -196,6 +190,12 @@ async fn ride_view_added_later_replays_rides_then_follows_live() -> Result<()> {
         assert!(s.process.is_running(), "{} died", s.name);
     }
     Ok(())
+}
+
+/// Messages RIDES holds now.
+async fn rides_held(js: &jetstream::Context) -> Result<u64> {
+    let mut stream = js.get_stream(subjects::RIDES_STREAM).await?;
+    Ok(stream.info().await?.state.messages)
 }
 
 /// A ride's events as another service would have published them, without
@@ -291,13 +291,7 @@ async fn two_instances_share_the_durable_and_one_sigkilled_midway_loses_nothing(
     rides::publish_all(&js, s.screened).await?;
     rides::publish_all(&js, s.unmatched).await?;
     rides::publish_all(&js, s.completed).await?;
-    let total = js
-        .get_stream(subjects::RIDES_STREAM)
-        .await?
-        .info()
-        .await?
-        .state
-        .messages;
+    let total = rides_held(&js).await?;
 
     let mut pair = vec![
         Service::spawn("ride-view", &url)?,

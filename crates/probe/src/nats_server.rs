@@ -132,6 +132,17 @@ impl NatsServer {
         read_log(&self.launcher.log_path())
     }
 
+    /// SIGSTOPs the server: it keeps its sockets but answers nothing, as a
+    /// long GC pause or a frozen VM would.
+    pub fn pause(&self) -> Result<()> {
+        self.process.pause()
+    }
+
+    /// SIGCONTs a paused server.
+    pub fn resume(&self) -> Result<()> {
+        self.process.resume()
+    }
+
     /// SIGKILLs the server, as a crash would, and reaps it. Its store stays.
     pub fn kill(&mut self) {
         self.process.kill();

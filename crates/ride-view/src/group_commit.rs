@@ -160,47 +160,46 @@ impl<S: Store> GroupCommit<S> {
             key: key.clone(),
             ended: false,
         };
-        let mut batch = vec![(event.clone(), step)];
-        let mut waiters: Vec<Waiter> = Vec::new();
-        if !self.linger.is_zero() && is_live(&batch[0].1) {
+        let linger = !self.linger.is_zero() && is_live(&step);
+        let mut own = Some((event.clone(), step));
+        let mut waiters = Vec::new();
+        if linger {
             tokio::time::sleep(self.linger).await;
             waiters = lock(&self.queues)
                 .get_mut(&key)
                 .map(std::mem::take)
                 .unwrap_or_default();
-            batch.extend(waiters.iter().map(|w| (w.event.clone(), w.step.clone())));
         }
-        let mut own = None;
+        let mut own_result = None;
         let mut writes = 0;
         loop {
-            if !batch.is_empty() {
-                let written = self.records.write(ride, &batch).await;
-                if matches!(written, Ok(Written { stored: true, .. })) {
-                    writes += 1;
-                }
-                let mut results = results(written, batch.len()).into_iter();
-                if own.is_none() {
-                    own = results.next();
-                }
-                for (w, r) in waiters.drain(..).zip(results) {
-                    let _ = w.done.send(r);
-                }
+            // Its own event first (in the first write only), then the waiters'.
+            let batch: Vec<(AnyEvent, Step)> = own
+                .take()
+                .into_iter()
+                .chain(waiters.iter().map(|w| (w.event.clone(), w.step.clone())))
+                .collect();
+            let written = self.records.write(ride, &batch).await;
+            if matches!(written, Ok(Written { stored: true, .. })) {
+                writes += 1;
+            }
+            let mut results = results(written, batch.len()).into_iter();
+            if own_result.is_none() {
+                own_result = results.next();
+            }
+            for (w, r) in waiters.drain(..).zip(results) {
+                let _ = w.done.send(r);
             }
             let mut queues = lock(&self.queues);
-            let queued = queues.get_mut(&key).map(std::mem::take).unwrap_or_default();
-            if queued.is_empty() {
+            waiters = queues.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            if waiters.is_empty() {
                 queues.remove(&key);
                 writing.ended = true;
                 break;
             }
-            drop(queues);
-            batch = queued
-                .iter()
-                .map(|w| (w.event.clone(), w.step.clone()))
-                .collect();
-            waiters = queued;
         }
-        own.expect("the writer's own event was written first")
+        own_result
+            .expect("the writer's own event was written first")
             .map(|u| Updated { writes, ..u })
     }
 }
