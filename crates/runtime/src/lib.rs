@@ -24,6 +24,7 @@
 //!   reads them back for the CLI, the load generator and tests).
 //! - [`service_api`]: `$SRV.PING/INFO/STATS` with the lag in STATS.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
+//! - `allocator`: mimalloc is the allocator of every process linking the runtime.
 //! - [`fault`]: test-only fault injection (`--fault-*`), off unless a rate is set.
 //!
 //! A service's `main` parses its flags, then:
@@ -43,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod advisory;
+mod allocator;
 pub mod answered;
 pub mod auth;
 pub mod config;
