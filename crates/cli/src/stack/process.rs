@@ -45,6 +45,16 @@ fn is_zombie(pid: i32) -> bool {
 /// until its readiness URL answers 200. It keeps running after `hail` exits,
 /// also when it does not get ready (`hail down` stops it then).
 pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<()> {
+    // Another process on its port would answer the readiness check in its
+    // place, and this stack would then take it for its own.
+    if let Some(addr) = listener_at(&c.ready_url) {
+        anyhow::bail!(
+            "cannot start {}: something else already listens on {addr} \
+             (another hail stack? stop it with `hail down` and that stack's HAIL_STATE, \
+             or free the port)",
+            c.name
+        );
+    }
     fs::create_dir_all(layout.state.join("run"))?;
     fs::create_dir_all(layout.state.join("logs"))?;
     let mut process = Launch::new(&c.program)
@@ -61,6 +71,18 @@ pub async fn start(layout: &Layout, c: &Component, timeout: Duration) -> Result<
     let ready = ready.map_err(|e| e.with_status(process.exit_status()));
     process.detach();
     ready.with_context(|| format!("{} is not ready", c.name))
+}
+
+/// The `host:port` of an `http://host:port/…` URL, if something accepts
+/// connections there.
+fn listener_at(url: &str) -> Option<String> {
+    let authority = url.strip_prefix("http://")?.split('/').next()?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()?
+        .next()?;
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+        .ok()
+        .map(|_| authority.to_string())
 }
 
 /// The last lines of a component's log, headed by its path, for error messages.
@@ -90,4 +112,56 @@ pub fn stop(layout: &Layout, name: &str, signal: Signal, timeout: Duration) -> R
     }
     let _ = fs::remove_file(layout.pid_file(name));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(port: u16) -> Component {
+        Component {
+            name: "analytics".into(),
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            ready_url: format!("http://127.0.0.1:{port}/readyz"),
+            url: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_port_another_process_listens_on_is_refused_before_anything_starts() {
+        let state = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: state.path().into(),
+            bin_dir: state.path().into(),
+            state: state.path().into(),
+        };
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let err = start(&layout, &component(port), Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot start analytics")
+                && err.contains(&format!("127.0.0.1:{port}"))
+                && err.contains("hail down"),
+            "{err}"
+        );
+        assert!(
+            !layout.pid_file("analytics").exists(),
+            "nothing was started, so no pid file"
+        );
+    }
+
+    #[test]
+    fn a_free_port_has_no_listener() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(listener_at(&format!("http://127.0.0.1:{port}/readyz")), None);
+        assert_eq!(listener_at("not a url"), None);
+    }
 }
