@@ -161,7 +161,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        assert_eq!(listener_at(&format!("http://127.0.0.1:{port}/readyz")), None);
+        assert_eq!(
+            listener_at(&format!("http://127.0.0.1:{port}/readyz")),
+            None
+        );
         assert_eq!(listener_at("not a url"), None);
     }
 }
