@@ -150,10 +150,12 @@ async fn pull_loop<H: Handler>(
             match next {
                 Some(Ok(msg)) => {
                     let shared = shared.clone();
-                    tracker.spawn(async move {
+                    // Boxed: the handler's future is large, and an unboxed task
+                    // copies all of it at each of its stage changes.
+                    tracker.spawn(Box::pin(async move {
                         process(&shared, msg).await;
                         drop(permit);
-                    });
+                    }));
                 }
                 Some(Err(e)) => {
                     shared.metrics.pull_errors.inc();
