@@ -1,6 +1,6 @@
 //! The pure matching step, without NATS: per request, find and reserve the nearest
 //! free driver, settle the claim, and release it again (so the index keeps its
-//! size); per location update, move a driver to a new position. With 10,000 and 100,000 drivers
+//! size); per location update, move a driver to a new position. With 10,000, 100,000 and 1,000,000 drivers
 //! spread over a 33 × 34 km city, search radius 3 km.
 //!
 //! `cargo bench -p hail-matching --bench match_step`
@@ -49,7 +49,7 @@ fn index_of(n: usize, positions: &mut Positions) -> DriverIndex {
 
 fn request(c: &mut Criterion) {
     let mut group = c.benchmark_group("request");
-    for n in [10_000, 100_000] {
+    for n in [10_000, 100_000, 1_000_000] {
         let mut positions = Positions(0x9e37_79b9_7f4a_7c15);
         let mut index = index_of(n, &mut positions);
         let pickups: Vec<LatLng> = (0..4096).map(|_| positions.next()).collect();
@@ -72,7 +72,7 @@ fn request(c: &mut Criterion) {
 
 fn location(c: &mut Criterion) {
     let mut group = c.benchmark_group("location_update");
-    for n in [10_000, 100_000] {
+    for n in [10_000, 100_000, 1_000_000] {
         let mut positions = Positions(0x2545_f491_4f6c_dd1d);
         let mut index = index_of(n, &mut positions);
         // Two positions per driver, used in turn, so that every update moves one.
