@@ -13,16 +13,15 @@
 //! line about it names both; every output continues that trace with a span of
 //! its own ([`Output::in_trace`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind, Message,
     consumer::{PriorityPolicy, PullConsumer},
     context::{PublishError, PublishErrorKind},
 };
-use futures::StreamExt;
-use tokio::sync::Semaphore;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use futures::{StreamExt, stream::FuturesUnordered};
+use tokio_util::sync::CancellationToken;
 
 use hail_events::{headers, subjects, trace::TraceContext};
 use tracing::Instrument as _;
@@ -81,8 +80,11 @@ struct Shared<H> {
     fast_age: Duration,
 }
 
+/// Messages being handled, all driven by the worker's own task.
+type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
 /// Pulls from `consumer` until `shutdown` fires, then waits (time-boxed) for the
-/// messages in flight. Returns when no task of its own is left running.
+/// messages in flight. Returns when none of its messages is being handled.
 pub async fn run<H: Handler>(
     service: &str,
     js: jetstream::Context,
@@ -110,61 +112,62 @@ pub async fn run<H: Handler>(
         settings,
         shutdown: shutdown.clone(),
     });
-    let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(shared.settings.concurrency));
-    let result = pull_loop(&consumer, &shared, &tracker, &permits, &shutdown).await;
-    tracker.close();
+    let mut in_flight = InFlight::new();
+    let result = pull_loop(&consumer, &shared, &mut in_flight, &shutdown).await;
     let timeout = shared.settings.shutdown_timeout;
-    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+    let finished = async { while in_flight.next().await.is_some() {} };
+    if tokio::time::timeout(timeout, finished).await.is_err() {
         tracing::warn!(
-            left = tracker.len(),
+            left = in_flight.len(),
             ?timeout,
             "in-flight messages did not finish; they will be redelivered"
         );
     }
+    drop(in_flight);
     crate::pin::release(&shared.js, &mut consumer, &shared.settings.pin).await;
     result
 }
 
+/// Up to `concurrency` messages are handled at once, as futures of this one
+/// task rather than a task each: no spawn, no hand-over between threads per
+/// message (the handlers' own work is microseconds; the waiting is on NATS).
 async fn pull_loop<H: Handler>(
     consumer: &PullConsumer,
     shared: &Arc<Shared<H>>,
-    tracker: &TaskTracker,
-    permits: &Arc<Semaphore>,
+    in_flight: &mut InFlight,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let concurrency = shared.settings.concurrency;
     while !shutdown.is_cancelled() {
-        let mut messages = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            m = pull(consumer, shared.settings.batch).messages() => m?,
+        let setup = pull(consumer, shared.settings.batch).messages();
+        tokio::pin!(setup);
+        let mut messages = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                m = &mut setup => break m?,
+            }
         };
         loop {
-            let permit = tokio::select! {
+            tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return Ok(()),
-                p = permits.clone().acquire_owned() => p?,
-            };
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => {
-                    let shared = shared.clone();
-                    // Boxed: the handler's future is large, and an unboxed task
-                    // copies all of it at each of its stage changes.
-                    tracker.spawn(Box::pin(async move {
-                        process(&shared, msg).await;
-                        drop(permit);
-                    }));
-                }
-                Some(Err(e)) => {
-                    shared.metrics.pull_errors.inc();
-                    tracing::warn!(error = %e, "pull error");
-                }
-                None => {
-                    tracing::warn!("pull subscription ended, subscribing again");
-                    break;
-                }
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                next = messages.next(), if in_flight.len() < concurrency => match next {
+                    Some(Ok(msg)) => {
+                        let shared = shared.clone();
+                        in_flight.push(Box::pin(async move { process(&shared, msg).await }));
+                    }
+                    Some(Err(e)) => {
+                        shared.metrics.pull_errors.inc();
+                        tracing::warn!(error = %e, "pull error");
+                    }
+                    None => {
+                        tracing::warn!("pull subscription ended, subscribing again");
+                        break;
+                    }
+                },
             }
         }
     }
