@@ -1,11 +1,11 @@
 //! Group commit per ride: while one task writes a ride's record, the events of
 //! that ride that arrive meanwhile wait, and the writer then stores them all
 //! in one more write. A ride has a handful of events (requested, priced,
-//! screened, matched, …) stored close together; when ride-view is behind they
-//! are in flight at the same time, and each would otherwise cost its own
-//! read-modify-write of the same record. So the more it lags, the fewer
-//! writes per event it needs, and it catches up instead of falling further
-//! behind. With a linger ([`GroupCommit::with_linger`]) a writer also waits
+//! screened, matched, …) stored close together; when they are in flight at
+//! the same time, each would otherwise cost its own read-modify-write of the
+//! same record. That holds while a ride's events are fewer messages apart than
+//! the handlers in flight: at 4,000 rides/s (20,000 events/s) they are not,
+//! and ride-view wrote 368,979 times for 372,418 changes. With a linger ([`GroupCommit::with_linger`]) a writer also waits
 //! a few milliseconds before its first write, so that the answers the other
 //! services store right after a request share it even when nothing lags.
 //!
