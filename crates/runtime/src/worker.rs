@@ -13,14 +13,14 @@
 //! line about it names both; every output continues that trace with a span of
 //! its own ([`Output::in_trace`]).
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind, Message,
     consumer::{PriorityPolicy, PullConsumer},
     context::{PublishError, PublishErrorKind},
 };
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::{FutureExt as _, StreamExt, stream::FuturesUnordered};
 use tokio_util::sync::CancellationToken;
 
 use hail_events::{headers, subjects, trace::TraceContext};
@@ -241,7 +241,17 @@ async fn handle<H: Handler>(shared: &Shared<H>, msg: Message, trace: TraceContex
     let faults = shared.settings.faults.as_ref();
     let outcome = match faults.and_then(|f| f.pick(stream_seq, delivered)) {
         Some(fault) => fault.outcome(&shared.shutdown).await,
-        None => shared.handler.handle(&delivery).await,
+        // A handler that panics on a message fails that message alone: it is
+        // retried, and dead-lettered after the last delivery, like any failure.
+        None => match AssertUnwindSafe(shared.handler.handle(&delivery))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(panic) => Outcome::Retry {
+                reason: format!("the handler panicked: {}", panic_message(&*panic)),
+            },
+        },
     };
     timer.observe_duration();
     let replay_of = crate::replay::original_seq(delivery.headers);
@@ -291,6 +301,16 @@ async fn handle<H: Handler>(shared: &Shared<H>, msg: Message, trace: TraceContex
         Outcome::Poison { kind, reason } => dead_letter(shared, &msg, &origin, kind, &reason).await,
     }
     m.in_flight.dec();
+}
+
+/// What a panic said, when it said it with a string (as `panic!` and
+/// `unwrap` do).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Publishes every output, then awaits every PubAck. An answer to a ride is
