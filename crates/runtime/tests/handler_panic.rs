@@ -22,11 +22,7 @@ struct Fragile(Arc<AtomicUsize>);
 
 impl Handler for Fragile {
     async fn handle(&self, d: &Delivery<'_>) -> Outcome {
-        assert!(
-            &d.payload[..] != b"boom",
-            "boom at sequence {}",
-            d.stream_seq
-        );
+        assert!(d.payload != b"boom", "boom at sequence {}", d.stream_seq);
         self.0.fetch_add(1, Ordering::SeqCst);
         Outcome::done()
     }
