@@ -2,8 +2,9 @@
 //!
 //! Four consumers in this process, one connection each, each binding the very
 //! durable its service binds without flags ([`Service::default_consumer_spec`]).
-//! Each pulls in batches of the services' default `--batch`, handles with their
-//! default `--concurrency`, and for each request publishes what its
+//! Each pulls in batches of the services' default `--batch` and, like their
+//! workers, keeps up to their default `--concurrency` messages in flight as
+//! futures of its one task; for each request publishes what its
 //! service would (real codec, real headers, PubAck awaited) and then acks, doing
 //! no work in between. Analytics only acks. The gap between this and the real
 //! services is what the services themselves cost.
@@ -21,9 +22,8 @@ use async_nats::{
     Client,
     jetstream::{self, AckKind, Message, consumer::PullConsumer, context::PublishErrorKind},
 };
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use hail_runtime::{config::defaults, service::Service};
-use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::outputs;
@@ -91,7 +91,6 @@ impl NullPipeline {
         let worker = Worker {
             service,
             js,
-            tracker: self.tracker.clone(),
             counters: self.counters.clone(),
             shutdown: self.shutdown.clone(),
         };
@@ -140,17 +139,20 @@ impl NullPipeline {
 struct Worker {
     service: Service,
     js: jetstream::Context,
-    tracker: TaskTracker,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 }
 
 impl Worker {
+    /// Like the services' workers: up to `--concurrency` messages in flight as
+    /// futures of this one task. A message with no output (analytics, or a
+    /// completion for matching) is acked where it is read, as a service with
+    /// nothing to wait for would.
     async fn run(self, consumer: PullConsumer) {
-        let permits = Arc::new(Semaphore::new(defaults::CONCURRENCY));
+        let mut in_flight = FuturesUnordered::new();
         while !self.shutdown.is_cancelled() {
             let pulled = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = self.shutdown.cancelled() => break,
                 m = hail_runtime::worker::pull(&consumer, defaults::BATCH).messages() => m,
             };
             let mut messages = match pulled {
@@ -163,65 +165,69 @@ impl Worker {
                 }
             };
             loop {
-                let permit = tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-                };
-                let next = tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    m = messages.next() => m,
-                };
-                match next {
-                    Some(Ok(msg)) => {
-                        let worker = self.clone();
-                        self.tracker.spawn(async move {
-                            worker.handle(msg).await;
-                            drop(permit);
-                        });
-                    }
-                    Some(Err(e)) => {
-                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(durable = self.service.durable(), error = %e, "pull error");
-                    }
-                    None => break,
+                tokio::select! {
+                    biased;
+                    _ = self.shutdown.cancelled() => break,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    next = messages.next(), if in_flight.len() < defaults::CONCURRENCY => match next {
+                        Some(Ok(msg)) => match self.output(&msg) {
+                            Ok(Some(out)) => in_flight.push(self.clone().answer(msg, out)),
+                            Ok(None) => self.settle(&msg, AckKind::Ack, true).await,
+                            Err(reason) => {
+                                tracing::warn!(durable = self.service.durable(), subject = %msg.subject, reason, "unusable message, terminated");
+                                self.settle(&msg, AckKind::Term, false).await;
+                            }
+                        },
+                        Some(Err(e)) => {
+                            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(durable = self.service.durable(), error = %e, "pull error");
+                        }
+                        None => break,
+                    },
                 }
             }
         }
+        let finished = async { while in_flight.next().await.is_some() {} };
+        if tokio::time::timeout(STOP_TIMEOUT, finished).await.is_err() {
+            tracing::warn!(
+                durable = self.service.durable(),
+                "in-flight messages did not finish in time"
+            );
+        }
+    }
+
+    /// What the service would publish for `msg`, with the first delivery's fence.
+    fn output(&self, msg: &Message) -> Result<Option<hail_runtime::Output>, String> {
+        let mut out = outputs::for_message(self.service, &msg.subject, msg.headers.as_ref())?;
+        // Like the services' first deliveries: stored only while the ride's fence is empty.
+        if let Some(out) = &mut out
+            && let Some(ride) = &out.ride
+        {
+            hail_runtime::fence::first_delivery(&mut out.headers, self.service.name(), ride);
+        }
+        Ok(out)
     }
 
     /// Publishes the service's output (PubAck awaited), then acks.
-    async fn handle(&self, msg: Message) {
-        let output = match outputs::for_message(self.service, &msg.subject, msg.headers.as_ref()) {
-            Ok(o) => o,
-            Err(reason) => {
-                tracing::warn!(durable = self.service.durable(), subject = %msg.subject, reason, "unusable message, terminated");
-                return self.settle(&msg, AckKind::Term, false).await;
-            }
+    async fn answer(self, msg: Message, out: hail_runtime::Output) {
+        let stored = async {
+            self.js
+                .publish_with_headers(out.subject, out.headers, out.payload)
+                .await?
+                .await
         };
-        if let Some(mut out) = output {
-            // Like the services' first deliveries: stored only while the ride's fence is empty.
-            if let Some(ride) = &out.ride {
-                hail_runtime::fence::first_delivery(&mut out.headers, self.service.name(), ride);
-            }
-            let stored = async {
-                self.js
-                    .publish_with_headers(out.subject, out.headers, out.payload)
-                    .await?
-                    .await
-            };
-            // Like the services: an answer the fence refuses was stored before.
-            let stored = stored.await.map(|_| ()).or_else(|e| match e.kind() {
-                PublishErrorKind::WrongLastSequence => Ok(()),
-                _ => Err(e),
-            });
-            if let Err(e) = stored {
-                tracing::warn!(durable = self.service.durable(), error = %e, "publishing the output failed, retrying");
-                return self
-                    .settle(&msg, AckKind::Nak(Some(RETRY_DELAY)), false)
-                    .await;
-            }
-            self.counters.published.fetch_add(1, Ordering::Relaxed);
+        // Like the services: an answer the fence refuses was stored before.
+        let stored = stored.await.map(|_| ()).or_else(|e| match e.kind() {
+            PublishErrorKind::WrongLastSequence => Ok(()),
+            _ => Err(e),
+        });
+        if let Err(e) = stored {
+            tracing::warn!(durable = self.service.durable(), error = %e, "publishing the output failed, retrying");
+            return self
+                .settle(&msg, AckKind::Nak(Some(RETRY_DELAY)), false)
+                .await;
         }
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.settle(&msg, AckKind::Ack, true).await;
     }
 
