@@ -7,6 +7,10 @@
 //! streams with the defaults, starts the pipeline, publishes N rides (t0 = first
 //! publish) and stops the clock (t1) when all four durables show nothing pending
 //! and nothing awaiting an ack. Pipeline rides/s = N / (t1 - t0).
+//!
+//! With a rate (`--rate`), the rides are sent open loop at that rate instead,
+//! and each service's answers are timed from their rides' due times
+//! ([`crate::latency`]): the same latency baseline as the throughput's.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -19,6 +23,7 @@ use hail_runtime::service::Service;
 use crate::{
     city::CITIES,
     drain,
+    latency::{Collector, Pace},
     null_pipeline::NullPipeline,
     publisher::{self, PublishSettings},
     report::{BenchReport, Pipeline, RunResult},
@@ -56,6 +61,10 @@ pub struct BenchSettings {
     /// Broker nodes: 1 is a single server (streams R1), more a cluster on this
     /// machine (streams R3, or R2 on two nodes).
     pub nodes: usize,
+    /// Open loop: rides per second, each answer's latency measured from its
+    /// ride's due time ([`crate::latency`]); `None` publishes as fast as the
+    /// broker takes them.
+    pub rate: Option<f64>,
 }
 
 /// Outputs per ride: matching, pricing and fraud each publish one.
@@ -172,7 +181,15 @@ async fn measure(
         Pipeline::Services => Running::Services(Services::start(binaries, url, s.instances).await?),
     };
     let cpu_before = cpu_of(&running, nats);
-    let mut result = drive(run, pipeline, &js, s).await;
+    let pace = s.rate.map(Pace::starting_soon);
+    let collector = match pace {
+        Some(pace) => Some(Collector::start(&client, pace).await?),
+        None => None,
+    };
+    let mut result = drive(run, pipeline, &js, s, pace).await;
+    if let (Ok(r), Some(c)) = (&mut result, collector) {
+        r.latency = c.finish();
+    }
     if let Ok(r) = &mut result {
         let after = cpu_of(&running, nats);
         r.cpu_us_per_ride = after
@@ -196,12 +213,14 @@ async fn drive(
     pipeline: Pipeline,
     js: &jetstream::Context,
     s: &BenchSettings,
+    pace: Option<Pace>,
 ) -> Result<RunResult> {
     let factory = RideFactory::new(&format!("bench{run}"), &CITIES)?;
     let settings = PublishSettings {
         rides: s.rides,
         window: s.window,
         progress: false,
+        pace,
     };
     let published = publisher::publish(js, &factory, &settings).await?;
     if published.failed > 0 || published.duplicates > 0 {
@@ -214,6 +233,7 @@ async fn drive(
     let durables = Service::ALL.map(Service::durable);
     let t1 = drain::wait_drained(js, &durables, s.poll, s.drain_timeout).await?;
     let seconds = (t1 - published.started).as_secs_f64();
+    let last_stored = published.started + published.elapsed;
     let stream_messages = js
         .get_stream(subjects::RIDES_STREAM)
         .await?
@@ -235,8 +255,10 @@ async fn drive(
         publish_rides_per_s: published.rate(),
         pipeline_seconds: seconds,
         pipeline_rides_per_s: s.rides as f64 / seconds,
+        drained_after_publish_s: t1.saturating_duration_since(last_stored).as_secs_f64(),
         stream_messages,
         cpu_us_per_ride: BTreeMap::new(),
+        latency: BTreeMap::new(),
     })
 }
 

@@ -9,6 +9,8 @@
 //!   own ceiling.
 //! - [`services`]: the four real service binaries as child processes.
 //! - [`drain`]: when every durable has caught up.
+//! - [`latency`]: `bench --rate`, rides sent at an open-loop pace and each
+//!   answer's latency from its ride's due time.
 //! - [`bench`] and [`report`]: the alternating null/services runs and their table.
 //! - [`run`]: the `run` subcommand, an open-loop city model (riders at a Poisson
 //!   rate around demand hotspots, drivers that move, report and take trips) with
@@ -19,6 +21,7 @@
 pub mod bench;
 pub mod city;
 pub mod drain;
+pub mod latency;
 pub mod null_pipeline;
 pub mod outputs;
 pub mod publish_cmd;

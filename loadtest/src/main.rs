@@ -87,9 +87,23 @@ struct BenchArgs {
     /// Instances of each service (and of each null consumer) sharing its durable.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     instances: u64,
+    /// Send the rides open loop at this many per second instead of as fast as
+    /// the broker takes them, and report each service's answer latency from
+    /// the rides' due times (the latency baseline beside the null pipeline).
+    #[arg(long, value_parser = positive_rate)]
+    rate: Option<f64>,
     /// Also print the results as one JSON object (last line of stdout).
     #[arg(long)]
     json: bool,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of rides per second"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -185,6 +199,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         drain_timeout: a.drain_timeout,
         instances: a.instances as usize,
         nodes: a.cluster as usize,
+        rate: a.rate,
     };
     let report = bench::run(&settings).await?;
     print!("{}", report.table());

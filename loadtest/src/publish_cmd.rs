@@ -58,6 +58,7 @@ pub async fn run(cmd: &PublishCommand) -> Result<PublishReport> {
         rides: cmd.rides,
         window: cmd.window,
         progress: true,
+        pace: None,
     };
     let report = publisher::publish(&js, &factory, &settings).await?;
     client

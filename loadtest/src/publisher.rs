@@ -26,7 +26,7 @@ use hail_events::{Event, codec, headers};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::rides::RideFactory;
+use crate::{latency::Pace, rides::RideFactory};
 
 /// How many rides and how.
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ pub struct PublishSettings {
     pub window: usize,
     /// Print published count and rate to stderr every second.
     pub progress: bool,
+    /// Open loop: ride `i` is sent at its due time (`bench --rate`), not as
+    /// soon as the window allows.
+    pub pace: Option<Pace>,
 }
 
 /// What a publishing run did.
@@ -126,6 +129,9 @@ async fn publish_all(
             if let Some(ack) = in_flight.next().await {
                 settle(report, published, ack);
             }
+        }
+        if let Some(pace) = &settings.pace {
+            tokio::time::sleep_until(pace.due(i)).await;
         }
         let ride = factory
             .ride(i, hail_runtime::now_ms())

@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
+use crate::latency::Summary;
+
 /// Which pipeline a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,11 +40,16 @@ pub struct RunResult {
     pub pipeline_seconds: f64,
     /// `rides / pipeline_seconds`.
     pub pipeline_rides_per_s: f64,
+    /// From the last PubAck until all four durables were drained, seconds: at
+    /// an open-loop rate the pipeline keeps up with, close to zero.
+    pub drained_after_publish_s: f64,
     /// Messages in RIDES at the end (4 per ride: the request and three outputs).
     pub stream_messages: u64,
     /// CPU microseconds per ride while publishing and draining: the broker, and
     /// each service (all its instances) or the load generator itself (null).
     pub cpu_us_per_ride: BTreeMap<String, f64>,
+    /// Open-loop runs: each answering service's latency from the rides' due times.
+    pub latency: BTreeMap<String, Summary>,
 }
 
 /// The medians of one pipeline.
@@ -51,6 +58,8 @@ pub struct Median {
     pub runs: usize,
     pub publish_rides_per_s: f64,
     pub pipeline_rides_per_s: f64,
+    /// Open-loop runs: the median over the runs of each service's p99, ms.
+    pub p99_ms: BTreeMap<String, f64>,
 }
 
 /// All runs and what they add up to.
@@ -66,6 +75,8 @@ pub struct BenchReport {
     pub services: Option<Median>,
     /// Median pipeline rides/s of services over that of null.
     pub services_over_null: Option<f64>,
+    /// Open-loop runs: each service's median p99 over the null pipeline's.
+    pub p99_services_over_null: BTreeMap<String, f64>,
 }
 
 impl BenchReport {
@@ -77,6 +88,14 @@ impl BenchReport {
             (Some(n), Some(s)) => Some(s.pipeline_rides_per_s / n.pipeline_rides_per_s),
             _ => None,
         };
+        let p99_services_over_null = match (&null, &services) {
+            (Some(n), Some(s)) => s
+                .p99_ms
+                .iter()
+                .filter_map(|(who, sp)| Some((who.clone(), sp / n.p99_ms.get(who)?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
         BenchReport {
             rides,
             instances,
@@ -85,6 +104,7 @@ impl BenchReport {
             null,
             services,
             services_over_null,
+            p99_services_over_null,
         }
     }
 
@@ -98,27 +118,38 @@ impl BenchReport {
         );
         let _ = writeln!(
             t,
-            "{:>3}  {:<8}  {:>8}  {:>15}  {:>16}  {:>9}  {:>8}",
+            "{:>3}  {:<8}  {:>8}  {:>15}  {:>16}  {:>9}  {:>13}  {:>8}",
             "run",
             "pipeline",
             "rides",
             "publish rides/s",
             "pipeline rides/s",
             "seconds",
+            "drained after",
             "messages"
         );
         for r in &self.runs {
             let _ = writeln!(
                 t,
-                "{:>3}  {:<8}  {:>8}  {:>15.0}  {:>16.0}  {:>9.2}  {:>8}",
+                "{:>3}  {:<8}  {:>8}  {:>15.0}  {:>16.0}  {:>9.2}  {:>11.2} s  {:>8}",
                 r.run,
                 r.pipeline.as_str(),
                 r.rides,
                 r.publish_rides_per_s,
                 r.pipeline_rides_per_s,
                 r.pipeline_seconds,
+                r.drained_after_publish_s,
                 r.stream_messages
             );
+        }
+        for r in &self.runs {
+            for (who, l) in &r.latency {
+                let _ = writeln!(
+                    t,
+                    "run {} {who:<8} answers {:>8}  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+                    r.run, l.answers, l.p50_ms, l.p99_ms, l.max_ms
+                );
+            }
         }
         for (name, m) in [("null", &self.null), ("services", &self.services)] {
             if let Some(m) = m {
@@ -131,6 +162,26 @@ impl BenchReport {
         }
         if let Some(ratio) = self.services_over_null {
             let _ = writeln!(t, "services/null  {ratio:.3}");
+        }
+        for (name, m) in [("null", &self.null), ("services", &self.services)] {
+            if let Some(m) = m
+                && !m.p99_ms.is_empty()
+            {
+                let p99: Vec<String> = m
+                    .p99_ms
+                    .iter()
+                    .map(|(who, ms)| format!("{who} {ms:.2}"))
+                    .collect();
+                let _ = writeln!(t, "median p99 ms, {name:<8} {}", p99.join(", "));
+            }
+        }
+        if !self.p99_services_over_null.is_empty() {
+            let ratios: Vec<String> = self
+                .p99_services_over_null
+                .iter()
+                .map(|(who, r)| format!("{who} {r:.2}"))
+                .collect();
+            let _ = writeln!(t, "p99 services/null  {}", ratios.join(", "));
         }
         for r in &self.runs {
             let cpu: Vec<String> = r
@@ -155,10 +206,21 @@ fn median_of(runs: &[RunResult], pipeline: Pipeline) -> Option<Median> {
                 .collect(),
         )
     };
+    let mine: Vec<&RunResult> = runs.iter().filter(|r| r.pipeline == pipeline).collect();
+    let services: std::collections::BTreeSet<&String> =
+        mine.iter().flat_map(|r| r.latency.keys()).collect();
+    let p99_ms = services
+        .into_iter()
+        .filter_map(|who| {
+            let each = mine.iter().filter_map(|r| Some(r.latency.get(who)?.p99_ms));
+            Some((who.clone(), median(each.collect())?))
+        })
+        .collect();
     Some(Median {
-        runs: runs.iter().filter(|r| r.pipeline == pipeline).count(),
+        runs: mine.len(),
         publish_rides_per_s: of(|r| r.publish_rides_per_s)?,
         pipeline_rides_per_s: of(|r| r.pipeline_rides_per_s)?,
+        p99_ms,
     })
 }
 
@@ -188,8 +250,10 @@ mod tests {
             publish_rides_per_s: 2.0 * rate,
             pipeline_seconds: 1000.0 / rate,
             pipeline_rides_per_s: rate,
+            drained_after_publish_s: 0.1,
             stream_messages: 4000,
             cpu_us_per_ride: BTreeMap::new(),
+            latency: BTreeMap::new(),
         }
     }
 
@@ -215,6 +279,35 @@ mod tests {
         assert!(r.table().contains("services/null  0.455"), "{}", r.table());
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["runs"][1]["pipeline"], "services");
+    }
+
+    #[test]
+    fn p99_ratio_of_medians_per_service() {
+        let with_p99 = |run_no, pipeline, ms: f64| {
+            let mut r = run(run_no, pipeline, 100.0);
+            let summary = Summary {
+                answers: 1000,
+                p50_ms: ms / 2.0,
+                p99_ms: ms,
+                max_ms: ms * 2.0,
+            };
+            r.latency.insert("pricing".into(), summary);
+            r
+        };
+        let runs = vec![
+            with_p99(1, Pipeline::Null, 2.0),
+            with_p99(2, Pipeline::Services, 5.0),
+            with_p99(3, Pipeline::Null, 4.0),
+            with_p99(4, Pipeline::Services, 7.0),
+        ];
+        let r = BenchReport::new(1000, 1, 1, runs);
+        assert_eq!(r.null.as_ref().unwrap().p99_ms["pricing"], 3.0);
+        assert_eq!(r.p99_services_over_null["pricing"], 2.0);
+        assert!(
+            r.table().contains("p99 services/null  pricing 2.00"),
+            "{}",
+            r.table()
+        );
     }
 
     #[test]

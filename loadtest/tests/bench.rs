@@ -17,6 +17,7 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         drain_timeout: Duration::from_secs(60),
         instances: 2,
         nodes: 1,
+        rate: None,
     };
     let report = bench::run(&settings).await.unwrap();
     let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();
@@ -61,6 +62,7 @@ async fn both_pipelines_drain_on_a_three_node_cluster() {
         drain_timeout: Duration::from_secs(120),
         instances: 1,
         nodes: 3,
+        rate: None,
     };
     let report = bench::run(&settings).await.unwrap();
     assert_eq!(report.nodes, 3);
@@ -71,5 +73,57 @@ async fn both_pipelines_drain_on_a_three_node_cluster() {
             "{:?}",
             run.cpu_us_per_ride
         );
+    }
+}
+
+/// `--rate`: the rides go out at the given pace, not as fast as the broker
+/// takes them, and every answering service's answers are timed in both
+/// pipelines, with two instances per durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_run_times_every_answer_in_both_pipelines() {
+    let (rides, rate) = (300, 200.0);
+    let settings = BenchSettings {
+        rides,
+        mode: Mode::Both,
+        repeat: 1,
+        window: 64,
+        poll: Duration::from_millis(50),
+        drain_timeout: Duration::from_secs(60),
+        instances: 2,
+        nodes: 1,
+        rate: Some(rate),
+    };
+    let report = bench::run(&settings).await.unwrap();
+    for run in &report.runs {
+        // Paced: the last ride is due (rides - 1) / rate after the first.
+        let paced = (rides - 1) as f64 / rate;
+        assert!(
+            run.pipeline_seconds >= paced,
+            "{:?} finished in {:.2} s, before its last ride was due ({paced:.2} s)",
+            run.pipeline,
+            run.pipeline_seconds
+        );
+        let services: Vec<&str> = run.latency.keys().map(String::as_str).collect();
+        assert_eq!(
+            services,
+            ["fraud", "matching", "pricing"],
+            "{:?}",
+            run.pipeline
+        );
+        for (who, l) in &run.latency {
+            assert!(
+                l.answers >= rides,
+                "{:?}: {who} answered {} of {rides}",
+                run.pipeline,
+                l.answers
+            );
+            assert!(
+                0.0 < l.p50_ms && l.p50_ms <= l.p99_ms && l.p99_ms <= l.max_ms,
+                "{who}: {l:?}"
+            );
+        }
+    }
+    for who in ["fraud", "matching", "pricing"] {
+        assert!(report.p99_services_over_null[who] > 0.0, "{who}");
     }
 }

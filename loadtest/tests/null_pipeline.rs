@@ -53,6 +53,7 @@ async fn every_ride_is_read_by_all_four_and_answered_by_three() {
         rides: RIDES,
         window: 512,
         progress: false,
+        pace: None,
     };
     let report = publisher::publish(&js, &factory, &settings).await.unwrap();
     assert_eq!(
@@ -102,6 +103,7 @@ async fn failed_publishes_are_counted_not_hidden() {
         rides: 20,
         window: 8,
         progress: false,
+        pace: None,
     };
     let report = publisher::publish(&js, &factory, &settings).await.unwrap();
     assert_eq!((report.published, report.failed), (0, 20));
