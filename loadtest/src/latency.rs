@@ -77,6 +77,9 @@ pub struct Summary {
     pub max_ms: f64,
 }
 
+/// Longest latency told apart from longer ones: an hour, in microseconds.
+const HIGHEST_US: u64 = 3_600_000_000;
+
 type Histograms = Arc<Mutex<BTreeMap<&'static str, Histogram<u64>>>>;
 
 /// The running collection of answer latencies.
@@ -136,10 +139,14 @@ fn record(into: &Histograms, pace: &Pace, msg: &Message, now: Instant) {
     };
     let micros = now.saturating_duration_since(pace.due(i)).as_micros() as u64;
     let mut histograms = into.lock().expect("latency lock");
-    let h = histograms
-        .entry(service)
-        .or_insert_with(|| Histogram::new(3).expect("3 significant digits is valid"));
+    let h = histograms.entry(service).or_insert_with(new_histogram);
     h.saturating_record(micros.max(1));
+}
+
+/// Microseconds from 1 to [`HIGHEST_US`], 3 significant digits; longer is
+/// counted as that.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("valid bounds")
 }
 
 fn summarise(h: &Histogram<u64>) -> Summary {
@@ -185,14 +192,17 @@ mod tests {
 
     #[test]
     fn summaries_are_in_milliseconds() {
-        let mut h = Histogram::<u64>::new(3).unwrap();
+        let mut h = new_histogram();
         for us in 1..=100 {
-            h.record(us * 1000).unwrap();
+            h.saturating_record(us * 1000);
         }
         let s = summarise(&h);
         assert_eq!(s.answers, 100);
         assert!((s.p50_ms - 50.0).abs() < 0.1, "{s:?}");
         assert!((s.p99_ms - 99.0).abs() < 0.1, "{s:?}");
         assert!((s.max_ms - 100.0).abs() < 0.1, "{s:?}");
+        // Seconds behind are told apart too, not clamped.
+        h.saturating_record(90_000_000);
+        assert!((summarise(&h).max_ms - 90_000.0).abs() < 100.0);
     }
 }
