@@ -4,7 +4,8 @@
 //! publisher, four durable pull consumers; three publish a 200 B output per
 //! request (PubAck awaited before the ack, 256 in flight, a unique
 //! `Nats-Msg-Id` on every publish), the fourth reads requests and outputs.
-//! With no parts it is the broker's bare ceiling for the pattern; each part
+//! With no parts it is the broker's bare ceiling for the pattern (the same
+//! program as the `jsceiling pipeline-id` measuring tool); each part
 //! named moves it one step toward what hail's null pipeline does:
 //!
 //! - `stream`: RIDES' limits (`max_age` 24 h, `max_bytes` 8 GiB, discard old);
@@ -30,7 +31,7 @@
 //! expects. Each run deletes and recreates the stream `LADDER`.
 
 use std::{
-    future::IntoFuture,
+    collections::VecDeque,
     time::{Duration, Instant},
 };
 
@@ -181,22 +182,25 @@ async fn main() -> Res<()> {
     }
     let t0 = Instant::now();
     let payload = bytes::Bytes::from(vec![7u8; SIZE]);
-    let mut window = FuturesUnordered::new();
+    let mut window = VecDeque::new();
     for i in 0..rides {
         let ride = format!("ladder-{i}");
         let mut h = HeaderMap::new();
         parts.event_headers(&mut h, "RideRequested", &ride);
-        h.insert("Hail-Ride-Id", ride.as_str());
         h.insert("Nats-Msg-Id", format!("requested:{ride}").as_str());
         let ack = js
             .publish_with_headers(parts.request_subject(i), h, payload.clone())
             .await?;
-        window.push(ack.into_future());
-        if window.len() >= IN_FLIGHT {
-            window.next().await.transpose()?;
+        window.push_back(ack);
+        if window.len() >= IN_FLIGHT
+            && let Some(oldest) = window.pop_front()
+        {
+            oldest.await?;
         }
     }
-    while window.next().await.transpose()?.is_some() {}
+    while let Some(ack) = window.pop_front() {
+        ack.await?;
+    }
     for c in consumers {
         c.await??;
     }
@@ -227,18 +231,18 @@ async fn consume(js: jetstream::Context, parts: Parts, i: usize, rides: u64) -> 
     let expect = if i == 3 { 4 * rides } else { rides };
     let answer = bytes::Bytes::from(vec![9u8; SIZE]);
     let mut in_flight = FuturesUnordered::new();
-    for _ in 0..expect {
+    for got in 0..expect {
         let m = messages.next().await.ok_or("the pull stream ended")??;
         if i == 3 {
             m.ack().await?;
             continue;
         }
+        // The ride's id from its header when events carry one; else any unique id.
         let ride = m
             .headers
             .as_ref()
             .and_then(|h| h.get("Hail-Ride-Id"))
-            .map(|v| v.as_str().to_string())
-            .ok_or("a request without Hail-Ride-Id")?;
+            .map_or_else(|| format!("{i}-{got}"), |v| v.as_str().to_string());
         let city = m.subject.rsplit('.').next().unwrap_or("c0").to_string();
         let mut h = HeaderMap::new();
         parts.event_headers(&mut h, "Answer", &ride);

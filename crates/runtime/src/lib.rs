@@ -275,7 +275,11 @@ impl Runtime {
             faults: fault::Faults::from_args(&self.args.faults),
             pin,
         };
-        let result = worker::run(
+        // The worker runs as a task of the runtime, not on the thread that
+        // awaits it (`#[tokio::main]`'s): there, every message the connection
+        // task hands over would wake another thread (measured: a fifth of
+        // each service's CPU at 2,000 rides/s, docs/BENCHMARKS.md).
+        let worker = tokio::spawn(worker::run(
             self.service.name(),
             self.js.clone(),
             consumer,
@@ -283,8 +287,10 @@ impl Runtime {
             self.metrics.clone(),
             settings,
             self.shutdown.clone(),
-        )
-        .await;
+        ));
+        let result = worker
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the worker task failed: {e}")));
         self.set_ready(false);
         // Each step that talks to NATS is time-boxed: with the server gone
         // it would otherwise wait for a reconnect that may never come.
