@@ -188,7 +188,7 @@ async fn measure(
     };
     let mut result = drive(run, pipeline, &js, s, pace).await;
     if let (Ok(r), Some(c)) = (&mut result, collector) {
-        r.latency = c.finish();
+        r.latency = c.finish(s.rides).await;
     }
     if let Ok(r) = &mut result {
         let after = cpu_of(&running, nats);

@@ -77,6 +77,12 @@ pub struct Summary {
     pub max_ms: f64,
 }
 
+/// Services that answer a request: matching, pricing, fraud.
+const ANSWERING: usize = 3;
+/// Longest wait for answers still on their way at the end of a run.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+const FINISH_POLL: Duration = Duration::from_millis(20);
+
 /// Longest latency told apart from longer ones: an hour, in microseconds.
 const HIGHEST_US: u64 = 3_600_000_000;
 
@@ -113,8 +119,19 @@ impl Collector {
         Ok(Collector { histograms, task })
     }
 
-    /// Stops listening and summarises each service's answers.
-    pub fn finish(self) -> BTreeMap<String, Summary> {
+    /// Waits until each answering service's `expected` answers are counted
+    /// (the last may still be on their way from the server when the durables
+    /// show drained), at most [`FINISH_TIMEOUT`], then stops listening and
+    /// summarises each service's answers.
+    pub async fn finish(self, expected: u64) -> BTreeMap<String, Summary> {
+        let all_in = || {
+            let histograms = self.histograms.lock().expect("latency lock");
+            histograms.len() == ANSWERING && histograms.values().all(|h| h.len() >= expected)
+        };
+        let deadline = Instant::now() + FINISH_TIMEOUT;
+        while !all_in() && Instant::now() < deadline {
+            tokio::time::sleep(FINISH_POLL).await;
+        }
         self.task.abort();
         let histograms = self.histograms.lock().expect("latency lock");
         histograms
