@@ -42,6 +42,8 @@ struct Node {
     ports: NodePorts,
     config: PathBuf,
     log: PathBuf,
+    /// Where the current run's lines start in `log` (a restart appends).
+    log_start: usize,
     process: Option<Process>,
 }
 
@@ -86,6 +88,7 @@ impl NatsCluster {
                 name,
                 ports: *p,
                 config,
+                log_start: 0,
                 process: None,
             });
         }
@@ -369,6 +372,7 @@ impl NatsCluster {
 
     fn spawn(&mut self, i: usize) -> Result<()> {
         let node = &mut self.nodes[i];
+        node.log_start = fs::metadata(&node.log).map_or(0, |m| m.len() as usize);
         let process = Launch::new(&self.bin)
             .args([
                 "-c".into(),
@@ -384,14 +388,26 @@ impl NatsCluster {
     }
 
     /// Waits until node `i` answers `/healthz` with 200: JetStream enabled and
-    /// current with the meta leader.
+    /// current with the meta leader. Gives up at once if the node's current
+    /// run logged a fatal error (it may not exit on one, e.g. a route port
+    /// taken), naming it.
     async fn wait_healthy(&mut self, i: usize) -> Result<()> {
         let url = format!("{}/healthz", self.monitor_url(i));
         let name = self.nodes[i].name.clone();
+        let (log, log_start) = (self.nodes[i].log.clone(), self.nodes[i].log_start);
+        let fatal = || {
+            read_log(&log)
+                .get(log_start..)
+                .and_then(|run| run.lines().find(|l| l.contains("[FTL]")).map(str::to_owned))
+        };
         let result = wait_until(READY_TIMEOUT, &format!("{name} healthy"), || async {
-            matches!(http_get(&url).await, Ok((200, _)))
+            fatal().is_some() || matches!(http_get(&url).await, Ok((200, _)))
         })
         .await;
+        let result = match fatal() {
+            Some(line) => Err(anyhow!("{name} stopped on a fatal error: {line}")),
+            None => result,
+        };
         if let Err(e) = result {
             let exited = !self.is_running(i);
             return Err(e).with_context(|| {
