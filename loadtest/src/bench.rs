@@ -25,6 +25,7 @@ use crate::{
     drain,
     latency::{Collector, Pace},
     null_pipeline::NullPipeline,
+    null_processes::NullProcesses,
     publisher::{self, PublishSettings},
     report::{BenchReport, Pipeline, RunResult},
     rides::RideFactory,
@@ -40,6 +41,10 @@ pub enum Mode {
     Services,
     /// Both, alternating.
     Both,
+    /// The null pipeline, the same null consumers as one process each
+    /// (`null-split`, laid out as the services are) and the services,
+    /// alternating: what four processes cost, apart from the services' code.
+    Layout,
 }
 
 /// The benchmark's parameters.
@@ -76,7 +81,7 @@ pub async fn run(s: &BenchSettings) -> Result<BenchReport> {
     // Check the binaries before any run, so a missing one fails at once.
     let binaries = match s.mode {
         Mode::Null => Vec::new(),
-        Mode::Services | Mode::Both => services::binaries()?,
+        Mode::Services | Mode::Both | Mode::Layout => services::binaries()?,
     };
     let mut runs = Vec::new();
     for (i, pipeline) in plan(s.mode, s.repeat).into_iter().enumerate() {
@@ -103,6 +108,7 @@ pub fn plan(mode: Mode, repeat: usize) -> Vec<Pipeline> {
         Mode::Null => &[Pipeline::Null],
         Mode::Services => &[Pipeline::Services],
         Mode::Both => &[Pipeline::Null, Pipeline::Services],
+        Mode::Layout => &[Pipeline::Null, Pipeline::NullSplit, Pipeline::Services],
     };
     (0..repeat).flat_map(|_| each.iter().copied()).collect()
 }
@@ -178,6 +184,9 @@ async fn measure(
     hail_runtime::provision::ensure_streams(&js, &streams).await?;
     let running = match pipeline {
         Pipeline::Null => Running::Null(NullPipeline::start(url, s.instances).await?),
+        Pipeline::NullSplit => {
+            Running::NullSplit(NullProcesses::start(&js, url, s.instances).await?)
+        }
         Pipeline::Services => Running::Services(Services::start(binaries, url, s.instances).await?),
     };
     let cpu_before = cpu_of(&running, nats);
@@ -272,6 +281,7 @@ fn cpu_of(running: &Running, nats: &Broker) -> BTreeMap<String, f64> {
             hail_probe::cpu_seconds(std::process::id()).unwrap_or(0.0),
         )]
         .into(),
+        Running::NullSplit(p) => p.cpu_seconds(),
         Running::Services(s) => s
             .cpu_seconds()
             .into_iter()
@@ -284,6 +294,7 @@ fn cpu_of(running: &Running, nats: &Broker) -> BTreeMap<String, f64> {
 
 enum Running {
     Null(NullPipeline),
+    NullSplit(NullProcesses),
     Services(Services),
 }
 
@@ -296,6 +307,7 @@ impl Running {
                     tracing::warn!(errors = stats.errors, "the null pipeline saw errors");
                 }
             }
+            Running::NullSplit(p) => p.stop().await,
             Running::Services(s) => s.stop().await,
         }
     }
@@ -306,10 +318,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_alternates() {
-        use Pipeline::{Null, Services};
+    fn the_pipelines_alternate() {
+        use Pipeline::{Null, NullSplit, Services};
         assert_eq!(plan(Mode::Both, 2), [Null, Services, Null, Services]);
         assert_eq!(plan(Mode::Null, 3), [Null, Null, Null]);
         assert_eq!(plan(Mode::Services, 1), [Services]);
+        assert_eq!(
+            plan(Mode::Layout, 2),
+            [Null, NullSplit, Services, Null, NullSplit, Services]
+        );
     }
 }

@@ -23,6 +23,7 @@ pub mod city;
 pub mod drain;
 pub mod latency;
 pub mod null_pipeline;
+pub mod null_processes;
 pub mod outputs;
 pub mod publish_cmd;
 pub mod publisher;

@@ -39,6 +39,20 @@ enum Command {
     Publish(PublishArgs),
     /// Pipeline rides/s with the four services beside the null pipeline (the broker's ceiling).
     Bench(BenchArgs),
+    /// One null consumer of a service's durable, until SIGTERM: what `bench
+    /// --mode layout` runs as a process per service.
+    #[command(hide = true)]
+    NullConsumer(NullConsumerArgs),
+}
+
+#[derive(Args)]
+struct NullConsumerArgs {
+    /// NATS server URL, or several seeds comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Whose durable to consume (matching, pricing, fraud, analytics).
+    #[arg(long)]
+    service: hail_runtime::service::Service,
 }
 
 #[derive(Args)]
@@ -114,6 +128,9 @@ async fn main() -> ExitCode {
         Command::Run(a) => run_model(*a, cli.auth).await,
         Command::Publish(a) => publish(a, cli.auth).await,
         Command::Bench(a) => bench(a).await,
+        Command::NullConsumer(a) => hail_loadgen::null_processes::run_one(&a.nats_url, a.service)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,7 @@ use async_nats::{
     jetstream::{self, AckKind, Message, consumer::PullConsumer, context::PublishErrorKind},
 };
 use futures::{StreamExt, stream::FuturesUnordered};
+use hail_events::trace::TraceContext;
 use hail_runtime::{config::defaults, service::Service};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -63,15 +64,21 @@ impl NullPipeline {
     /// Connects `instances` clients per durable, creates or updates the four
     /// durables (RIDES must exist) and starts consuming.
     pub async fn start(nats_url: &str, instances: usize) -> Result<Self> {
+        Self::start_for(nats_url, &Service::ALL, instances).await
+    }
+
+    /// [`NullPipeline::start`] for only `services`' durables (one process per
+    /// service: [`crate::null_processes`]).
+    pub async fn start_for(nats_url: &str, services: &[Service], instances: usize) -> Result<Self> {
         let mut pipeline = NullPipeline {
             clients: Vec::new(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             counters: Arc::default(),
         };
-        let each = Service::ALL
-            .into_iter()
-            .flat_map(|s| std::iter::repeat_n(s, instances.max(1)));
+        let each = services
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(*s, instances.max(1)));
         for service in each {
             if let Err(e) = pipeline.add(service, nats_url).await {
                 pipeline.stop().await;
@@ -198,7 +205,11 @@ impl Worker {
 
     /// What the service would publish for `msg`, with the first delivery's fence.
     fn output(&self, msg: &Message) -> Result<Option<hail_runtime::Output>, String> {
-        let mut out = outputs::for_message(self.service, &msg.subject, msg.headers.as_ref())?;
+        let trace =
+            TraceContext::from_headers(msg.headers.as_ref()).unwrap_or_else(TraceContext::root);
+        // As the services' worker does: the output is a span of its request's trace.
+        let mut out = outputs::for_message(self.service, &msg.subject, msg.headers.as_ref())?
+            .map(|out| out.in_trace(&trace));
         // Like the services' first deliveries: stored only while the ride's fence is empty.
         if let Some(out) = &mut out
             && let Some(ride) = &out.ride

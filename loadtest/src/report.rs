@@ -9,10 +9,13 @@ use crate::latency::Summary;
 
 /// Which pipeline a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Pipeline {
     /// In-process null consumers: the broker's ceiling.
     Null,
+    /// The same null consumers, one process each, as the services run
+    /// ([`crate::null_processes`]).
+    NullSplit,
     /// The four real service binaries.
     Services,
 }
@@ -22,6 +25,7 @@ impl Pipeline {
     pub fn as_str(self) -> &'static str {
         match self {
             Pipeline::Null => "null",
+            Pipeline::NullSplit => "null-split",
             Pipeline::Services => "services",
         }
     }
@@ -72,9 +76,13 @@ pub struct BenchReport {
     pub nodes: usize,
     pub runs: Vec<RunResult>,
     pub null: Option<Median>,
+    pub null_split: Option<Median>,
     pub services: Option<Median>,
     /// Median pipeline rides/s of services over that of null.
     pub services_over_null: Option<f64>,
+    /// Median pipeline rides/s of null-split over that of null: what running
+    /// the consumers as four processes costs.
+    pub null_split_over_null: Option<f64>,
     /// Open-loop runs: each service's median p99 over the null pipeline's.
     pub p99_services_over_null: BTreeMap<String, f64>,
 }
@@ -83,11 +91,14 @@ impl BenchReport {
     /// Summarises `runs`.
     pub fn new(rides: u64, instances: usize, nodes: usize, runs: Vec<RunResult>) -> Self {
         let null = median_of(&runs, Pipeline::Null);
+        let null_split = median_of(&runs, Pipeline::NullSplit);
         let services = median_of(&runs, Pipeline::Services);
-        let services_over_null = match (&null, &services) {
-            (Some(n), Some(s)) => Some(s.pipeline_rides_per_s / n.pipeline_rides_per_s),
+        let over = |a: &Option<Median>, b: &Option<Median>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.pipeline_rides_per_s / b.pipeline_rides_per_s),
             _ => None,
         };
+        let services_over_null = over(&services, &null);
+        let null_split_over_null = over(&null_split, &null);
         let p99_services_over_null = match (&null, &services) {
             (Some(n), Some(s)) => s
                 .p99_ms
@@ -102,8 +113,10 @@ impl BenchReport {
             nodes,
             runs,
             null,
+            null_split,
             services,
             services_over_null,
+            null_split_over_null,
             p99_services_over_null,
         }
     }
@@ -118,7 +131,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             t,
-            "{:>3}  {:<8}  {:>8}  {:>15}  {:>16}  {:>9}  {:>13}  {:>8}",
+            "{:>3}  {:<10}  {:>8}  {:>15}  {:>16}  {:>9}  {:>13}  {:>8}",
             "run",
             "pipeline",
             "rides",
@@ -131,7 +144,7 @@ impl BenchReport {
         for r in &self.runs {
             let _ = writeln!(
                 t,
-                "{:>3}  {:<8}  {:>8}  {:>15.0}  {:>16.0}  {:>9.2}  {:>11.2} s  {:>8}",
+                "{:>3}  {:<10}  {:>8}  {:>15.0}  {:>16.0}  {:>9.2}  {:>11.2} s  {:>8}",
                 r.run,
                 r.pipeline.as_str(),
                 r.rides,
@@ -151,11 +164,16 @@ impl BenchReport {
                 );
             }
         }
-        for (name, m) in [("null", &self.null), ("services", &self.services)] {
+        let medians = [
+            ("null", &self.null),
+            ("null-split", &self.null_split),
+            ("services", &self.services),
+        ];
+        for (name, m) in medians {
             if let Some(m) = m {
                 let _ = writeln!(
                     t,
-                    "median {name:<8} pipeline {:>8.0} rides/s  (publish {:.0} rides/s, {} runs)",
+                    "median {name:<10} pipeline {:>8.0} rides/s  (publish {:.0} rides/s, {} runs)",
                     m.pipeline_rides_per_s, m.publish_rides_per_s, m.runs
                 );
             }
@@ -163,7 +181,10 @@ impl BenchReport {
         if let Some(ratio) = self.services_over_null {
             let _ = writeln!(t, "services/null  {ratio:.3}");
         }
-        for (name, m) in [("null", &self.null), ("services", &self.services)] {
+        if let Some(ratio) = self.null_split_over_null {
+            let _ = writeln!(t, "null-split/null  {ratio:.3}");
+        }
+        for (name, m) in medians {
             if let Some(m) = m
                 && !m.p99_ms.is_empty()
             {
@@ -172,7 +193,7 @@ impl BenchReport {
                     .iter()
                     .map(|(who, ms)| format!("{who} {ms:.2}"))
                     .collect();
-                let _ = writeln!(t, "median p99 ms, {name:<8} {}", p99.join(", "));
+                let _ = writeln!(t, "median p99 ms, {name:<10} {}", p99.join(", "));
             }
         }
         if !self.p99_services_over_null.is_empty() {

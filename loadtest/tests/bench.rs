@@ -36,6 +36,7 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         let want: &[&str] = match run.pipeline {
             Pipeline::Null => &["hail-loadgen", "nats-server"],
             Pipeline::Services => &["analytics", "fraud", "matching", "nats-server", "pricing"],
+            Pipeline::NullSplit => unreachable!("not in this plan"),
         };
         assert_eq!(who, want, "CPU is read for the broker and each part");
         let total: f64 = run.cpu_us_per_ride.values().sum();
@@ -46,6 +47,47 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
             run.cpu_us_per_ride
         );
     }
+}
+
+/// `--mode layout`: the null consumers also run as a process per service
+/// (two per durable here), drain every ride, and each process's CPU is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_null_consumers_drain_every_ride_as_a_process_each() {
+    let settings = BenchSettings {
+        rides: 200,
+        mode: Mode::Layout,
+        repeat: 1,
+        window: 64,
+        poll: Duration::from_millis(50),
+        drain_timeout: Duration::from_secs(60),
+        instances: 2,
+        nodes: 1,
+        rate: None,
+    };
+    let report = bench::run(&settings).await.unwrap();
+    let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();
+    assert_eq!(
+        pipelines,
+        [Pipeline::Null, Pipeline::NullSplit, Pipeline::Services]
+    );
+    let split = &report.runs[1];
+    // Every ride's request and its three outputs: each null consumer answered.
+    assert_eq!(split.stream_messages, 200 * 4);
+    let who: Vec<&str> = split.cpu_us_per_ride.keys().map(String::as_str).collect();
+    assert_eq!(
+        who,
+        [
+            "nats-server",
+            "null-analytics",
+            "null-fraud",
+            "null-matching",
+            "null-pricing"
+        ]
+    );
+    for (who, us) in &split.cpu_us_per_ride {
+        assert!(*us > 0.0, "{who} used no CPU: {:?}", split.cpu_us_per_ride);
+    }
+    assert!(report.null_split_over_null.is_some_and(|r| r > 0.0));
 }
 
 /// The same bench on a 3-node cluster on this machine: streams get 3 replicas,
