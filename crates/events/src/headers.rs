@@ -69,11 +69,19 @@ pub fn for_event<E: Event>(event: &E) -> HeaderMap {
 /// assert_eq!(h.get("traceparent").unwrap().as_str(), span.to_header());
 /// ```
 pub fn for_event_in<E: Event>(event: &E, trace: &TraceContext) -> HeaderMap {
+    let mut h = untraced(event);
+    h.insert(TRACEPARENT, trace.to_header().as_str());
+    h
+}
+
+/// [`for_event`] without a `traceparent`, for a caller that sets its own
+/// (the runtime's outputs take a span of their input's trace): no root
+/// context drawn only to be replaced.
+pub fn untraced<E: Event>(event: &E) -> HeaderMap {
     let msg_id = event.msg_id();
     let mut h = HeaderMap::new();
     h.insert(EVENT, E::NAME);
     h.insert(CONTENT_TYPE, MSGPACK);
-    h.insert(TRACEPARENT, trace.to_header().as_str());
     if let Some(ride) = event.ride_id() {
         h.insert(RIDE_ID, ride.as_str());
     }

@@ -65,7 +65,8 @@ pub struct Output {
 }
 
 impl Output {
-    /// Encodes an event with its subject and standard headers. An event about one
+    /// Encodes an event with its subject and standard headers but the
+    /// `traceparent`, which [`Output::in_trace`] sets. An event about one
     /// ride names the ride: the worker then stores it only if the service has
     /// not answered that ride yet, at any age ([`crate::fence`]).
     ///
@@ -79,7 +80,9 @@ impl Output {
         Ok(Output {
             subject: event.subject(),
             payload: codec::encode(event)?,
-            headers: headers::for_event(event),
+            // The worker gives every output its span of the input's trace
+            // ([`Output::in_trace`]): no root context drawn here to be replaced.
+            headers: headers::untraced(event),
             event: E::NAME,
             ride: event.ride_id().cloned(),
         })
