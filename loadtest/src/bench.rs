@@ -240,7 +240,8 @@ async fn drive(
         );
     }
     let durables = Service::ALL.map(Service::durable);
-    let t1 = drain::wait_drained(js, &durables, s.poll, s.drain_timeout).await?;
+    let drained = drain::wait_drained(js, &durables, s.poll, s.drain_timeout).await?;
+    let t1 = drained.all;
     let seconds = (t1 - published.started).as_secs_f64();
     let last_stored = published.started + published.elapsed;
     let stream_messages = js
@@ -265,6 +266,11 @@ async fn drive(
         pipeline_seconds: seconds,
         pipeline_rides_per_s: s.rides as f64 / seconds,
         drained_after_publish_s: t1.saturating_duration_since(last_stored).as_secs_f64(),
+        durable_drained_after_s: drained
+            .each
+            .into_iter()
+            .map(|(d, at)| (d, at.saturating_duration_since(last_stored).as_secs_f64()))
+            .collect(),
         stream_messages,
         cpu_us_per_ride: BTreeMap::new(),
         latency: BTreeMap::new(),

@@ -47,6 +47,9 @@ pub struct RunResult {
     /// From the last PubAck until all four durables were drained, seconds: at
     /// an open-loop rate the pipeline keeps up with, close to zero.
     pub drained_after_publish_s: f64,
+    /// The same for each durable: above the highest rate the pipeline keeps up
+    /// with, the one furthest behind drained last.
+    pub durable_drained_after_s: Vec<(String, f64)>,
     /// Messages in RIDES at the end (4 per ride: the request and three outputs).
     pub stream_messages: u64,
     /// CPU microseconds per ride while publishing and draining: the broker, and
@@ -154,6 +157,14 @@ impl BenchReport {
                 r.drained_after_publish_s,
                 r.stream_messages
             );
+        }
+        for r in &self.runs {
+            let each: Vec<String> = r
+                .durable_drained_after_s
+                .iter()
+                .map(|(d, s)| format!("{d} {s:.2} s"))
+                .collect();
+            let _ = writeln!(t, "run {} drained after: {}", r.run, each.join(", "));
         }
         for r in &self.runs {
             for (who, l) in &r.latency {
@@ -272,6 +283,7 @@ mod tests {
             pipeline_seconds: 1000.0 / rate,
             pipeline_rides_per_s: rate,
             drained_after_publish_s: 0.1,
+            durable_drained_after_s: Vec::new(),
             stream_messages: 4000,
             cpu_us_per_ride: BTreeMap::new(),
             latency: BTreeMap::new(),

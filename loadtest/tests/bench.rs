@@ -46,6 +46,21 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
             run.pipeline,
             run.cpu_us_per_ride
         );
+        // Each durable's own drain time, the last of them the pipeline's.
+        let each = &run.durable_drained_after_s;
+        let durables: Vec<&str> = each.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(durables, ["matching", "pricing", "fraud", "analytics"]);
+        let last = each.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+        assert!(
+            each.iter().all(|(_, s)| *s <= run.drained_after_publish_s),
+            "{each:?} after {}",
+            run.drained_after_publish_s
+        );
+        assert!(
+            (run.drained_after_publish_s - last).abs() < 1e-9,
+            "the pipeline drained when its last durable did: {each:?}, {}",
+            run.drained_after_publish_s
+        );
     }
 }
 
