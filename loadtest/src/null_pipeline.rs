@@ -205,11 +205,13 @@ impl Worker {
 
     /// What the service would publish for `msg`, with the first delivery's fence.
     fn output(&self, msg: &Message) -> Result<Option<hail_runtime::Output>, String> {
-        let trace =
-            TraceContext::from_headers(msg.headers.as_ref()).unwrap_or_else(TraceContext::root);
-        // As the services' worker does: the output is a span of its request's trace.
-        let mut out = outputs::for_message(self.service, &msg.subject, msg.headers.as_ref())?
-            .map(|out| out.in_trace(&trace));
+        // As the services' worker does: the output is a span of its request's
+        // trace (read only when there is an output; analytics has none).
+        let mut out =
+            outputs::for_message(self.service, &msg.subject, msg.headers.as_ref())?.map(|out| {
+                let h = msg.headers.as_ref();
+                out.in_trace(&TraceContext::from_headers(h).unwrap_or_else(TraceContext::root))
+            });
         // Like the services' first deliveries: stored only while the ride's fence is empty.
         if let Some(out) = &mut out
             && let Some(ride) = &out.ride

@@ -6,11 +6,11 @@ use std::time::Duration;
 use hail_loadgen::bench::{self, BenchSettings, Mode};
 use hail_loadgen::report::Pipeline;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_pipelines_drain_every_ride_on_a_private_server() {
-    let settings = BenchSettings {
+/// 200 rides as fast as they go, two instances per durable, one broker node.
+fn settings(mode: Mode) -> BenchSettings {
+    BenchSettings {
         rides: 200,
-        mode: Mode::Both,
+        mode,
         repeat: 1,
         window: 64,
         poll: Duration::from_millis(50),
@@ -18,7 +18,12 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
         instances: 2,
         nodes: 1,
         rate: None,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_pipelines_drain_every_ride_on_a_private_server() {
+    let settings = settings(Mode::Both);
     let report = bench::run(&settings).await.unwrap();
     let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();
     assert_eq!(pipelines, [Pipeline::Null, Pipeline::Services]);
@@ -68,17 +73,7 @@ async fn both_pipelines_drain_every_ride_on_a_private_server() {
 /// (two per durable here), drain every ride, and each process's CPU is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_null_consumers_drain_every_ride_as_a_process_each() {
-    let settings = BenchSettings {
-        rides: 200,
-        mode: Mode::Layout,
-        repeat: 1,
-        window: 64,
-        poll: Duration::from_millis(50),
-        drain_timeout: Duration::from_secs(60),
-        instances: 2,
-        nodes: 1,
-        rate: None,
-    };
+    let settings = settings(Mode::Layout);
     let report = bench::run(&settings).await.unwrap();
     let pipelines: Vec<Pipeline> = report.runs.iter().map(|r| r.pipeline).collect();
     assert_eq!(
@@ -112,14 +107,10 @@ async fn the_null_consumers_drain_every_ride_as_a_process_each() {
 async fn both_pipelines_drain_on_a_three_node_cluster() {
     let settings = BenchSettings {
         rides: 100,
-        mode: Mode::Both,
-        repeat: 1,
-        window: 64,
-        poll: Duration::from_millis(50),
         drain_timeout: Duration::from_secs(120),
         instances: 1,
         nodes: 3,
-        rate: None,
+        ..settings(Mode::Both)
     };
     let report = bench::run(&settings).await.unwrap();
     assert_eq!(report.nodes, 3);
@@ -141,14 +132,8 @@ async fn an_open_loop_run_times_every_answer_in_both_pipelines() {
     let (rides, rate) = (300, 200.0);
     let settings = BenchSettings {
         rides,
-        mode: Mode::Both,
-        repeat: 1,
-        window: 64,
-        poll: Duration::from_millis(50),
-        drain_timeout: Duration::from_secs(60),
-        instances: 2,
-        nodes: 1,
         rate: Some(rate),
+        ..settings(Mode::Both)
     };
     let report = bench::run(&settings).await.unwrap();
     for run in &report.runs {
