@@ -159,12 +159,8 @@ impl BenchReport {
             );
         }
         for r in &self.runs {
-            let each: Vec<String> = r
-                .durable_drained_after_s
-                .iter()
-                .map(|(d, s)| format!("{d} {s:.2} s"))
-                .collect();
-            let _ = writeln!(t, "run {} drained after: {}", r.run, each.join(", "));
+            let each = listed(&r.durable_drained_after_s, |(d, s)| format!("{d} {s:.2} s"));
+            let _ = writeln!(t, "run {} drained after: {each}", r.run);
         }
         for r in &self.runs {
             for (who, l) in &r.latency {
@@ -199,30 +195,20 @@ impl BenchReport {
             if let Some(m) = m
                 && !m.p99_ms.is_empty()
             {
-                let p99: Vec<String> = m
-                    .p99_ms
-                    .iter()
-                    .map(|(who, ms)| format!("{who} {ms:.2}"))
-                    .collect();
-                let _ = writeln!(t, "median p99 ms, {name:<10} {}", p99.join(", "));
+                let p99 = listed(&m.p99_ms, |(who, ms)| format!("{who} {ms:.2}"));
+                let _ = writeln!(t, "median p99 ms, {name:<10} {p99}");
             }
         }
         if !self.p99_services_over_null.is_empty() {
-            let ratios: Vec<String> = self
-                .p99_services_over_null
-                .iter()
-                .map(|(who, r)| format!("{who} {r:.2}"))
-                .collect();
-            let _ = writeln!(t, "p99 services/null  {}", ratios.join(", "));
+            let ratios = listed(&self.p99_services_over_null, |(who, r)| {
+                format!("{who} {r:.2}")
+            });
+            let _ = writeln!(t, "p99 services/null  {ratios}");
         }
         for r in &self.runs {
-            let cpu: Vec<String> = r
-                .cpu_us_per_ride
-                .iter()
-                .map(|(who, us)| format!("{who} {us:.0}"))
-                .collect();
-            if !cpu.is_empty() {
-                let _ = writeln!(t, "run {} CPU µs per ride: {}", r.run, cpu.join(", "));
+            if !r.cpu_us_per_ride.is_empty() {
+                let cpu = listed(&r.cpu_us_per_ride, |(who, us)| format!("{who} {us:.0}"));
+                let _ = writeln!(t, "run {} CPU µs per ride: {cpu}", r.run);
             }
         }
         t
@@ -268,6 +254,11 @@ pub fn median(mut xs: Vec<f64>) -> Option<f64> {
     } else {
         (xs[mid - 1] + xs[mid]) / 2.0
     })
+}
+
+/// Each item shown by `show`, comma-separated.
+fn listed<I: IntoIterator>(items: I, show: impl Fn(I::Item) -> String) -> String {
+    items.into_iter().map(show).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
